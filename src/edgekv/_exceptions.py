@@ -1,0 +1,81 @@
+"""Every exception edgekv raises, in one place.
+
+The public pair is `KVError` / `KVTypeError` (binding-rules.md). Stores raise `StoreError`
+subclasses, which carry an HTTP-style status but no operation name: the binding (and the REST
+layer) turn them into the message of the operation that failed.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "KVError",
+    "KVTypeError",
+    "NamespaceNotFound",
+    "NamespaceTitleTaken",
+    "StoreError",
+    "StoreUnavailable",
+    "TooManyNamespaces",
+]
+
+
+class KVError(Exception):
+    """A failed KV operation. `status` is HTTP-style; the message reads `KV <OP> failed: ...`."""
+
+    def __init__(self, message: str, status: int = 500) -> None:
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+    @classmethod
+    def for_op(cls, op: str, status: int, detail: str) -> KVError:
+        return cls(f"KV {op} failed: {status} {detail}", status)
+
+
+class KVTypeError(KVError, TypeError):
+    """The cases the JS runtime raises as `TypeError`: bare message, status 400."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, 400)
+
+
+class StoreError(Exception):
+    """Raised by a store; `status` and `detail` become a `KVError` or a REST error envelope."""
+
+    status = 500
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NamespaceNotFound(StoreError):
+    status = 404
+
+    def __init__(self, namespace_id: str) -> None:
+        super().__init__(f"namespace {namespace_id} not found")
+        self.namespace_id = namespace_id
+
+
+class NamespaceTitleTaken(StoreError):
+    status = 400
+
+    def __init__(self, title: str) -> None:
+        super().__init__("A namespace with this account ID and title already exists")
+        self.title = title
+
+
+class TooManyNamespaces(StoreError):
+    status = 400
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"This account already has the maximum of {limit} namespaces")
+        self.limit = limit
+
+
+class StoreUnavailable(StoreError):
+    """The store (a database, a central server) cannot be reached right now."""
+
+    status = 503

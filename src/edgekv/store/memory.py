@@ -1,0 +1,189 @@
+"""The in-memory engine: `edgekv.open()`, and the reference the other engines are tested against.
+
+Entries of a namespace live in a dict plus a list of UTF-8 encoded keys kept sorted with `bisect`,
+so listing is a keyset seek like the SQL engines.
+"""
+
+from __future__ import annotations
+
+import bisect
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from edgekv._exceptions import NamespaceNotFound, NamespaceTitleTaken, TooManyNamespaces
+from edgekv._types import Entry, KeyInfo, NamespaceInfo, TokenRecord
+
+__all__ = ["MAX_NAMESPACES", "MemoryStore", "new_id"]
+
+MAX_NAMESPACES = 1000
+
+
+def new_id() -> str:
+    """A fresh account / namespace / token id: 32 lowercase hex characters."""
+    return secrets.token_hex(16)
+
+
+@dataclass
+class _Namespace:
+    info: NamespaceInfo
+    entries: dict[bytes, Entry] = field(default_factory=dict)
+    order: list[bytes] = field(default_factory=list)  # sorted UTF-8 keys
+
+
+class MemoryStore:
+    """A `Store` held in process memory; nothing survives `aclose()`."""
+
+    def __init__(self) -> None:
+        self._accounts: list[str] = []
+        self._tokens: dict[str, TokenRecord] = {}
+        self._namespaces: dict[str, _Namespace] = {}
+
+    # -- accounts and tokens -------------------------------------------------------------
+    async def default_account(self) -> str:
+        if not self._accounts:
+            self._accounts.append(new_id())
+        return self._accounts[0]
+
+    async def ensure_account(self, account_id: str, name: str = "") -> None:
+        if account_id not in self._accounts:
+            self._accounts.append(account_id)
+
+    async def account_exists(self, account_id: str) -> bool:
+        return account_id in self._accounts
+
+    async def create_token(self, token: TokenRecord) -> None:
+        self._tokens[token.token_hash] = token
+
+    async def find_token(self, token_hash: str) -> TokenRecord | None:
+        return self._tokens.get(token_hash)
+
+    # -- namespaces ------------------------------------------------------------------------
+    def _owned(self, account_id: str) -> list[_Namespace]:
+        return [ns for ns in self._namespaces.values() if ns.info.account_id == account_id]
+
+    async def create_namespace(self, account_id: str, title: str) -> NamespaceInfo:
+        owned = self._owned(account_id)
+        if any(ns.info.title == title for ns in owned):
+            raise NamespaceTitleTaken(title)
+        if len(owned) >= MAX_NAMESPACES:
+            raise TooManyNamespaces(MAX_NAMESPACES)
+        await self.ensure_account(account_id)
+        info = NamespaceInfo(id=new_id(), title=title, account_id=account_id)
+        self._namespaces[info.id] = _Namespace(info)
+        return info
+
+    async def list_namespaces(self, account_id: str) -> list[NamespaceInfo]:
+        return [ns.info for ns in self._owned(account_id)]
+
+    async def get_namespace(self, account_id: str, namespace_id: str) -> NamespaceInfo | None:
+        ns = self._namespaces.get(namespace_id)
+        return ns.info if ns is not None and ns.info.account_id == account_id else None
+
+    def _ns_of(self, account_id: str, namespace_id: str) -> _Namespace:
+        ns = self._namespaces.get(namespace_id)
+        if ns is None or ns.info.account_id != account_id:
+            raise NamespaceNotFound(namespace_id)
+        return ns
+
+    async def rename_namespace(
+        self, account_id: str, namespace_id: str, title: str
+    ) -> NamespaceInfo:
+        ns = self._ns_of(account_id, namespace_id)
+        if any(o.info.title == title and o is not ns for o in self._owned(account_id)):
+            raise NamespaceTitleTaken(title)
+        ns.info = NamespaceInfo(id=namespace_id, title=title, account_id=account_id)
+        return ns.info
+
+    async def delete_namespace(self, account_id: str, namespace_id: str) -> None:
+        self._ns_of(account_id, namespace_id)
+        del self._namespaces[namespace_id]
+
+    # -- entries ---------------------------------------------------------------------------
+    def _ns(self, namespace_id: str) -> _Namespace:
+        ns = self._namespaces.get(namespace_id)
+        if ns is None:
+            raise NamespaceNotFound(namespace_id)
+        return ns
+
+    async def get(self, namespace_id: str, key: str, *, now: int) -> Entry | None:
+        entry = self._ns(namespace_id).entries.get(key.encode())
+        if entry is None or (entry.expiration is not None and entry.expiration <= now):
+            return None
+        return entry
+
+    async def get_many(
+        self, namespace_id: str, keys: Sequence[str], *, now: int
+    ) -> dict[str, Entry]:
+        entries = self._ns(namespace_id).entries
+        found: dict[str, Entry] = {}
+        for key in keys:
+            entry = entries.get(key.encode())
+            if entry is not None and (entry.expiration is None or entry.expiration > now):
+                found[key] = entry
+        return found
+
+    def _put(self, ns: _Namespace, key: str, entry: Entry) -> None:
+        raw = key.encode()
+        if raw not in ns.entries:
+            bisect.insort(ns.order, raw)
+        # Copy: a caller's bytearray must not change what was stored.
+        ns.entries[raw] = Entry(bytes(entry.value), entry.expiration, entry.metadata)
+
+    async def put(self, namespace_id: str, key: str, entry: Entry) -> None:
+        self._put(self._ns(namespace_id), key, entry)
+
+    async def put_many(self, namespace_id: str, items: Sequence[tuple[str, Entry]]) -> None:
+        ns = self._ns(namespace_id)
+        for key, entry in items:
+            self._put(ns, key, entry)
+
+    def _delete(self, ns: _Namespace, key: str) -> None:
+        raw = key.encode()
+        if ns.entries.pop(raw, None) is not None:
+            del ns.order[bisect.bisect_left(ns.order, raw)]
+
+    async def delete(self, namespace_id: str, key: str) -> None:
+        self._delete(self._ns(namespace_id), key)
+
+    async def delete_many(self, namespace_id: str, keys: Sequence[str]) -> None:
+        ns = self._ns(namespace_id)
+        for key in keys:
+            self._delete(ns, key)
+
+    async def list_keys(
+        self, namespace_id: str, *, prefix: str, after: str | None, limit: int, now: int
+    ) -> list[KeyInfo]:
+        ns = self._ns(namespace_id)
+        raw_prefix = prefix.encode()
+        start = raw_prefix
+        if after is not None and after.encode() >= raw_prefix:
+            start = after.encode()
+            i = bisect.bisect_right(ns.order, start)
+        else:
+            i = bisect.bisect_left(ns.order, start)
+        out: list[KeyInfo] = []
+        while i < len(ns.order) and len(out) < limit:
+            raw = ns.order[i]
+            i += 1
+            if not raw.startswith(raw_prefix):
+                break
+            entry = ns.entries[raw]
+            if entry.expiration is not None and entry.expiration <= now:
+                continue
+            out.append(KeyInfo(raw.decode(), entry.expiration, entry.metadata))
+        return out
+
+    async def purge_expired(self, now: int, limit: int = 1000) -> int:
+        purged = 0
+        for ns in self._namespaces.values():
+            for raw, entry in list(ns.entries.items()):
+                if purged >= limit:
+                    return purged
+                if entry.expiration is not None and entry.expiration <= now:
+                    self._delete(ns, raw.decode())
+                    purged += 1
+        return purged
+
+    async def aclose(self) -> None:
+        pass
