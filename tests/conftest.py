@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from edgekv import Client, KVNamespace
 from edgekv._types import Store
 
 ALL_ENGINES = ("memory", "sqlite", "postgres")
@@ -67,11 +68,23 @@ async def make_store(engine: str, tmp_path: Path, request: pytest.FixtureRequest
 
 
 @pytest.fixture(params=ENGINES)
-async def store(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[Store]:
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
     s = await make_store(request.param, tmp_path, request)
     try:
         yield s
     finally:
         await s.aclose()
+
+
+@pytest.fixture
+async def kv(store: Store, clock: FakeClock) -> AsyncIterator[Client]:
+    """A handle over the engine of `store`, on the fake clock (the store fixture closes it)."""
+    client = Client(store, clock=clock, sweep_interval=None)
+    await client._open()
+    yield client
+
+
+@pytest.fixture
+async def ns(kv: Client) -> KVNamespace:
+    """A fresh namespace binding."""
+    return await kv.create_namespace("test")

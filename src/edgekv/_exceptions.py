@@ -19,26 +19,39 @@ __all__ = [
 
 
 class KVError(Exception):
-    """A failed KV operation. `status` is HTTP-style; the message reads `KV <OP> failed: ...`."""
+    """A failed KV operation. `status` is HTTP-style; the message reads `KV <OP> failed: ...`.
 
-    def __init__(self, message: str, status: int = 500) -> None:
+    `detail` is the message without that prefix and `code` the Cloudflare API error code the
+    REST API answers with (both set by edgekv's own checks; None on user-made instances).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        status: int = 500,
+        *,
+        code: int | None = None,
+        detail: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
+        self.code = code
+        self.detail = message if detail is None else detail
 
     @property
     def message(self) -> str:
         return str(self.args[0]) if self.args else ""
 
     @classmethod
-    def for_op(cls, op: str, status: int, detail: str) -> KVError:
-        return cls(f"KV {op} failed: {status} {detail}", status)
+    def for_op(cls, op: str, status: int, detail: str, *, code: int | None = None) -> KVError:
+        return cls(f"KV {op} failed: {status} {detail}", status, code=code, detail=detail)
 
 
 class KVTypeError(KVError, TypeError):
     """The cases the JS runtime raises as `TypeError`: bare message, status 400."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message, 400)
+    def __init__(self, message: str, *, code: int | None = None) -> None:
+        super().__init__(message, 400, code=code)
 
 
 class StoreError(Exception):

@@ -93,8 +93,12 @@ class Store(Protocol):
     async def find_token(self, token_hash: str) -> TokenRecord | None: ...
 
     # -- namespaces ------------------------------------------------------------------------
-    async def create_namespace(self, account_id: str, title: str) -> NamespaceInfo:
-        """Raises `NamespaceTitleTaken` or `TooManyNamespaces` (1000 per account)."""
+    async def create_namespace(
+        self, account_id: str, title: str, namespace_id: str | None = None
+    ) -> NamespaceInfo:
+        """A new namespace with a fresh id, or with `namespace_id` when given (local `dev` creates
+        bindings on first use under the id of wrangler.toml). Raises `NamespaceTitleTaken`
+        (also when that id exists already) or `TooManyNamespaces` (1000 per account)."""
         ...
 
     async def list_namespaces(self, account_id: str) -> list[NamespaceInfo]:
@@ -112,12 +116,15 @@ class Store(Protocol):
         ...
 
     # -- entries ---------------------------------------------------------------------------
-    async def get(self, namespace_id: str, key: str, *, now: int) -> Entry | None:
-        """The live entry (expiration None or > now), else None."""
+    async def get(
+        self, namespace_id: str, key: str, *, now: int, cache_ttl: int | None = None
+    ) -> Entry | None:
+        """The live entry (expiration None or > now), else None. `cache_ttl` (validated, or
+        None for the default) matters only to a location cache; other engines ignore it."""
         ...
 
     async def get_many(
-        self, namespace_id: str, keys: Sequence[str], *, now: int
+        self, namespace_id: str, keys: Sequence[str], *, now: int, cache_ttl: int | None = None
     ) -> dict[str, Entry]:
         """Live entries among `keys`; missing and expired keys are simply absent."""
         ...

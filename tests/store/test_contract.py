@@ -42,6 +42,15 @@ async def test_namespace_lifecycle(store: Store) -> None:
         await store.delete_namespace(acct, ns.id)
 
 
+async def test_create_namespace_with_given_id(store: Store) -> None:
+    acct = await store.default_account()
+    ns = await store.create_namespace(acct, "bound", "06779da6940b431db6e566b4846d64db")
+    assert ns.id == "06779da6940b431db6e566b4846d64db"
+    await store.put(ns.id, "k", Entry(b"v"))
+    with pytest.raises(NamespaceTitleTaken):
+        await store.create_namespace(acct, "another title", ns.id)
+
+
 async def test_namespaces_are_per_account(store: Store) -> None:
     a = await store.default_account()
     b = "b" * 32

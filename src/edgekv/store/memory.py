@@ -62,14 +62,16 @@ class MemoryStore:
     def _owned(self, account_id: str) -> list[_Namespace]:
         return [ns for ns in self._namespaces.values() if ns.info.account_id == account_id]
 
-    async def create_namespace(self, account_id: str, title: str) -> NamespaceInfo:
+    async def create_namespace(
+        self, account_id: str, title: str, namespace_id: str | None = None
+    ) -> NamespaceInfo:
         owned = self._owned(account_id)
-        if any(ns.info.title == title for ns in owned):
+        if any(ns.info.title == title for ns in owned) or namespace_id in self._namespaces:
             raise NamespaceTitleTaken(title)
         if len(owned) >= MAX_NAMESPACES:
             raise TooManyNamespaces(MAX_NAMESPACES)
         await self.ensure_account(account_id)
-        info = NamespaceInfo(id=new_id(), title=title, account_id=account_id)
+        info = NamespaceInfo(id=namespace_id or new_id(), title=title, account_id=account_id)
         self._namespaces[info.id] = _Namespace(info)
         return info
 
@@ -106,14 +108,16 @@ class MemoryStore:
             raise NamespaceNotFound(namespace_id)
         return ns
 
-    async def get(self, namespace_id: str, key: str, *, now: int) -> Entry | None:
+    async def get(
+        self, namespace_id: str, key: str, *, now: int, cache_ttl: int | None = None
+    ) -> Entry | None:
         entry = self._ns(namespace_id).entries.get(key.encode())
         if entry is None or (entry.expiration is not None and entry.expiration <= now):
             return None
         return entry
 
     async def get_many(
-        self, namespace_id: str, keys: Sequence[str], *, now: int
+        self, namespace_id: str, keys: Sequence[str], *, now: int, cache_ttl: int | None = None
     ) -> dict[str, Entry]:
         entries = self._ns(namespace_id).entries
         found: dict[str, Entry] = {}

@@ -1,0 +1,238 @@
+"""The handle `edgekv.open()` returns: picks the engine, owns its lifetime and the namespaces.
+
+Opening is lazy: `edgekv.open(...)` does no I/O, the first operation (or `async with`) connects,
+so `kv.namespace(id)` can be handed out at import time, as bindings are in Workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from edgekv._exceptions import KVError, StoreError
+from edgekv._models import Namespace
+from edgekv._namespace import KVNamespace
+from edgekv._types import Clock, Store
+
+__all__ = ["Client", "open"]
+
+log = logging.getLogger("edgekv")
+
+TITLE_MAX_CHARS = 512
+SWEEP_INTERVAL = 30.0  # seconds between background purges of expired entries
+
+
+def _ns_error(op: str, exc: StoreError) -> KVError:
+    return KVError.for_op(op, exc.status, exc.detail)
+
+
+class Client:
+    """An open store: namespaces and their bindings. Use `async with` or `await aclose()`."""
+
+    def __init__(
+        self,
+        target: str | Path | Store | None = None,
+        *,
+        token: str | None = None,
+        account_id: str | None = None,
+        location: str | None = None,
+        cache_bytes: int | None = None,
+        clock: Clock | None = None,
+        sweep_interval: float | None = SWEEP_INTERVAL,
+    ) -> None:
+        self.target = target
+        self.clock: Clock = clock or time.time
+        self.account_id = account_id
+        self._token = token
+        self._location = location
+        self._cache_bytes = cache_bytes
+        self._sweep_interval = sweep_interval
+        self._store: Store | None = None
+        self._opening: asyncio.Lock | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"<edgekv.Client {self.target!r}>"
+
+    # -- lifetime --------------------------------------------------------------------------
+    @property
+    def store(self) -> Store:
+        """The open engine (after the first operation or `async with`)."""
+        if self._store is None:
+            raise RuntimeError("the store is not open yet: use `async with` or any operation")
+        return self._store
+
+    async def _open(self) -> Store:
+        if self._store is not None:
+            return self._store
+        if self._opening is None:
+            self._opening = asyncio.Lock()
+        async with self._opening:
+            if self._store is None:
+                store, local = await self._connect()
+                if self.account_id is None:
+                    self.account_id = await store.default_account()
+                elif local:
+                    await store.ensure_account(self.account_id)
+                self._store = store
+                if local and self._sweep_interval:
+                    self._sweeper = asyncio.create_task(self._sweep(store, self._sweep_interval))
+        assert self._store is not None
+        return self._store
+
+    async def _connect(self) -> tuple[Store, bool]:
+        """The engine for `target`, and whether it is local (gets an expiry sweeper)."""
+        target = self.target
+        if target is None:
+            from edgekv.store.memory import MemoryStore
+
+            return MemoryStore(), True
+        if not isinstance(target, str | Path):
+            return target, True
+        text = str(target)
+        if text.startswith(("postgresql://", "postgres://")):
+            from edgekv.store.postgres import PostgresStore
+
+            return await PostgresStore.open(text), True
+        if text.startswith(("http://", "https://")):
+            return self._remote(text), False
+        from edgekv.store.sqlite import SQLiteStore
+
+        return await SQLiteStore.open(Path(text)), True
+
+    def _remote(self, url: str) -> Store:
+        from edgekv.edge.remote import RemoteStore
+
+        if not self._token or not self.account_id:
+            raise KVError("a central server needs token= and account_id=", 400)
+        remote: Store = RemoteStore(url, token=self._token, account_id=self.account_id)
+        if self._location is None:
+            return remote
+        from edgekv.edge.cache import LocationCache
+
+        return LocationCache(
+            remote, location=self._location, cache_bytes=self._cache_bytes, clock=self.clock
+        )
+
+    async def _sweep(self, store: Store, interval: float) -> None:
+        """Delete expired entries in the background so they never pile up (reads already hide
+        them at their exact second)."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                while await store.purge_expired(math.floor(self.clock())) >= 1000:  # noqa: ASYNC110
+                    await asyncio.sleep(0)  # a full batch: more may be due, yield and go on
+            except StoreError as exc:
+                log.warning("expiry sweep failed: %s", exc)
+
+    async def aclose(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
+        if self._store is not None:
+            store, self._store = self._store, None
+            await store.aclose()
+
+    async def __aenter__(self) -> Client:
+        await self._open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- namespaces ------------------------------------------------------------------------
+    def namespace(self, namespace_id: str) -> KVNamespace:
+        """The binding of an existing namespace id (no I/O; a wrong id fails on use with 404)."""
+        return KVNamespace(self, namespace_id)
+
+    async def _account(self) -> tuple[Store, str]:
+        store = await self._open()
+        assert self.account_id is not None
+        return store, self.account_id
+
+    async def create_namespace(self, title: str, *, namespace_id: str | None = None) -> KVNamespace:
+        op = "CREATE_NAMESPACE"
+        _check_title(title, op)
+        store, account = await self._account()
+        try:
+            info = await store.create_namespace(account, title, namespace_id)
+        except StoreError as exc:
+            raise _ns_error(op, exc) from None
+        return KVNamespace(self, info.id, info.title)
+
+    async def list_namespaces(self) -> list[Namespace]:
+        store, account = await self._account()
+        try:
+            return [Namespace(n.id, n.title) for n in await store.list_namespaces(account)]
+        except StoreError as exc:
+            raise _ns_error("LIST_NAMESPACES", exc) from None
+
+    async def get_namespace(self, namespace_id: str) -> Namespace | None:
+        store, account = await self._account()
+        try:
+            info = await store.get_namespace(account, namespace_id)
+        except StoreError as exc:
+            raise _ns_error("GET_NAMESPACE", exc) from None
+        return None if info is None else Namespace(info.id, info.title)
+
+    async def rename_namespace(self, namespace_id: str, title: str) -> Namespace:
+        op = "RENAME_NAMESPACE"
+        _check_title(title, op)
+        store, account = await self._account()
+        try:
+            info = await store.rename_namespace(account, namespace_id, title)
+        except StoreError as exc:
+            raise _ns_error(op, exc) from None
+        return Namespace(info.id, info.title)
+
+    async def delete_namespace(self, namespace_id: str) -> None:
+        store, account = await self._account()
+        try:
+            await store.delete_namespace(account, namespace_id)
+        except StoreError as exc:
+            raise _ns_error("DELETE_NAMESPACE", exc) from None
+
+
+def _check_title(title: object, op: str) -> None:
+    if not isinstance(title, str) or not title.strip():
+        raise KVError.for_op(op, 400, "Namespace title must be a non-empty string", code=10019)
+    if len(title) > TITLE_MAX_CHARS:
+        raise KVError.for_op(
+            op, 400, f"Namespace title must be at most {TITLE_MAX_CHARS} characters", code=10019
+        )
+
+
+def open(
+    target: str | Path | None = None,
+    *,
+    token: str | None = None,
+    account_id: str | None = None,
+    location: str | None = None,
+    cache_bytes: int | None = None,
+    clock: Clock | None = None,
+    **options: Any,
+) -> Client:
+    """Open a store: in memory (no target), SQLite in a directory, `postgresql://…`, or a central
+    server `http://…` (with `token` and `account_id`; `location` adds a location cache)."""
+    return Client(
+        target,
+        token=token,
+        account_id=account_id,
+        location=location,
+        cache_bytes=cache_bytes,
+        clock=clock,
+        **options,
+    )

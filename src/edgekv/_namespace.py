@@ -1,0 +1,369 @@
+"""`KVNamespace`: the binding, with the exact semantics of binding-rules.md over any `Store`.
+
+The same class serves the embedded engines, a central server and a location cache: only the
+store behind it differs, so the rules (edgekv._rules) exist once.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import inspect
+import math
+from collections.abc import AsyncIterable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+import orjson
+
+from edgekv import _rules as rules
+from edgekv._exceptions import KVError, StoreError
+from edgekv._models import KeyListEntry, ListResult, ValueStream, ValueWithMetadata
+from edgekv._types import Entry, Store
+
+if TYPE_CHECKING:
+    from edgekv._client import Client
+
+__all__ = ["KVNamespace", "ValueType"]
+
+ValueType = Literal["text", "json", "bytes", "arrayBuffer", "stream"]
+
+_UNKNOWN_TYPE = (
+    'Unknown response type. Possible types are "text", "arrayBuffer", "json", and "stream".'
+)
+_BAD_VALUE = (
+    "KV put() accepts only strings, bytes-like objects, binary files and byte streams as values."
+)
+_READ_CHUNK = 1024 * 1024
+_NOT_JSON = "At least one of the requested keys corresponds to a non-json value"
+
+
+def _store_error(op: str, exc: StoreError) -> KVError:
+    return KVError.for_op(op, exc.status, exc.detail)
+
+
+def _decode(value: bytes, type_: object) -> Any:
+    if type_ == "text":
+        return value.decode("utf-8", "replace")
+    if type_ == "json":
+        return orjson.loads(value)  # orjson.JSONDecodeError is a json.JSONDecodeError
+    if type_ == "bytes" or type_ == "arrayBuffer":
+        return value
+    if type_ == "stream":
+        return ValueStream(value)
+    raise rules.type_error(_UNKNOWN_TYPE)
+
+
+def _metadata(raw: str | None) -> Any:
+    return None if raw is None else orjson.loads(raw)
+
+
+def _value_kind(value: object) -> str:
+    """Which of the accepted value shapes this is (checked before any option)."""
+    if isinstance(value, str):
+        return "str"
+    if isinstance(value, bytes | bytearray | memoryview):
+        return "bytes"
+    if callable(getattr(value, "read", None)):
+        return "file"
+    if isinstance(value, AsyncIterable):
+        return "aiter"
+    if isinstance(value, Iterable) and not isinstance(value, Mapping):
+        return "iter"
+    raise rules.type_error(_BAD_VALUE)
+
+
+def _encode_text(value: str) -> bytes:
+    try:
+        return value.encode()
+    except UnicodeEncodeError:
+        # Lone surrogates become U+FFFD, as TextEncoder does in Workers.
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode()
+
+
+class _Collector:
+    """Accumulates streamed chunks up to the value limit, then only counts (the error names the
+    full streamed length, and nothing beyond the limit is held)."""
+
+    def __init__(self, op: str) -> None:
+        self.op = op
+        self.chunks: list[bytes] = []
+        self.size = 0
+
+    def add(self, chunk: object) -> None:
+        if isinstance(chunk, str) or not isinstance(chunk, bytes | bytearray | memoryview):
+            raise rules.type_error(_BAD_VALUE)
+        self.size += len(chunk)
+        if self.size <= rules.VALUE_MAX_BYTES:
+            self.chunks.append(bytes(chunk))
+        else:
+            self.chunks.clear()
+
+    def result(self) -> bytes:
+        rules.check_value_size(self.size, self.op)
+        data = b"".join(self.chunks)
+        self.chunks.clear()
+        return data
+
+
+async def _read_value(value: Any, kind: str, op: str) -> bytes:
+    if kind == "str":
+        data = _encode_text(value)
+    elif kind == "bytes":
+        data = value if isinstance(value, bytes) else bytes(value)
+    else:
+        collector = _Collector(op)
+        if kind == "file":
+            while True:
+                chunk = value.read(_READ_CHUNK)
+                if inspect.isawaitable(chunk):
+                    chunk = await chunk
+                if not chunk:
+                    break
+                collector.add(chunk)
+        elif kind == "aiter":
+            async for chunk in value:
+                collector.add(chunk)
+        else:
+            for chunk in value:
+                collector.add(chunk)
+        return collector.result()
+    rules.check_value_size(len(data), op)
+    return data
+
+
+class KVNamespace:
+    """A namespace binding: `get`, `get_with_metadata`, `put`, `delete`, `list`, plus the bulk
+    `put_many` / `delete_many` that Workers lacks. Obtain it from the handle
+    (`await kv.create_namespace(title)`, `kv.namespace(id)`)."""
+
+    __slots__ = ("_client", "id", "title")
+
+    def __init__(self, client: Client, namespace_id: str, title: str | None = None) -> None:
+        self._client = client
+        self.id = namespace_id
+        self.title = title
+
+    def __repr__(self) -> str:
+        return f"<KVNamespace {self.id} {self.title or ''}>".replace(" >", ">")
+
+    async def _store(self) -> Store:
+        return self._client._store or await self._client._open()
+
+    def _now(self) -> int:
+        return math.floor(self._client.clock())
+
+    # -- reads -----------------------------------------------------------------------------
+    @overload
+    async def get(
+        self, key: str, type: ValueType = "text", *, cache_ttl: int | None = None
+    ) -> Any: ...
+
+    @overload
+    async def get(
+        self, key: list[str], type: ValueType = "text", *, cache_ttl: int | None = None
+    ) -> dict[str, Any]: ...
+
+    async def get(self, key: Any, type: Any = "text", *, cache_ttl: Any = None) -> Any:
+        """The value of `key` as `type`, or None when it is missing or expired.
+        Given a list of keys, a dict of key -> value (bulk get, at most 100 keys)."""
+        if isinstance(key, list):
+            return await self._get_bulk(key, type, cache_ttl, with_metadata=False)
+        entry = await self._get_entry(key, cache_ttl)
+        return None if entry is None else _decode(entry.value, type)
+
+    @overload
+    async def get_with_metadata(
+        self, key: str, type: ValueType = "text", *, cache_ttl: int | None = None
+    ) -> ValueWithMetadata: ...
+
+    @overload
+    async def get_with_metadata(
+        self, key: list[str], type: ValueType = "text", *, cache_ttl: int | None = None
+    ) -> dict[str, ValueWithMetadata | None]: ...
+
+    async def get_with_metadata(
+        self, key: Any, type: Any = "text", *, cache_ttl: Any = None
+    ) -> Any:
+        """`.value`, `.metadata` and `.cache_status` of `key` (value and metadata None when
+        missing). Given a list of keys, a dict of key -> that object, or None when missing."""
+        if isinstance(key, list):
+            return await self._get_bulk(key, type, cache_ttl, with_metadata=True)
+        entry = await self._get_entry(key, cache_ttl)
+        if entry is None:
+            return ValueWithMetadata(None, None)
+        return ValueWithMetadata(
+            _decode(entry.value, type), _metadata(entry.metadata), entry.cache_status
+        )
+
+    async def _get_entry(self, key: object, cache_ttl: object) -> Entry | None:
+        rules.encode_key(key, "GET")
+        ttl = None
+        if cache_ttl is not None:
+            rules.check_cache_ttl(cache_ttl, "GET")
+            ttl = rules.to_number(cache_ttl)
+        store = self._client._store or await self._client._open()
+        try:
+            return await store.get(self.id, key, now=self._now(), cache_ttl=ttl)  # type: ignore[arg-type]
+        except StoreError as exc:
+            raise _store_error("GET", exc) from None
+
+    async def _get_bulk(
+        self, keys: list[Any], type_: object, cache_ttl: object, *, with_metadata: bool
+    ) -> dict[str, Any]:
+        op = "GET_BULK"
+        rules.check_bulk_get(keys, type_, cache_ttl)
+        ttl = None if cache_ttl is None else rules.to_number(cache_ttl)
+        unique = list(dict.fromkeys(keys))
+        store = await self._store()
+        try:
+            found = await store.get_many(self.id, unique, now=self._now(), cache_ttl=ttl)
+        except StoreError as exc:
+            raise _store_error(op, exc) from None
+        total = 0
+        out: dict[str, Any] = {}
+        for key in unique:
+            entry = found.get(key)
+            if entry is None:
+                out[key] = None
+                continue
+            total += len(entry.value)
+            if type_ == "json":
+                try:
+                    value = orjson.loads(entry.value)
+                except orjson.JSONDecodeError:
+                    raise rules.fail(
+                        op,
+                        400,
+                        "At least one of the requested keys corresponds to a non-json value",
+                    ) from None
+            else:
+                value = entry.value.decode("utf-8", "replace")
+            out[key] = (
+                ValueWithMetadata(value, _metadata(entry.metadata), entry.cache_status)
+                if with_metadata
+                else value
+            )
+        if total > rules.VALUE_MAX_BYTES:
+            raise rules.fail(op, 413, "Total size of request exceeds the limit of 25MB", 10024)
+        return out
+
+    async def list(
+        self, *, prefix: str | None = None, limit: int | None = None, cursor: str | None = None
+    ) -> ListResult:
+        """One page of keys in UTF-8 byte order; pass `.cursor` back for the next page."""
+        size = rules.check_list_limit(limit)
+        prefix_ = rules.check_prefix(prefix)
+        after = rules.decode_cursor(cursor)
+        store = await self._store()
+        try:
+            rows = await store.list_keys(
+                self.id, prefix=prefix_, after=after, limit=size + 1, now=self._now()
+            )
+        except StoreError as exc:
+            raise _store_error("GET", exc) from None
+        more = len(rows) > size
+        if more:
+            del rows[size:]
+        keys = [KeyListEntry(r.name, r.expiration, _metadata(r.metadata)) for r in rows]
+        return ListResult(keys, not more, rules.encode_cursor(rows[-1].name) if more else None)
+
+    # -- writes ----------------------------------------------------------------------------
+    async def put(
+        self,
+        key: str,
+        value: Any,
+        *,
+        expiration: int | None = None,
+        expiration_ttl: int | None = None,
+        metadata: Any = None,
+    ) -> None:
+        """Store `value` (str, bytes-like, binary file or byte stream) under `key`, replacing
+        the whole entry. Returns once the write is durable."""
+        op = "PUT"
+        rules.encode_key(key, op)
+        kind = _value_kind(value)
+        at = rules.resolve_expiration(expiration, expiration_ttl, self._now(), op)
+        meta = rules.serialize_metadata(metadata, op)
+        data = await _read_value(value, kind, op)
+        store = await self._store()
+        try:
+            await store.put(self.id, key, Entry(data, at, meta))
+        except StoreError as exc:
+            raise _store_error(op, exc) from None
+
+    async def delete(self, key: str) -> None:
+        """Remove `key` (a missing key is not an error). Returns once durable."""
+        rules.encode_key(key, "DELETE")
+        store = await self._store()
+        try:
+            await store.delete(self.id, key)
+        except StoreError as exc:
+            raise _store_error("DELETE", exc) from None
+
+    async def put_many(self, items: Iterable[Mapping[str, Any] | tuple[str, Any]]) -> None:
+        """Bulk write, all or nothing, at most 10,000 pairs: `(key, value)` tuples or dicts in the
+        REST shape `{"key", "value", "base64"?, "expiration"?, "expiration_ttl"?, "metadata"?}`.
+        Every pair is validated before anything is written."""
+        op = "PUT_BULK"
+        batch = list(items)
+        if len(batch) > rules.BULK_WRITE_MAX_PAIRS:
+            raise rules.fail(
+                op, 400, f"You can write a maximum of {rules.BULK_WRITE_MAX_PAIRS} pairs", 10001
+            )
+        now = self._now()
+        pairs: list[tuple[str, Entry]] = []
+        for item in batch:
+            key: Any
+            if isinstance(item, tuple):
+                key, value = item
+                options: Mapping[str, Any] = {}
+            elif isinstance(item, Mapping):
+                key, value, options = item.get("key"), item.get("value"), item
+            else:
+                raise rules.type_error("put_many() takes (key, value) pairs or dicts.")
+            rules.encode_key(key, op)
+            kind = _value_kind(value)
+            if options.get("base64"):
+                value = _b64decode(value, op)
+                kind = "bytes"
+            at = rules.resolve_expiration(
+                options.get("expiration"), options.get("expiration_ttl"), now, op
+            )
+            meta = rules.serialize_metadata(options.get("metadata"), op)
+            pairs.append((key, Entry(await _read_value(value, kind, op), at, meta)))
+        if not pairs:
+            return
+        store = await self._store()
+        try:
+            await store.put_many(self.id, pairs)
+        except StoreError as exc:
+            raise _store_error(op, exc) from None
+
+    async def delete_many(self, keys: Iterable[str]) -> None:
+        """Bulk delete, at most 10,000 keys; missing keys are not an error."""
+        op = "DELETE_BULK"
+        batch = list(keys)
+        if len(batch) > rules.BULK_WRITE_MAX_PAIRS:
+            raise rules.fail(
+                op, 400, f"You can delete a maximum of {rules.BULK_WRITE_MAX_PAIRS} keys", 10001
+            )
+        for key in batch:
+            rules.encode_key(key, op)
+        if not batch:
+            return
+        store = await self._store()
+        try:
+            await store.delete_many(self.id, batch)
+        except StoreError as exc:
+            raise _store_error(op, exc) from None
+
+
+def _b64decode(value: object, op: str) -> bytes:
+    if isinstance(value, str):
+        value = value.encode()
+    if not isinstance(value, bytes | bytearray | memoryview):
+        raise rules.type_error(_BAD_VALUE)
+    try:
+        return base64.b64decode(value, validate=True)
+    except binascii.Error:
+        raise rules.fail(op, 400, "Invalid base64 value") from None

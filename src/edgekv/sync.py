@@ -1,0 +1,183 @@
+"""The synchronous twin of the API, for scripts: `edgekv.sync.open(...)`, same methods, no await.
+
+Each sync `Client` runs its async twin on a private event loop in a daemon thread, so engines
+keep their background work (group commit, expiry sweeps, cache refreshes) while the caller blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine, Iterable, Iterator, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+from edgekv import _client
+from edgekv._models import ListResult, Namespace, ValueStream, ValueWithMetadata
+from edgekv._namespace import KVNamespace as AsyncKVNamespace
+from edgekv._types import Clock
+
+__all__ = ["Client", "KVNamespace", "open"]
+
+T = TypeVar("T")
+
+
+class _Loop:
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(
+            target=self.loop.run_forever, name="edgekv-sync", daemon=True
+        )
+        self.thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def stop(self) -> None:
+        if self.loop.is_running():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join()
+        self.loop.close()
+
+
+def _stream_to_iter(value: Any) -> Any:
+    if isinstance(value, ValueStream):
+        data = value.data
+        return iter(data[i : i + value.chunk_size] for i in range(0, len(data), value.chunk_size))
+    return value
+
+
+class KVNamespace:
+    """The sync twin of `edgekv.KVNamespace`; `get(..., "stream")` gives an iterator of bytes."""
+
+    def __init__(self, inner: AsyncKVNamespace, loop: _Loop) -> None:
+        self._inner = inner
+        self._loop = loop
+        self.id = inner.id
+        self.title = inner.title
+
+    def __repr__(self) -> str:
+        return repr(self._inner)
+
+    def get(self, key: Any, type: Any = "text", *, cache_ttl: Any = None) -> Any:
+        return _stream_to_iter(self._loop.run(self._inner.get(key, type, cache_ttl=cache_ttl)))
+
+    def get_with_metadata(self, key: Any, type: Any = "text", *, cache_ttl: Any = None) -> Any:
+        result = self._loop.run(self._inner.get_with_metadata(key, type, cache_ttl=cache_ttl))
+        if isinstance(result, ValueWithMetadata) and isinstance(result.value, ValueStream):
+            return ValueWithMetadata(
+                _stream_to_iter(result.value), result.metadata, result.cache_status
+            )
+        return result
+
+    def put(
+        self,
+        key: str,
+        value: Any,
+        *,
+        expiration: int | None = None,
+        expiration_ttl: int | None = None,
+        metadata: Any = None,
+    ) -> None:
+        self._loop.run(
+            self._inner.put(
+                key, value, expiration=expiration, expiration_ttl=expiration_ttl, metadata=metadata
+            )
+        )
+
+    def delete(self, key: str) -> None:
+        self._loop.run(self._inner.delete(key))
+
+    def list(
+        self, *, prefix: str | None = None, limit: int | None = None, cursor: str | None = None
+    ) -> ListResult:
+        return self._loop.run(self._inner.list(prefix=prefix, limit=limit, cursor=cursor))
+
+    def put_many(self, items: Iterable[Mapping[str, Any] | tuple[str, Any]]) -> None:
+        self._loop.run(self._inner.put_many(items))
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        self._loop.run(self._inner.delete_many(keys))
+
+    def iter_keys(self, *, prefix: str | None = None) -> Iterator[str]:
+        """Every key name under `prefix`, page after page."""
+        cursor = None
+        while True:
+            page = self.list(prefix=prefix, cursor=cursor)
+            yield from (k.name for k in page.keys)
+            if page.list_complete:
+                return
+            cursor = page.cursor
+
+
+class Client:
+    """The sync twin of `edgekv.Client`. Use `with` or call `close()`."""
+
+    def __init__(self, inner: _client.Client) -> None:
+        self._inner = inner
+        self._loop = _Loop()
+
+    def __repr__(self) -> str:
+        return f"<edgekv.sync.Client {self._inner.target!r}>"
+
+    def __enter__(self) -> Client:
+        self._loop.run(self._inner._open())
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._loop.loop.is_closed():
+            return
+        self._loop.run(self._inner.aclose())
+        self._loop.stop()
+
+    def namespace(self, namespace_id: str) -> KVNamespace:
+        return KVNamespace(self._inner.namespace(namespace_id), self._loop)
+
+    def create_namespace(self, title: str, *, namespace_id: str | None = None) -> KVNamespace:
+        inner = self._loop.run(self._inner.create_namespace(title, namespace_id=namespace_id))
+        return KVNamespace(inner, self._loop)
+
+    def list_namespaces(self) -> list[Namespace]:
+        return self._loop.run(self._inner.list_namespaces())
+
+    def get_namespace(self, namespace_id: str) -> Namespace | None:
+        return self._loop.run(self._inner.get_namespace(namespace_id))
+
+    def rename_namespace(self, namespace_id: str, title: str) -> Namespace:
+        return self._loop.run(self._inner.rename_namespace(namespace_id, title))
+
+    def delete_namespace(self, namespace_id: str) -> None:
+        self._loop.run(self._inner.delete_namespace(namespace_id))
+
+
+def open(
+    target: str | Path | None = None,
+    *,
+    token: str | None = None,
+    account_id: str | None = None,
+    location: str | None = None,
+    cache_bytes: int | None = None,
+    clock: Clock | None = None,
+    **options: Any,
+) -> Client:
+    """Like `edgekv.open`, but every method blocks and returns its result."""
+    return Client(
+        _client.open(
+            target,
+            token=token,
+            account_id=account_id,
+            location=location,
+            cache_bytes=cache_bytes,
+            clock=clock,
+            **options,
+        )
+    )
