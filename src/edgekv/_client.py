@@ -107,10 +107,10 @@ class Client:
         return await SQLiteStore.open(Path(text)), True
 
     def _remote(self, url: str) -> Store:
-        from edgekv.edge.remote import RemoteStore
-
         if not self._token or not self.account_id:
             raise KVError("a central server needs token= and account_id=", 400)
+        from edgekv.edge.remote import RemoteStore
+
         remote: Store = RemoteStore(url, token=self._token, account_id=self.account_id)
         if self._location is None:
             return remote

@@ -1,0 +1,3 @@
+"""Storage engines behind the `Store` protocol (edgekv._types): memory, sqlite, postgres."""
+
+__all__: list[str] = []
