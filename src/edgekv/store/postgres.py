@@ -1,0 +1,616 @@
+"""The PostgreSQL engine: many central servers share one database.
+
+Keys are stored as `bytea` (their UTF-8 bytes), so every comparison, index and `ORDER BY` is by
+bytes, whatever the database's collation. Listing is a keyset seek on the primary key
+`(namespace_id, key)`. Schema migrations run on `open()` under an advisory lock, so several
+servers may start at once. Connection trouble (server down, refused, lost mid-query, timeouts)
+surfaces as `StoreUnavailable`; the asyncpg pool reconnects by itself once the server is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, ParamSpec, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import asyncpg
+
+from edgekv._exceptions import (
+    NamespaceNotFound,
+    NamespaceTitleTaken,
+    StoreError,
+    StoreUnavailable,
+    TooManyNamespaces,
+)
+from edgekv._types import Entry, KeyInfo, NamespaceInfo, TokenRecord
+from edgekv.store.memory import MAX_NAMESPACES, new_id
+
+__all__ = ["SCHEMA_VERSION", "PostgresStore"]
+
+# Transaction-level advisory lock keys (arbitrary, fixed): one serialises migrations, the other
+# account creation, so "the oldest account" is the same for every server.
+_MIGRATION_LOCK = 0x6564_6765_6B76_0001
+_ACCOUNT_LOCK = 0x6564_6765_6B76_0002
+
+# Each entry moves the schema from version i to i + 1. Never edit one that has shipped: append.
+_MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE edgekv_accounts (
+        id text COLLATE "C" PRIMARY KEY,
+        name text NOT NULL DEFAULT '',
+        seq bigint GENERATED ALWAYS AS IDENTITY UNIQUE  -- creation order: oldest = default
+    );
+    CREATE TABLE edgekv_tokens (
+        token_hash text COLLATE "C" PRIMARY KEY,
+        id text NOT NULL,
+        account_id text COLLATE "C" NOT NULL,
+        read_only boolean NOT NULL,
+        namespaces text[],
+        name text NOT NULL DEFAULT ''
+    );
+    CREATE TABLE edgekv_namespaces (
+        id text COLLATE "C" PRIMARY KEY,
+        account_id text COLLATE "C" NOT NULL REFERENCES edgekv_accounts (id),
+        title text NOT NULL,
+        seq bigint GENERATED ALWAYS AS IDENTITY,
+        UNIQUE (account_id, title)
+    );
+    CREATE INDEX edgekv_namespaces_account ON edgekv_namespaces (account_id, seq);
+    CREATE TABLE edgekv_entries (
+        namespace_id text COLLATE "C" NOT NULL
+            REFERENCES edgekv_namespaces (id) ON DELETE CASCADE,
+        key bytea NOT NULL,
+        value bytea NOT NULL,
+        expiration bigint,
+        metadata text,
+        PRIMARY KEY (namespace_id, key)
+    );
+    -- Partial: only entries that can expire are indexed for purge_expired.
+    CREATE INDEX edgekv_entries_expiration ON edgekv_entries (expiration)
+        WHERE expiration IS NOT NULL;
+    """,
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+# What "the database cannot be reached right now" looks like from asyncpg.
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,  # refused, reset, unreachable
+    TimeoutError,  # connect, acquire or command timeout
+    asyncpg.PostgresConnectionError,  # class 08, including "connection lost mid-query"
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.CannotConnectNowError,  # starting up, recovering
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.ReadOnlySQLTransactionError,  # pointed at a standby during failover
+)
+
+# A pooled connection that turns out dead when used (server restarted, backend terminated):
+# the pool replaces it, and idempotent operations retry once on a fresh connection.
+_STALE: tuple[type[BaseException], ...] = (
+    ConnectionResetError,
+    ConnectionAbortedError,
+    BrokenPipeError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.InternalClientError,  # "cannot switch to state": a half-closed socket
+)
+
+
+# The statement was rolled back whole and may simply be run again (a distributed engine
+# answers 40001 for any conflict and expects the client to retry).
+_TRANSIENT: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.DeadlockDetectedError,
+    asyncpg.exceptions.SerializationError,
+)
+
+
+class _Retryable(StoreUnavailable):
+    """503 if it escapes; `_retry_once` methods first run again, once."""
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _retry_once(method: Callable[_P, Awaitable[_R]]) -> Callable[_P, Awaitable[_R]]:
+    """Run an idempotent operation again, once, when it hit a dead pooled connection (so the
+    first call after a database restart succeeds) or a deadlock / serialization failure. Only
+    for operations whose repetition after an unseen commit is harmless (reads, upserts, deletes
+    of keys): not for creating or deleting namespaces."""
+
+    @functools.wraps(method)
+    async def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return await method(*args, **kwargs)
+        except _Retryable:
+            return await method(*args, **kwargs)
+
+    return wrapper
+
+
+_LIVE = "(expiration IS NULL OR expiration > $3)"
+_UPSERT_TAIL = """
+    ON CONFLICT (namespace_id, key) DO UPDATE
+    SET value = EXCLUDED.value, expiration = EXCLUDED.expiration, metadata = EXCLUDED.metadata
+"""
+_OLDEST_ACCOUNT = "SELECT id FROM edgekv_accounts ORDER BY seq LIMIT 1"
+
+
+def _prefix_end(prefix: bytes) -> bytes | None:
+    """The smallest byte string greater than every string starting with `prefix`, or None when
+    there is none (empty prefix, or only 0xff bytes, which UTF-8 never produces)."""
+    trimmed = prefix.rstrip(b"\xff")
+    if not trimmed:
+        return None
+    return trimmed[:-1] + bytes([trimmed[-1] + 1])
+
+
+# Options edgekv reads from the DSN's query string (asyncpg would send unknown ones to the
+# server as settings), so `edgekv serve --database URL` can size its pool.
+_DSN_OPTIONS = ("pool_min_size", "pool_max_size", "connect_timeout", "command_timeout")
+
+
+def _split_dsn(dsn: str) -> tuple[str, dict[str, str]]:
+    parts = urlsplit(dsn)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    ours = {k: v for k, v in query if k in _DSN_OPTIONS}
+    if not ours:
+        return dsn, {}
+    rest = urlencode([(k, v) for k, v in query if k not in _DSN_OPTIONS])
+    return urlunsplit(parts._replace(query=rest)), ours
+
+
+def _deleted_count(status: str) -> int:
+    return int(status.rsplit(" ", 1)[-1])  # "DELETE 3"
+
+
+async def _no_reset(con: Any) -> None:
+    """Pool `reset` hook: we keep no session state (no SET, LISTEN, cursors or session locks),
+    so skip asyncpg's reset query and its round trip on every release. asyncpg still rolls
+    back a transaction left open."""
+
+
+class PostgresStore:
+    """A `Store` in a PostgreSQL database; open with `await PostgresStore.open(dsn)`."""
+
+    def __init__(self, pool: Any, acquire_timeout: float) -> None:
+        self._pool = pool
+        self._acquire_timeout = acquire_timeout
+        self._default_account: str | None = None  # the oldest account never changes
+
+    @classmethod
+    async def open(
+        cls,
+        dsn: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 10,
+        connect_timeout: float = 5.0,
+        command_timeout: float = 30.0,
+        acquire_timeout: float = 10.0,
+    ) -> PostgresStore:
+        """Connect, migrate the schema to `SCHEMA_VERSION`, and return the store.
+
+        `max_size` bounds this process's connections (size it against the server's
+        `max_connections` divided by the number of servers); every call holds one connection
+        for one statement or one short transaction. Timeouts bound every wait so a dead or
+        unreachable server yields `StoreUnavailable`, never a hang. The DSN's query string may
+        set `pool_min_size`, `pool_max_size`, `connect_timeout` and `command_timeout` too
+        (they win over the arguments).
+        """
+        dsn, opts = _split_dsn(dsn)
+        min_size = int(opts.get("pool_min_size", min_size))
+        max_size = int(opts.get("pool_max_size", max_size))
+        connect_timeout = float(opts.get("connect_timeout", connect_timeout))
+        command_timeout = float(opts.get("command_timeout", command_timeout))
+        try:
+            pool = await asyncpg.create_pool(
+                dsn,
+                min_size=min_size,
+                max_size=max_size,
+                timeout=connect_timeout,
+                command_timeout=command_timeout,
+                reset=_no_reset,
+                server_settings={"application_name": "edgekv"},
+            )
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(f"database unavailable: {exc}") from exc
+        store = cls(pool, acquire_timeout)
+        try:
+            await store._migrate()
+        except BaseException:
+            await store.aclose()
+            raise
+        return store
+
+    @contextlib.asynccontextmanager
+    async def _conn(self) -> AsyncIterator[Any]:
+        """A pooled connection; connection-level failures become `StoreUnavailable`."""
+        try:
+            async with self._pool.acquire(timeout=self._acquire_timeout) as con:
+                yield con
+        except _STALE as exc:
+            await self._stale(exc)
+        except _TRANSIENT as exc:
+            raise _Retryable(f"database busy: {exc!r}") from exc
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(f"database unavailable: {exc!r}") from exc
+        except asyncpg.InterfaceError as exc:
+            # A connection that died between acquire and use reports itself as closed.
+            if "connection is closed" in str(exc):
+                await self._stale(exc)
+            raise
+
+    async def _stale(self, exc: BaseException) -> None:
+        # One dead connection means the others (opened before the same event) are likely dead
+        # too: have the pool replace them all rather than fail on each in turn.
+        await self._pool.expire_connections()
+        raise _Retryable(f"database connection lost: {exc!r}") from exc
+
+    async def _migrate(self) -> None:
+        async with self._conn() as con, con.transaction():
+            # Serialises concurrent starts: DDL racing DDL fails on catalog unique indexes.
+            await con.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+            await con.execute(
+                "CREATE TABLE IF NOT EXISTS edgekv_schema ("
+                " version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            current: int = await con.fetchval("SELECT coalesce(max(version), 0) FROM edgekv_schema")
+            if current > SCHEMA_VERSION:
+                raise StoreError(
+                    f"database schema version {current} is newer than this edgekv's "
+                    f"({SCHEMA_VERSION}); upgrade edgekv"
+                )
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                await con.execute(_MIGRATIONS[version - 1])
+                await con.execute("INSERT INTO edgekv_schema (version) VALUES ($1)", version)
+
+    # -- accounts and tokens -------------------------------------------------------------
+    @_retry_once
+    async def default_account(self) -> str:
+        if self._default_account is not None:
+            return self._default_account
+        async with self._conn() as con:
+            found: str | None = await con.fetchval(_OLDEST_ACCOUNT)
+            if found is None:
+                async with con.transaction():
+                    # Under the lock, a second server sees the first one's committed account.
+                    await con.execute("SELECT pg_advisory_xact_lock($1)", _ACCOUNT_LOCK)
+                    found = await con.fetchval(_OLDEST_ACCOUNT)
+                    if found is None:
+                        found = new_id()
+                        await con.execute("INSERT INTO edgekv_accounts (id) VALUES ($1)", found)
+        self._default_account = found
+        return found
+
+    async def _insert_account(self, con: Any, account_id: str, name: str) -> None:
+        # Accounts are inserted under the lock so that identity order is commit order and
+        # the oldest account, once visible, stays the oldest.
+        async with con.transaction():
+            await con.execute("SELECT pg_advisory_xact_lock($1)", _ACCOUNT_LOCK)
+            await con.execute(
+                "INSERT INTO edgekv_accounts (id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                account_id,
+                name,
+            )
+
+    @_retry_once
+    async def ensure_account(self, account_id: str, name: str = "") -> None:
+        async with self._conn() as con:
+            if not await self._account_exists(con, account_id):
+                await self._insert_account(con, account_id, name)
+
+    @staticmethod
+    async def _account_exists(con: Any, account_id: str) -> bool:
+        found = await con.fetchval("SELECT 1 FROM edgekv_accounts WHERE id = $1", account_id)
+        return found is not None
+
+    @_retry_once
+    async def account_exists(self, account_id: str) -> bool:
+        async with self._conn() as con:
+            return await self._account_exists(con, account_id)
+
+    @_retry_once
+    async def create_token(self, token: TokenRecord) -> None:
+        async with self._conn() as con:
+            await con.execute(
+                "INSERT INTO edgekv_tokens (token_hash, id, account_id, read_only, namespaces,"
+                " name) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (token_hash) DO UPDATE SET"
+                " id = EXCLUDED.id, account_id = EXCLUDED.account_id,"
+                " read_only = EXCLUDED.read_only, namespaces = EXCLUDED.namespaces,"
+                " name = EXCLUDED.name",
+                token.token_hash,
+                token.id,
+                token.account_id,
+                token.read_only,
+                None if token.namespaces is None else list(token.namespaces),
+                token.name,
+            )
+
+    @_retry_once
+    async def find_token(self, token_hash: str) -> TokenRecord | None:
+        async with self._conn() as con:
+            row = await con.fetchrow(
+                "SELECT id, account_id, read_only, namespaces, name FROM edgekv_tokens"
+                " WHERE token_hash = $1",
+                token_hash,
+            )
+        if row is None:
+            return None
+        namespaces = row["namespaces"]
+        return TokenRecord(
+            id=row["id"],
+            account_id=row["account_id"],
+            token_hash=token_hash,
+            read_only=row["read_only"],
+            namespaces=None if namespaces is None else tuple(namespaces),
+            name=row["name"],
+        )
+
+    # -- namespaces ------------------------------------------------------------------------
+    @staticmethod
+    def _ns_info(row: Any) -> NamespaceInfo:
+        return NamespaceInfo(id=row["id"], title=row["title"], account_id=row["account_id"])
+
+    async def create_namespace(
+        self, account_id: str, title: str, namespace_id: str | None = None
+    ) -> NamespaceInfo:
+        async with self._conn() as con:
+            if not await self._account_exists(con, account_id):
+                await self._insert_account(con, account_id, "")
+            async with con.transaction():
+                # Locking the account row makes the count-then-insert exact under concurrency.
+                await con.execute(
+                    "SELECT 1 FROM edgekv_accounts WHERE id = $1 FOR UPDATE", account_id
+                )
+                row = await con.fetchrow(
+                    "SELECT (SELECT count(*) FROM edgekv_namespaces WHERE account_id = $1) AS n,"
+                    " EXISTS (SELECT 1 FROM edgekv_namespaces"
+                    "  WHERE (account_id = $1 AND title = $2) OR id = $3) AS taken",
+                    account_id,
+                    title,
+                    namespace_id,
+                )
+                if row["taken"]:
+                    raise NamespaceTitleTaken(title)
+                if row["n"] >= MAX_NAMESPACES:
+                    raise TooManyNamespaces(MAX_NAMESPACES)
+                info = NamespaceInfo(
+                    id=namespace_id or new_id(), title=title, account_id=account_id
+                )
+                try:
+                    await con.execute(
+                        "INSERT INTO edgekv_namespaces (id, account_id, title) VALUES ($1, $2, $3)",
+                        info.id,
+                        account_id,
+                        title,
+                    )
+                except asyncpg.UniqueViolationError as exc:
+                    # The same id created meanwhile under another account (different lock).
+                    raise NamespaceTitleTaken(title) from exc
+        return info
+
+    @_retry_once
+    async def list_namespaces(self, account_id: str) -> list[NamespaceInfo]:
+        async with self._conn() as con:
+            rows = await con.fetch(
+                "SELECT id, title, account_id FROM edgekv_namespaces WHERE account_id = $1"
+                " ORDER BY seq",
+                account_id,
+            )
+        return [self._ns_info(r) for r in rows]
+
+    @_retry_once
+    async def get_namespace(self, account_id: str, namespace_id: str) -> NamespaceInfo | None:
+        async with self._conn() as con:
+            row = await con.fetchrow(
+                "SELECT id, title, account_id FROM edgekv_namespaces"
+                " WHERE id = $1 AND account_id = $2",
+                namespace_id,
+                account_id,
+            )
+        return None if row is None else self._ns_info(row)
+
+    @_retry_once
+    async def rename_namespace(
+        self, account_id: str, namespace_id: str, title: str
+    ) -> NamespaceInfo:
+        async with self._conn() as con:
+            try:
+                row = await con.fetchrow(
+                    "UPDATE edgekv_namespaces SET title = $3 WHERE id = $1 AND account_id = $2"
+                    " RETURNING id, title, account_id",
+                    namespace_id,
+                    account_id,
+                    title,
+                )
+            except asyncpg.UniqueViolationError as exc:
+                raise NamespaceTitleTaken(title) from exc
+        if row is None:
+            raise NamespaceNotFound(namespace_id)
+        return self._ns_info(row)
+
+    async def delete_namespace(self, account_id: str, namespace_id: str) -> None:
+        # Entries go with it (ON DELETE CASCADE), in the same transaction.
+        async with self._conn() as con:
+            status = await con.execute(
+                "DELETE FROM edgekv_namespaces WHERE id = $1 AND account_id = $2",
+                namespace_id,
+                account_id,
+            )
+        if _deleted_count(status) == 0:
+            raise NamespaceNotFound(namespace_id)
+
+    # -- entries ---------------------------------------------------------------------------
+    # Reads start from the namespace row (a primary-key probe on a small, hot table) and
+    # LEFT JOIN the entries: one round trip tells "no such namespace" (no row) from "no such
+    # key" (a row of NULLs).
+    @_retry_once
+    async def get(
+        self, namespace_id: str, key: str, *, now: int, cache_ttl: int | None = None
+    ) -> Entry | None:
+        async with self._conn() as con:
+            row = await con.fetchrow(
+                "SELECT e.value, e.expiration, e.metadata FROM edgekv_namespaces n"
+                " LEFT JOIN edgekv_entries e ON e.namespace_id = n.id AND e.key = $2"
+                " AND (e.expiration IS NULL OR e.expiration > $3) WHERE n.id = $1",
+                namespace_id,
+                key.encode(),
+                now,
+            )
+        if row is None:
+            raise NamespaceNotFound(namespace_id)
+        if row["value"] is None:
+            return None
+        return Entry(row["value"], row["expiration"], row["metadata"])
+
+    @_retry_once
+    async def get_many(
+        self, namespace_id: str, keys: Sequence[str], *, now: int, cache_ttl: int | None = None
+    ) -> dict[str, Entry]:
+        raw = list({k.encode(): None for k in keys})
+        async with self._conn() as con:
+            rows = await con.fetch(
+                "SELECT e.key, e.value, e.expiration, e.metadata FROM edgekv_namespaces n"
+                " LEFT JOIN edgekv_entries e ON e.namespace_id = n.id AND e.key = ANY($2)"
+                " AND (e.expiration IS NULL OR e.expiration > $3) WHERE n.id = $1",
+                namespace_id,
+                raw,
+                now,
+            )
+        if not rows:
+            raise NamespaceNotFound(namespace_id)
+        return {
+            r["key"].decode(): Entry(r["value"], r["expiration"], r["metadata"])
+            for r in rows
+            if r["key"] is not None
+        }
+
+    @_retry_once
+    async def put(self, namespace_id: str, key: str, entry: Entry) -> None:
+        async with self._conn() as con:
+            try:
+                await con.execute(
+                    "INSERT INTO edgekv_entries (namespace_id, key, value, expiration, metadata)"
+                    " VALUES ($1, $2, $3, $4, $5)" + _UPSERT_TAIL,
+                    namespace_id,
+                    key.encode(),
+                    bytes(entry.value),
+                    entry.expiration,
+                    entry.metadata,
+                )
+            except asyncpg.ForeignKeyViolationError as exc:
+                raise NamespaceNotFound(namespace_id) from exc
+
+    @_retry_once
+    async def put_many(self, namespace_id: str, items: Sequence[tuple[str, Entry]]) -> None:
+        # ON CONFLICT cannot touch one row twice in a statement: dedupe here, last one wins.
+        last: dict[bytes, Entry] = {}
+        for key, entry in items:
+            last[key.encode()] = entry
+        if not last:
+            await self._require_namespace(namespace_id)
+            return
+        # Rows are locked in array order: sorted, two overlapping batches cannot deadlock.
+        keys = sorted(last)
+        entries = [last[k] for k in keys]
+        async with self._conn() as con:
+            try:
+                # One statement is one transaction: all or nothing.
+                await con.execute(
+                    "INSERT INTO edgekv_entries (namespace_id, key, value, expiration, metadata)"
+                    " SELECT $1, k, v, x, m"
+                    " FROM unnest($2::bytea[], $3::bytea[], $4::bigint[], $5::text[])"
+                    " AS t (k, v, x, m)" + _UPSERT_TAIL,
+                    namespace_id,
+                    keys,
+                    [bytes(e.value) for e in entries],
+                    [e.expiration for e in entries],
+                    [e.metadata for e in entries],
+                )
+            except asyncpg.ForeignKeyViolationError as exc:
+                raise NamespaceNotFound(namespace_id) from exc
+
+    async def _require_namespace(self, namespace_id: str) -> None:
+        async with self._conn() as con:
+            found = await con.fetchval(
+                "SELECT 1 FROM edgekv_namespaces WHERE id = $1", namespace_id
+            )
+        if found is None:
+            raise NamespaceNotFound(namespace_id)
+
+    async def delete(self, namespace_id: str, key: str) -> None:
+        await self.delete_many(namespace_id, [key])
+
+    @_retry_once
+    async def delete_many(self, namespace_id: str, keys: Sequence[str]) -> None:
+        # The namespace probe rides along in the same statement (one round trip).
+        async with self._conn() as con:
+            found = await con.fetchval(
+                "WITH gone AS (DELETE FROM edgekv_entries"
+                " WHERE namespace_id = $1 AND key = ANY($2) RETURNING 1)"
+                " SELECT EXISTS (SELECT 1 FROM gone)"
+                " OR EXISTS (SELECT 1 FROM edgekv_namespaces WHERE id = $1)",
+                namespace_id,
+                list({k.encode(): None for k in keys}),
+            )
+        if not found:
+            raise NamespaceNotFound(namespace_id)
+
+    @_retry_once
+    async def list_keys(
+        self, namespace_id: str, *, prefix: str, after: str | None, limit: int, now: int
+    ) -> list[KeyInfo]:
+        # Both bounds are range conditions on the primary key (never `OR ... IS NULL`
+        # tricks, which a generic plan would turn into filters and scan past the prefix).
+        lower = prefix.encode()
+        lower_op = ">="
+        if after is not None and after.encode() >= lower:
+            lower, lower_op = after.encode(), ">"
+        upper = _prefix_end(prefix.encode())
+        sql = (
+            "SELECT key, expiration, metadata FROM edgekv_entries"
+            f" WHERE namespace_id = $1 AND key {lower_op} $2 AND {_LIVE}"
+        )
+        args: list[Any] = [namespace_id, lower, now, limit]
+        if upper is not None:
+            sql += " AND key < $5"
+            args.append(upper)
+        sql += " ORDER BY key LIMIT $4"
+        async with self._conn() as con:
+            rows = await con.fetch(sql, *args)
+        if not rows:
+            await self._require_namespace(namespace_id)
+        return [KeyInfo(r["key"].decode(), r["expiration"], r["metadata"]) for r in rows]
+
+    async def purge_expired(self, now: int, limit: int = 1000, *, batch: int = 500) -> int:
+        """Deletes in batches of `batch` rows, each its own short transaction; rows another
+        purger (or a writer) holds are skipped, and no table lock is ever taken."""
+        purged = 0
+        while purged < limit:
+            n = min(batch, limit - purged)
+            async with self._conn() as con:
+                # ctid = ANY(ARRAY(...)) guarantees a TID scan for the delete itself.
+                status = await con.execute(
+                    "DELETE FROM edgekv_entries WHERE ctid = ANY (ARRAY ("
+                    " SELECT ctid FROM edgekv_entries"
+                    " WHERE expiration IS NOT NULL AND expiration <= $1"
+                    " LIMIT $2 FOR UPDATE SKIP LOCKED))",
+                    now,
+                    n,
+                )
+            done = _deleted_count(status)
+            purged += done
+            if done < n:
+                break
+        return purged
+
+    async def aclose(self) -> None:
+        try:
+            await asyncio.wait_for(self._pool.close(), timeout=10)
+        except _UNAVAILABLE:
+            self._pool.terminate()  # a dead server must not hold up shutdown
