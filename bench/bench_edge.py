@@ -1,0 +1,306 @@
+"""Location benchmark: the location cache in process, cold reads through it to a real central
+server, and the central load a hot key causes.
+
+    python -m bench.bench_edge [--quick]
+
+The centre is a real subprocess (`python -m edgekv serve`, SQLite, granian, access log off) on
+loopback; the location runs in this process on uvloop (as `edgekv edge` does). Writes
+bench/results/edge.{md,json,png} (edge-quick.* with --quick).
+
+Cases:
+- cached `get` of a 100-byte value, in batches of 1,000 awaited calls: a bare `await` of an async
+  dict lookup (baseline), `LocationCache.get` (store level), `KVNamespace.get` through the
+  location (binding level), and the binding over the embedded in-memory store for reference;
+- cold reads (every read a miss: distinct keys): the remote binding's `RemoteStore.get` alone
+  (baseline), `LocationCache.get` (miss -> centre -> SQLite), and `RemoteStore.get` with its
+  reads sent through httpx instead of the lean HTTP/1.1 pool, at concurrency 1 and 64;
+- a hot key read at 10 to 1,000 reads/s for simulated minutes (FakeClock-style clock): central
+  requests per minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import math
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+import edgekv
+from bench.harness import Report, Sample, ameasure
+from edgekv._types import Entry
+from edgekv.edge.cache import LocationCache
+from edgekv.edge.remote import RemoteStore
+
+ROOT = Path(__file__).resolve().parent.parent
+VALUE = b"v" * 100
+BATCH = 1000
+CONCURRENCY = 64
+
+
+class SimClock:
+    def __init__(self, start: float) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class CountingRemote(RemoteStore):
+    """Counts the reads this location sends to the centre."""
+
+    central_reads = 0
+
+    async def get(
+        self, namespace_id: str, key: str, *, now: int, cache_ttl: int | None = None
+    ) -> Entry | None:
+        self.central_reads += 1
+        return await super().get(namespace_id, key, now=now, cache_ttl=cache_ttl)
+
+    async def get_many(
+        self, namespace_id: str, keys: Sequence[str], *, now: int, cache_ttl: int | None = None
+    ) -> dict[str, Entry]:
+        self.central_reads += 1
+        return await super().get_many(namespace_id, keys, now=now, cache_ttl=cache_ttl)
+
+
+# -- the central server ------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def central(data: Path) -> Iterator[tuple[str, str, str]]:
+    """`python -m edgekv serve` in a child process; yields (url, token, account)."""
+    port, token, account = free_port(), secrets.token_urlsafe(30), secrets.token_hex(16)
+    env = dict(os.environ, EDGEKV_ACCOUNT_ID=account, EDGEKV_API_TOKEN=token)
+    args = [sys.executable, "-m", "edgekv", "serve", "--data", str(data), "--port", str(port)]
+    proc = subprocess.Popen([*args, "--quiet"], env=env, cwd=ROOT, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("central server did not start")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            time.sleep(0.05)
+        yield url, token, account
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# -- measurements ------------------------------------------------------------------------------
+def batched(call: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        for _ in range(BATCH):
+            await call()
+
+    return run
+
+
+async def concurrent_sample(
+    call: Callable[[str], Awaitable[Any]], keys: Iterator[str], per_worker: int, workers: int
+) -> Sample:
+    """Per-read latencies of `workers` concurrent loops. `items=workers`: the harness's rate
+    (calls x items / summed latency) is then workers / mean latency, the throughput by Little's
+    law."""
+    clock = time.perf_counter_ns
+    latencies: list[int] = []
+
+    async def worker() -> None:
+        for _ in range(per_worker):
+            key = next(keys)
+            t0 = clock()
+            await call(key)
+            latencies.append(clock() - t0)
+
+    await asyncio.gather(*(worker() for _ in range(workers)))
+    return Sample(latencies, items=workers)
+
+
+async def hot_key_load(
+    url: str, token: str, account: str, ns_id: str, rate: int, seconds: int
+) -> tuple[int, float]:
+    """Read one key `rate` times per simulated second for `seconds`; returns the central reads
+    and the hit ratio. Background refreshes get the real time they need between seconds."""
+    clock = SimClock(time.time())
+    remote = CountingRemote(url, token=token, account_id=account)
+    cache = LocationCache(remote, location="bench", clock=clock)
+    async with edgekv.Client(cache, clock=clock, account_id=account, sweep_interval=None) as kv:
+        ns = kv.namespace(ns_id)
+        for _ in range(seconds):
+            clock.now += 1
+            for _ in range(rate):
+                await ns.get("hot")
+            while cache._tasks:
+                await asyncio.gather(*list(cache._tasks))
+        stats = cache.stats
+        return remote.central_reads, stats.hits / max(1, stats.hits + stats.misses)
+
+
+async def run(quick: bool) -> Report:
+    report = Report("edge-quick" if quick else "edge", "edgekv locations: cache and cold reads")
+    secs = 0.5 if quick else 2.0
+    cold_c1 = 500 if quick else 3000
+    cold_c64 = 20 if quick else 100  # reads per worker
+    sim_seconds = 180 if quick else 600
+    report.notes += [
+        "Centre: `python -m edgekv serve` (SQLite synchronous=FULL, granian, access log off) "
+        "in a child process on loopback; the location in this process on uvloop. "
+        "2 CPUs shared by both.",
+        f"Cached reads are timed in batches of {BATCH:,} awaited calls (throughput per read).",
+        "Cold reads use distinct keys (every read a miss). At concurrency 64 the rate is "
+        "64 / mean latency (Little's law).",
+    ]
+    with tempfile.TemporaryDirectory() as tmp, central(Path(tmp) / "central") as (url, tok, acct):
+        remote = RemoteStore(url, token=tok, account_id=acct)
+        slow = RemoteStore(url, token=tok, account_id=acct, fast_reads=False)
+        cache = LocationCache(remote, location="bench")
+        async with edgekv.Client(cache, account_id=acct, sweep_interval=None) as kv:
+            ns = await kv.create_namespace("bench")
+            n_cold = 3 * (cold_c1 + 21) + 3 * CONCURRENCY * (cold_c64 + 1) + 100
+            # Written to the centre directly: through the location they would be cached.
+            for start in range(0, n_cold, 10_000):
+                await remote.put_many(
+                    ns.id,
+                    [
+                        (f"cold:{i:07d}", Entry(VALUE))
+                        for i in range(start, min(n_cold, start + 10_000))
+                    ],
+                )
+            await remote.put(ns.id, "hot", Entry(VALUE))
+            await remote.put(ns.id, "k", Entry(VALUE))
+
+            # -- cached get, in process ----------------------------------------------------
+            g = "cached get, 100-byte value (in process)"
+            table = {"k": VALUE}
+
+            async def bare() -> bytes | None:
+                return table.get("k")
+
+            report.add(
+                g,
+                "bare await of an async dict lookup",
+                await ameasure(batched(bare), seconds=secs, items=BATCH),
+                unit="gets/s",
+                baseline=True,
+            )
+            now = math.floor(time.time())
+            await cache.get(ns.id, "k", now=now)  # the one miss: fetched from the centre
+            report.add(
+                g,
+                "LocationCache.get (store level, HIT)",
+                await ameasure(
+                    batched(lambda: cache.get(ns.id, "k", now=now)), seconds=secs, items=BATCH
+                ),
+                unit="gets/s",
+                target_rate=1_000_000,
+            )
+            report.add(
+                g,
+                "KVNamespace.get through the location (binding level, HIT)",
+                await ameasure(batched(lambda: ns.get("k")), seconds=secs, items=BATCH),
+                unit="gets/s",
+            )
+            async with edgekv.open() as local:
+                mem_ns = await local.create_namespace("m")
+                await mem_ns.put("k", VALUE)
+                report.add(
+                    g,
+                    "KVNamespace.get over the in-memory store (no cache; reference)",
+                    await ameasure(batched(lambda: mem_ns.get("k")), seconds=secs, items=BATCH),
+                    unit="gets/s",
+                )
+
+            # -- cold reads --------------------------------------------------------------------
+            keys = iter(f"cold:{i:07d}" for i in range(n_cold))
+            for c, per in ((1, cold_c1), (CONCURRENCY, cold_c64)):
+                g = f"cold read (miss -> centre -> SQLite), concurrency {c}"
+                for name, call, baseline in (
+                    (
+                        "RemoteStore.get (remote binding, no cache)",
+                        lambda k: remote.get(ns.id, k, now=math.floor(time.time())),
+                        True,
+                    ),
+                    (
+                        "LocationCache.get, MISS",
+                        lambda k: cache.get(ns.id, k, now=math.floor(time.time())),
+                        False,
+                    ),
+                    (
+                        "RemoteStore.get over httpx (fast_reads=False; for comparison)",
+                        lambda k: slow.get(ns.id, k, now=math.floor(time.time())),
+                        False,
+                    ),
+                ):
+                    # Warm the connection pool (c connections) before timing.
+                    await concurrent_sample(call, keys, 20 // c + 1, c)
+                    sample = await concurrent_sample(call, keys, per, c)
+                    p99_ms = sample.percentile_us(99) / 1000
+                    note = f"p99 {p99_ms:.2f} ms" + (
+                        f" (target ≤ 2 ms: {'ok' if p99_ms <= 2 else 'MISSED'})"
+                        if c == 1 and name.startswith("LocationCache")
+                        else ""
+                    )
+                    report.add(g, name, sample, unit="reads/s", baseline=baseline, note=note)
+            assert cache.stats.central_errors == 0
+            await slow.aclose()
+
+            # -- hot key: central load vs read rate -------------------------------------------
+            lines = []
+            for rate in (10, 100, 1000):
+                central_reads, hit_ratio = await hot_key_load(
+                    url, tok, acct, ns.id, rate, sim_seconds
+                )
+                per_min = central_reads / (sim_seconds / 60)
+                lines.append(
+                    f"{rate:,} reads/s: {central_reads} central reads in {sim_seconds} simulated s "
+                    f"= {per_min:.2f}/min, hit ratio {hit_ratio:.4f}"
+                )
+                print(f"hot key | {lines[-1]}", flush=True)
+            report.notes.append(
+                "Hot key, central requests (flat: one background refresh per ~45 s of the 60 s "
+                "cache_ttl, whatever the read rate): " + "; ".join(lines) + "."
+            )
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="short runs (CI smoke test)")
+    args = parser.parse_args()
+    try:
+        import uvloop
+
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
+    except ImportError:
+        loop_factory = None
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        report = runner.run(run(args.quick))
+    for path in report.write():
+        print(path)
+
+
+if __name__ == "__main__":
+    main()

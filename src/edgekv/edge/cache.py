@@ -1,0 +1,612 @@
+"""`LocationCache`: a bounded in-memory cache in front of any `Store` (a central server in
+production), with the consistency contract of system.md, rules 1-10.
+
+How each rule is met (docs/locations.md has the long form):
+
+1. Writes go straight to the inner store; the cache changes only after it acknowledged.
+2. Read-your-writes: an acknowledged put/delete replaces this location's copy (a delete leaves a
+   negative copy) and disowns any central fetch of that key still in flight, so an older value
+   can never land afterwards. Bulk writes, failed writes and overlapping writes to one key (their
+   order at the centre is unknown here) drop the copy instead: the next read asks the centre.
+3. A copy fetched at second F is served while `now < F + cache_ttl` of *the read at hand*, so a
+   read with a lower cache_ttl refetches. F is the `now` of the read that started the fetch (or
+   the clock at a write's acknowledgement): never later than the centre's answer.
+4. Absence is cached like a value (a slot without entry).
+5. Every hit compares `now` with the entry's expiration; an expired copy is never served (it
+   turns into a negative copy: as of its fetch, the centre would have answered "missing").
+6. A hit in the last `refresh_ahead` fraction of its TTL window starts one background refresh
+   and answers at once (`UPDATING`); a read past the window joins that refresh. Coalescing: the
+   first cold reader of a key fetches it in its own task, later ones await its future.
+7. Stale-if-error: when the centre fails (`StoreUnavailable`), a copy is served for up to
+   `stale_if_error` seconds past its TTL window (`STALE`); cold reads and writes raise. After a
+   failure the centre counts as down for `retry_interval` seconds: lapsed copies are then served
+   stale without waiting on it, and no refreshes are started. One fetch per key is ever in flight.
+8. `list_keys` always goes to the centre.
+9. LRU within a byte budget: value + key + metadata bytes + `ENTRY_OVERHEAD` per entry.
+10. `Entry.cache_status`: `HIT`, `MISS`, `STALE`, `UPDATING`.
+
+Time: reads use the `now` they are given (the binding passes the floor of its clock); writes and
+the down window use `clock`. Nothing sleeps.
+
+The hot path (`get` of a cached key) is a few dict operations and returns a prebuilt `Entry`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Coroutine, Iterable, Sequence
+from typing import Any
+
+from edgekv._exceptions import NamespaceNotFound, StoreUnavailable
+from edgekv._types import Clock, Entry, KeyInfo, NamespaceInfo, Store, TokenRecord
+from edgekv.edge.stats import CacheStats
+
+__all__ = [
+    "DEFAULT_CACHE_BYTES",
+    "DEFAULT_CACHE_TTL",
+    "DEFAULT_REFRESH_AHEAD",
+    "DEFAULT_STALE_IF_ERROR",
+    "ENTRY_OVERHEAD",
+    "HIT",
+    "MISS",
+    "STALE",
+    "UPDATING",
+    "LocationCache",
+]
+
+DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
+DEFAULT_CACHE_TTL = 60  # seconds, the binding's default cache_ttl
+DEFAULT_STALE_IF_ERROR = 300  # seconds a copy may outlive its TTL while the centre is down
+DEFAULT_REFRESH_AHEAD = 0.25  # the last quarter of a TTL window refreshes in the background
+DEFAULT_RETRY_INTERVAL = 1  # seconds the centre counts as down after a failure
+# Counted per entry on top of its bytes: the Python objects holding it (slot, prebuilt entries,
+# dict and LRU links), so a flood of tiny or negative entries is bounded too.
+ENTRY_OVERHEAD = 256
+
+HIT = "HIT"
+MISS = "MISS"
+STALE = "STALE"
+UPDATING = "UPDATING"
+
+_NEVER = 1 << 62  # "no expiration", so the hot path compares ints without a None test
+
+_Key = tuple[str, str]
+_Future = asyncio.Future[Entry | None]
+
+
+def _live(entry: Entry | None, now: int) -> Entry | None:
+    # A fetch joined late may have started seconds earlier (e.g. a refresh): its answer is
+    # checked against the reader's own `now` (rule 5).
+    if entry is None or entry.expiration is None or entry.expiration > now:
+        return entry
+    return None
+
+
+class _LeaderGone(Exception):
+    """The reader that was fetching a key for everyone was cancelled."""
+
+
+class _Slot:
+    """One cached key: its entry (None = known missing), when it was fetched, and the `Entry`
+    objects to hand out, built once so that a hit allocates nothing."""
+
+    __slots__ = (
+        "entry",
+        "expires",
+        "fetched",
+        "hit",
+        "lru_key",
+        "refreshing",
+        "size",
+        "stale",
+        "updating",
+    )
+
+    def __init__(self, lru_key: _Key, entry: Entry | None, fetched: int, size: int) -> None:
+        self.lru_key = lru_key
+        self.entry = entry
+        self.fetched = fetched
+        self.size = size
+        self.refreshing = False
+        self.stale: Entry | None = None
+        self.updating: Entry | None = None  # built when a refresh starts
+        if entry is None:
+            self.expires = _NEVER
+            self.hit: Entry | None = None
+        else:
+            exp = entry.expiration
+            self.expires = _NEVER if exp is None else exp
+            self.hit = Entry(entry.value, exp, entry.metadata, HIT)
+
+    def refreshed(self, _fut: _Future) -> None:
+        self.refreshing = False
+
+
+class _Pending:
+    """Writes in flight for one key; `contended` once two overlapped."""
+
+    __slots__ = ("contended", "count")
+
+    def __init__(self) -> None:
+        self.count = 1
+        self.contended = False
+
+
+class LocationCache:
+    """A `Store` caching `inner` for one location. `cache_bytes` is the byte budget (default
+    64 MiB), `stale_if_error` how long (s) a copy may be served past its TTL while the centre is
+    down, `refresh_ahead` the fraction of the TTL window at its end in which a hit refreshes the
+    key in the background (0 disables), `retry_interval` how long (s) a failed centre counts as
+    down. Counters: `.stats`."""
+
+    def __init__(
+        self,
+        inner: Store,
+        *,
+        location: str,
+        cache_bytes: int | None = None,
+        clock: Clock | None = None,
+        stale_if_error: int = DEFAULT_STALE_IF_ERROR,
+        refresh_ahead: float = DEFAULT_REFRESH_AHEAD,
+        retry_interval: int = DEFAULT_RETRY_INTERVAL,
+    ) -> None:
+        budget = DEFAULT_CACHE_BYTES if cache_bytes is None else int(cache_bytes)
+        if budget < 0:
+            raise ValueError("cache_bytes must be >= 0")
+        if not 0 <= refresh_ahead < 1:
+            raise ValueError("refresh_ahead must be in [0, 1)")
+        if stale_if_error < 0 or retry_interval < 0:
+            raise ValueError("stale_if_error and retry_interval must be >= 0")
+        self.inner = inner
+        self.location = location
+        self.budget = budget
+        self.stale_if_error = stale_if_error
+        self.refresh_ahead = refresh_ahead
+        self.retry_interval = retry_interval
+        self._clock: Clock = clock or time.time
+        # A hit refreshes once its age reaches ttl * _refresh_after (inf: never).
+        self._refresh_after = 1.0 - refresh_ahead if refresh_ahead > 0 else math.inf
+        self._index: dict[str, dict[str, _Slot]] = {}  # namespace -> key -> slot (no tuple per hit)
+        self._lru: OrderedDict[_Key, _Slot] = OrderedDict()
+        self._bytes = 0
+        self._inflight: dict[_Key, _Future] = {}
+        self._pending: dict[_Key, _Pending] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._down_until = 0  # second before which the centre counts as down
+        self.stats = CacheStats(location, budget)
+
+    def __repr__(self) -> str:
+        return f"<LocationCache {self.location} {self.stats.entries} entries over {self.inner!r}>"
+
+    # -- reads -----------------------------------------------------------------------------
+    async def get(
+        self, namespace_id: str, key: str, *, now: int, cache_ttl: int | None = None
+    ) -> Entry | None:
+        table = self._index.get(namespace_id)
+        if table is not None:
+            slot = table.get(key)
+            if slot is not None:
+                ttl = cache_ttl or DEFAULT_CACHE_TTL
+                age = now - slot.fetched
+                if age < ttl and now < slot.expires:
+                    self._lru.move_to_end(slot.lru_key)
+                    self.stats.hits += 1
+                    if slot.refreshing:
+                        return slot.updating
+                    if age >= ttl * self._refresh_after and now >= self._down_until:
+                        self._refresh(slot, namespace_id, key, now, ttl)
+                        return slot.updating
+                    return slot.hit
+        return await self._get_cold(namespace_id, key, now, cache_ttl or DEFAULT_CACHE_TTL)
+
+    async def _get_cold(self, ns: str, key: str, now: int, ttl: int) -> Entry | None:
+        slot = self._slot(ns, key)
+        if slot is not None:
+            if now - slot.fetched < ttl:
+                self.stats.hits += 1
+                if now < slot.expires:  # filled meanwhile (a retry of `get_many`)
+                    return slot.hit
+                # Within its window but expired: as of its fetch the centre says "missing".
+                self._fill(ns, key, None, slot.fetched)
+                return None
+            if now < self._down_until and self._stale_ok(slot, now, ttl):
+                return self._serve_stale(slot, now)
+        self.stats.misses += 1
+        lk = (ns, key)
+        while True:
+            fut = self._inflight.get(lk)
+            try:
+                if fut is None:
+                    # The first reader fetches in its own task (no task hop on a cold read);
+                    # later readers of the key wait on its future.
+                    fut = self._register(ns, (key,))[0]
+                    entry = (await self._fetch(ns, (key,), [fut], now, ttl))[0]
+                else:
+                    self.stats.coalesced_waits += 1
+                    entry = await self._join(fut)
+            except StoreUnavailable:
+                slot = self._slot(ns, key)
+                if slot is not None and self._stale_ok(slot, now, ttl):
+                    return self._serve_stale(slot, now)
+                raise
+            except _LeaderGone:
+                continue  # the reader that fetched was cancelled: fetch again
+            return _live(entry, now)
+
+    async def get_many(
+        self, namespace_id: str, keys: Sequence[str], *, now: int, cache_ttl: int | None = None
+    ) -> dict[str, Entry]:
+        """Cached keys from the cache; the others in one inner `get_many` (keys already being
+        fetched join that fetch)."""
+        ttl = cache_ttl or DEFAULT_CACHE_TTL
+        out: dict[str, Entry] = {}
+        cold: list[str] = []
+        table = self._index.get(namespace_id)
+        for key in keys:
+            slot = None if table is None else table.get(key)
+            if slot is None or now - slot.fetched >= ttl or now >= slot.expires:
+                cold.append(key)
+                continue
+            self._lru.move_to_end(slot.lru_key)
+            self.stats.hits += 1
+            entry = slot.updating if slot.refreshing else slot.hit
+            if (
+                not slot.refreshing
+                and now - slot.fetched >= ttl * self._refresh_after
+                and now >= self._down_until
+            ):
+                self._refresh(slot, namespace_id, key, now, ttl)
+                entry = slot.updating
+            if entry is not None:
+                out[key] = entry
+        if cold:
+            await self._get_many_cold(namespace_id, list(dict.fromkeys(cold)), now, ttl, out)
+        return out
+
+    async def _get_many_cold(
+        self, ns: str, keys: list[str], now: int, ttl: int, out: dict[str, Entry]
+    ) -> None:
+        waits: list[tuple[str, _Future]] = []
+        fetch: list[str] = []
+        down = now < self._down_until
+        for key in keys:
+            slot = self._slot(ns, key)
+            if slot is not None:
+                if now - slot.fetched < ttl:  # expired within its window, as in `_get_cold`
+                    self._fill(ns, key, None, slot.fetched)
+                    self.stats.hits += 1
+                    continue
+                if down and self._stale_ok(slot, now, ttl):
+                    entry = self._serve_stale(slot, now)
+                    if entry is not None:
+                        out[key] = entry
+                    continue
+            fut = self._inflight.get((ns, key))
+            if fut is None:
+                fetch.append(key)
+            else:
+                self.stats.coalesced_waits += 1
+                waits.append((key, fut))
+        self.stats.misses += len(waits) + len(fetch)
+        results: list[tuple[str, Entry | None]] = []
+        if fetch:
+            futs = self._register(ns, fetch)
+            try:
+                results += zip(fetch, await self._fetch(ns, fetch, futs, now, ttl), strict=True)
+            except StoreUnavailable as exc:
+                results += [(key, self._stale_or_raise(ns, key, now, ttl, exc)) for key in fetch]
+        for key, fut in waits:
+            try:
+                results.append((key, await self._join(fut)))
+            except StoreUnavailable as exc:
+                results.append((key, self._stale_or_raise(ns, key, now, ttl, exc)))
+            except _LeaderGone:
+                results.append((key, await self._get_cold(ns, key, now, ttl)))
+        for key, result in results:
+            live = _live(result, now)
+            if live is not None:
+                out[key] = live
+
+    def _stale_or_raise(
+        self, ns: str, key: str, now: int, ttl: int, exc: StoreUnavailable
+    ) -> Entry | None:
+        slot = self._slot(ns, key)
+        if slot is None or not self._stale_ok(slot, now, ttl):
+            raise exc
+        return self._serve_stale(slot, now)
+
+    async def list_keys(
+        self, namespace_id: str, *, prefix: str, after: str | None, limit: int, now: int
+    ) -> list[KeyInfo]:
+        return await self.inner.list_keys(
+            namespace_id, prefix=prefix, after=after, limit=limit, now=now
+        )
+
+    # -- central fetches -------------------------------------------------------------------
+    def _register(self, ns: str, keys: Sequence[str]) -> list[_Future]:
+        """One in-flight future per key: later readers of these keys wait on it."""
+        loop = asyncio.get_running_loop()
+        futs: list[_Future] = []
+        for key in keys:
+            fut: _Future = loop.create_future()
+            self._inflight[(ns, key)] = fut
+            futs.append(fut)
+        return futs
+
+    @staticmethod
+    async def _join(fut: _Future) -> Entry | None:
+        """Wait for another reader's fetch. Shielded: cancelling this reader must not cancel
+        the shared future. `_LeaderGone` when the fetching reader was cancelled instead."""
+        try:
+            return await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if fut.cancelled() and task is not None and not task.cancelling():
+                raise _LeaderGone from None
+            raise
+
+    async def _fetch(
+        self, ns: str, keys: Sequence[str], futs: list[_Future], now: int, ttl: int
+    ) -> list[Entry | None]:
+        """One central read for `keys` (registered with `futs`): fills the cache unless a
+        write disowned the fetch meanwhile, resolves the futures, returns the MISS entries."""
+        self.stats.central_fetches += 1
+        try:
+            if len(keys) == 1:
+                entry = await self.inner.get(ns, keys[0], now=now, cache_ttl=ttl)
+                found = {} if entry is None else {keys[0]: entry}
+            else:
+                found = await self.inner.get_many(ns, keys, now=now, cache_ttl=ttl)
+        except BaseException as exc:
+            self._fetch_failed(ns, keys, futs, exc)
+            raise
+        results: list[Entry | None] = []
+        for key, fut in zip(keys, futs, strict=True):
+            entry = found.get(key)
+            if self._inflight.get((ns, key)) is fut:
+                # Still the current fetch (no write acknowledged meanwhile): keep the copy.
+                del self._inflight[(ns, key)]
+                self._fill(ns, key, entry, now)
+            result = (
+                None
+                if entry is None
+                else Entry(entry.value, entry.expiration, entry.metadata, MISS)
+            )
+            if not fut.done():
+                fut.set_result(result)
+            results.append(result)
+        return results
+
+    async def _background(self, ns: str, key: str, fut: _Future, now: int, ttl: int) -> None:
+        with contextlib.suppress(Exception):  # delivered to any waiter through `fut`
+            await self._fetch(ns, (key,), [fut], now, ttl)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _fetch_failed(
+        self, ns: str, keys: Sequence[str], futs: list[_Future], exc: BaseException
+    ) -> None:
+        if isinstance(exc, StoreUnavailable):
+            self._centre_down()
+        for key, fut in zip(keys, futs, strict=True):
+            if self._inflight.get((ns, key)) is fut:
+                del self._inflight[(ns, key)]
+            if isinstance(exc, NamespaceNotFound):
+                self._drop(ns, key)
+            if fut.done():
+                continue
+            if isinstance(exc, asyncio.CancelledError):
+                fut.cancel()
+            else:
+                fut.set_exception(exc)
+                # Marked retrieved: a refresh nobody waits for may fail without a "never
+                # retrieved" log; waiters still get the exception through their own await.
+                fut.exception()
+
+    def _refresh(self, slot: _Slot, ns: str, key: str, now: int, ttl: int) -> None:
+        fut = self._inflight.get((ns, key))
+        if fut is None:
+            fut = self._register(ns, (key,))[0]
+            self._spawn(self._background(ns, key, fut, now, ttl))
+            self.stats.refreshes += 1
+        entry = slot.entry
+        if slot.updating is None and entry is not None:
+            slot.updating = Entry(entry.value, entry.expiration, entry.metadata, UPDATING)
+        slot.refreshing = True
+        fut.add_done_callback(slot.refreshed)
+
+    def _centre_down(self) -> None:
+        self.stats.central_errors += 1
+        self._down_until = max(self._down_until, math.floor(self._clock()) + self.retry_interval)
+
+    def _stale_ok(self, slot: _Slot, now: int, ttl: int) -> bool:
+        return now - slot.fetched < ttl + self.stale_if_error
+
+    def _serve_stale(self, slot: _Slot, now: int) -> Entry | None:
+        """The copy past its TTL; an expired one answers "missing" (rule 5 holds here too)."""
+        self.stats.stale_serves += 1
+        entry = slot.entry
+        if entry is None or now >= slot.expires:
+            return None
+        if slot.stale is None:
+            slot.stale = Entry(entry.value, entry.expiration, entry.metadata, STALE)
+        return slot.stale
+
+    # -- the cache proper ------------------------------------------------------------------
+    def _slot(self, ns: str, key: str) -> _Slot | None:
+        table = self._index.get(ns)
+        return None if table is None else table.get(key)
+
+    def _fill(self, ns: str, key: str, entry: Entry | None, fetched: int) -> None:
+        """Cache `entry` (None: known missing) as fetched at second `fetched`, then evict least
+        recently used entries until the budget holds."""
+        self._drop(ns, key)
+        size = ENTRY_OVERHEAD + len(ns) + len(key.encode())
+        if entry is not None:
+            if type(entry.value) is not bytes:  # a caller's bytearray must not change the copy
+                entry = Entry(bytes(entry.value), entry.expiration, entry.metadata)
+            size += len(entry.value)
+            if entry.metadata is not None:
+                size += len(entry.metadata.encode())
+        if size > self.budget:
+            return  # larger than the whole cache: served, never kept
+        lru_key = (ns, key)
+        slot = _Slot(lru_key, entry, fetched, size)
+        table = self._index.get(ns)
+        if table is None:
+            table = self._index[ns] = {}
+        table[key] = slot
+        self._lru[lru_key] = slot
+        self._bytes += size
+        self.stats.entries += 1
+        while self._bytes > self.budget:
+            (old_ns, old_key), old = self._lru.popitem(last=False)
+            self._unlink(old_ns, old_key, old)
+            self.stats.evictions += 1
+        self.stats.bytes_cached = self._bytes
+
+    def _drop(self, ns: str, key: str) -> None:
+        table = self._index.get(ns)
+        slot = None if table is None else table.get(key)
+        if slot is not None:
+            del self._lru[slot.lru_key]
+            self._unlink(ns, key, slot)
+            self.stats.bytes_cached = self._bytes
+
+    def _unlink(self, ns: str, key: str, slot: _Slot) -> None:
+        table = self._index[ns]
+        del table[key]
+        if not table:
+            del self._index[ns]
+        self._bytes -= slot.size
+        self.stats.entries -= 1
+
+    def clear(self) -> None:
+        """Forget every cached copy (in-flight fetches are disowned)."""
+        self._index.clear()
+        self._lru.clear()
+        self._inflight.clear()
+        self._bytes = 0
+        self.stats.entries = 0
+        self.stats.bytes_cached = 0
+
+    # -- writes ----------------------------------------------------------------------------
+    def _begin(self, ns: str, keys: Iterable[str]) -> list[_Key]:
+        started: list[_Key] = []
+        for key in keys:
+            lk = (ns, key)
+            pending = self._pending.get(lk)
+            if pending is None:
+                self._pending[lk] = _Pending()
+            else:
+                pending.count += 1
+                pending.contended = True
+            started.append(lk)
+        return started
+
+    def _end(self, started: list[_Key], entries: Sequence[Entry | None] | None, ok: bool) -> None:
+        """After the centre answered: install the written entries (an entry None: deleted), or
+        drop the copies: when `entries` is None (bulk writes: a 10,000-pair import must not
+        flush the cache), when the write failed (it may have committed anyway) or when it
+        overlapped another write of the key."""
+        fetched = math.floor(self._clock())
+        for i, lk in enumerate(started):
+            self._inflight.pop(lk, None)  # a fetch begun before the ack must not land later
+            pending = self._pending[lk]
+            pending.count -= 1
+            if pending.count == 0:
+                del self._pending[lk]
+            if entries is None or not ok or pending.contended:
+                self._drop(*lk)
+            else:
+                self._fill(lk[0], lk[1], entries[i], fetched)
+        if ok:
+            self.stats.writes += len(started)
+
+    async def _write(
+        self,
+        ns: str,
+        keys: Iterable[str],
+        entries: Sequence[Entry | None] | None,
+        call: Awaitable[None],
+    ) -> None:
+        started = self._begin(ns, keys)
+        try:
+            await call
+        except BaseException as exc:
+            self._end(started, entries, ok=False)
+            if isinstance(exc, StoreUnavailable):
+                self._centre_down()
+            raise
+        self._end(started, entries, ok=True)
+
+    async def put(self, namespace_id: str, key: str, entry: Entry) -> None:
+        await self._write(namespace_id, (key,), (entry,), self.inner.put(namespace_id, key, entry))
+
+    async def put_many(self, namespace_id: str, items: Sequence[tuple[str, Entry]]) -> None:
+        keys = dict.fromkeys(key for key, _ in items)
+        await self._write(namespace_id, keys, None, self.inner.put_many(namespace_id, items))
+
+    async def delete(self, namespace_id: str, key: str) -> None:
+        await self._write(namespace_id, (key,), (None,), self.inner.delete(namespace_id, key))
+
+    async def delete_many(self, namespace_id: str, keys: Sequence[str]) -> None:
+        unique = dict.fromkeys(keys)
+        await self._write(namespace_id, unique, None, self.inner.delete_many(namespace_id, keys))
+
+    async def purge_expired(self, now: int, limit: int = 1000) -> int:
+        return await self.inner.purge_expired(now, limit)
+
+    # -- namespaces, accounts, tokens: the centre's business -------------------------------
+    async def default_account(self) -> str:
+        return await self.inner.default_account()
+
+    async def ensure_account(self, account_id: str, name: str = "") -> None:
+        await self.inner.ensure_account(account_id, name)
+
+    async def account_exists(self, account_id: str) -> bool:
+        return await self.inner.account_exists(account_id)
+
+    async def create_token(self, token: TokenRecord) -> None:
+        await self.inner.create_token(token)
+
+    async def find_token(self, token_hash: str) -> TokenRecord | None:
+        return await self.inner.find_token(token_hash)
+
+    async def create_namespace(
+        self, account_id: str, title: str, namespace_id: str | None = None
+    ) -> NamespaceInfo:
+        return await self.inner.create_namespace(account_id, title, namespace_id)
+
+    async def list_namespaces(self, account_id: str) -> list[NamespaceInfo]:
+        return await self.inner.list_namespaces(account_id)
+
+    async def get_namespace(self, account_id: str, namespace_id: str) -> NamespaceInfo | None:
+        return await self.inner.get_namespace(account_id, namespace_id)
+
+    async def rename_namespace(
+        self, account_id: str, namespace_id: str, title: str
+    ) -> NamespaceInfo:
+        return await self.inner.rename_namespace(account_id, namespace_id, title)
+
+    async def delete_namespace(self, account_id: str, namespace_id: str) -> None:
+        await self.inner.delete_namespace(account_id, namespace_id)
+        for lk in [lk for lk in self._inflight if lk[0] == namespace_id]:
+            del self._inflight[lk]
+        for key in list(self._index.get(namespace_id, ())):
+            self._drop(namespace_id, key)
+
+    async def aclose(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
+        await self.inner.aclose()
