@@ -11,6 +11,7 @@ import contextlib
 import logging
 import math
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -45,6 +46,7 @@ class Client:
         cache_bytes: int | None = None,
         clock: Clock | None = None,
         sweep_interval: float | None = SWEEP_INTERVAL,
+        cache_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.target = target
         self.clock: Clock = clock or time.time
@@ -53,6 +55,7 @@ class Client:
         self._location = location
         self._cache_bytes = cache_bytes
         self._sweep_interval = sweep_interval
+        self._cache_options = dict(cache_options or {})
         self._store: Store | None = None
         self._opening: asyncio.Lock | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -117,7 +120,11 @@ class Client:
         from edgekv.edge.cache import LocationCache
 
         return LocationCache(
-            remote, location=self._location, cache_bytes=self._cache_bytes, clock=self.clock
+            remote,
+            location=self._location,
+            cache_bytes=self._cache_bytes,
+            clock=self.clock,
+            **self._cache_options,
         )
 
     async def _sweep(self, store: Store, interval: float) -> None:
@@ -226,7 +233,11 @@ def open(
     **options: Any,
 ) -> Client:
     """Open a store: in memory (no target), SQLite in a directory, `postgresql://…`, or a central
-    server `http://…` (with `token` and `account_id`; `location` adds a location cache)."""
+    server `http://…` (with `token` and `account_id`; `location` adds a location cache).
+
+    `options`: `sweep_interval` (seconds between purges of expired entries, None to disable),
+    `cache_options` (more knobs of the location cache: `stale_if_error`, `refresh_ahead`,
+    `retry_interval`; see docs/locations.md)."""
     return Client(
         target,
         token=token,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any, ParamSpec, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -116,7 +116,9 @@ _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 
-def _retry_once(method: Callable[_P, Awaitable[_R]]) -> Callable[_P, Awaitable[_R]]:
+def _retry_once(
+    method: Callable[_P, Coroutine[Any, Any, _R]],
+) -> Callable[_P, Coroutine[Any, Any, _R]]:
     """Run an idempotent operation again, once, when it hit a dead pooled connection (so the
     first call after a database restart succeeds) or a deadlock / serialization failure. Only
     for operations whose repetition after an unseen commit is harmless (reads, upserts, deletes
