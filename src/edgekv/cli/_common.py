@@ -1,0 +1,131 @@
+"""What the `dev`, `edge` and `kv` commands share: one-line errors, JSON output, logging, and
+running the async body of a command.
+
+Every failure a user can cause prints ONE line to stderr (`error: ...`) and exits non-zero, never
+a traceback: `CLIError` for our own checks, and usage errors (a missing option, a bad integer)
+are shortened to one line by `OneLineCommand` / `OneLineGroup`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import Coroutine
+from typing import IO, Any, TypeVar
+
+import click
+import orjson
+
+__all__ = [
+    "CLIError",
+    "OneLineCommand",
+    "OneLineGroup",
+    "print_json",
+    "run_async",
+    "setup_logging",
+    "usage_error",
+    "write_stdout",
+]
+
+T = TypeVar("T")
+
+_NO_ARGS_IS_HELP: tuple[type[BaseException], ...] = tuple(
+    e for e in (getattr(click.exceptions, "NoArgsIsHelpError", None),) if e is not None
+)
+
+
+class CLIError(click.ClickException):
+    """A failure to report as one line `error: <message>`, exit status 1."""
+
+    exit_code = 1
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+class OneLineUsageError(click.UsageError):
+    """A usage error in one line: what is wrong and where to look (exit status 2)."""
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        hint = f" (see '{self.ctx.command_path} --help')" if self.ctx is not None else ""
+        click.echo(f"error: {self.format_message()}{hint}", err=True)
+
+
+def usage_error(message: str) -> OneLineUsageError:
+    """A usage error found by a command's own checks (e.g. options that exclude each other)."""
+    return OneLineUsageError(message, click.get_current_context(silent=True))
+
+
+def _one_line(exc: click.UsageError, ctx: click.Context) -> click.UsageError:
+    if isinstance(exc, (OneLineUsageError, *_NO_ARGS_IS_HELP)):
+        return exc
+    return OneLineUsageError(exc.format_message(), exc.ctx or ctx)
+
+
+class OneLineCommand(click.Command):
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            raise _one_line(exc, ctx) from None
+
+
+class OneLineGroup(click.Group):
+    """A group whose subcommands (and sub-groups) report usage errors in one line too."""
+
+    command_class = OneLineCommand
+    group_class = type  # sub-groups are OneLineGroups as well
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            raise _one_line(exc, ctx) from None
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as exc:
+            raise _one_line(exc, ctx) from None
+
+
+def print_json(data: Any) -> None:
+    """`data` as indented JSON on stdout (UTF-8, one trailing newline), for humans and `jq`."""
+    write_stdout(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def write_stdout(data: bytes) -> None:
+    """Raw bytes to stdout (a value may be binary: no decoding, no added newline)."""
+    sys.stdout.flush()
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+
+
+def setup_logging(*, quiet: bool = False) -> None:
+    """Our log lines (access log included) to stderr, one per event; `quiet`: warnings and
+    errors only."""
+    # The same format as `edgekv serve` (edgekv.api.server.configure_logging).
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("edgekv")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING if quiet else logging.INFO)
+    root.propagate = False
+
+
+def new_loop() -> asyncio.AbstractEventLoop:
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run the async body of a command (on uvloop when installed)."""
+    with asyncio.Runner(loop_factory=new_loop) as runner:
+        return runner.run(coro)

@@ -1,0 +1,86 @@
+"""`edgekv edge`: a location serving a worker, its bindings read through a location cache."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from edgekv.cli._common import CLIError, OneLineCommand
+
+__all__ = ["edge"]
+
+
+@click.command(cls=OneLineCommand)
+@click.option(
+    "--central", required=True, metavar="URL", help="Base URL of the central server (edgekv serve)."
+)
+@click.option("--location", required=True, metavar="NAME", help="Name of this location, e.g. ams.")
+@click.option(
+    "--config",
+    "config_path",
+    default="wrangler.toml",
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The worker's wrangler.toml (name, main, kv_namespaces, vars).",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", default=8788, show_default=True, type=click.IntRange(0, 65535), help="Port."
+)
+@click.option(
+    "--cache-bytes",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="N",
+    help="Byte budget of the location cache (default: the cache's own, 64 MiB).",
+)
+@click.option("--quiet", is_flag=True, help="No access log (errors and warnings only).")
+def edge(
+    central: str,
+    location: str,
+    config_path: Path,
+    host: str,
+    port: int,
+    cache_bytes: int | None,
+    quiet: bool,
+) -> None:
+    """Run a location: a worker with cached KV bindings.
+
+    The worker's KV reads go through a bounded cache in front of a central server; writes go
+    to the centre.
+
+    Credentials for the centre come from EDGEKV_API_TOKEN and EDGEKV_ACCOUNT_ID. Every binding
+    must exist on the centre (create it with `edgekv kv namespace create --url ...`). GET
+    /healthz is answered by the runtime. Stops cleanly on SIGTERM/SIGINT.
+    """
+    import edgekv
+    from edgekv._client import Client
+    from edgekv.cli._serve import serve_worker
+
+    if not central.startswith(("http://", "https://")):
+        raise CLIError(f"--central must be an http:// or https:// URL, got {central!r}")
+    token = os.environ.get("EDGEKV_API_TOKEN")
+    account = os.environ.get("EDGEKV_ACCOUNT_ID")
+    if not token:
+        raise CLIError("EDGEKV_API_TOKEN is not set (the token this location uses on the centre)")
+    if not account:
+        raise CLIError("EDGEKV_ACCOUNT_ID is not set (the account of the worker's namespaces)")
+
+    async def open_client() -> Client:
+        return edgekv.open(
+            central, token=token, account_id=account, location=location, cache_bytes=cache_bytes
+        )
+
+    serve_worker(
+        command=f"edgekv edge ({location})",
+        config_path=config_path,
+        open_client=open_client,
+        host=host,
+        port=port,
+        local=False,
+        reload=False,
+        quiet=quiet,
+        store_label=central,
+    )

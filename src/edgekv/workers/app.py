@@ -1,0 +1,303 @@
+"""The ASGI application that serves one worker: `GET /healthz`, the worker's handler for every
+other request, errors turned into short 500s (traceback in the log), `ctx.wait_until` work run
+after the response, and (for `edgekv dev`) reloading when the worker's files change.
+
+Written against raw ASGI rather than a framework: the runtime adds one small object per request
+on top of the handler, which keeps a worker close to a bare ASGI app in throughput.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
+from typing import Any
+
+from edgekv._client import Client
+from edgekv.workers.bindings import check_namespaces, ensure_namespaces, make_env
+from edgekv.workers.config import ConfigError, WorkerConfig, load_config
+from edgekv.workers.context import BackgroundTasks, ExecutionContext
+from edgekv.workers.http import BodyTooLarge, ClientDisconnected, Request, Response
+from edgekv.workers.loader import Worker, WorkerImportError, file_stamp, load_worker
+
+__all__ = ["HEALTH_PATH", "WorkerApp"]
+
+log = logging.getLogger("edgekv.workers")
+access_log = logging.getLogger("edgekv.access")  # the same lines as the REST server's
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+HEALTH_PATH = "/healthz"
+"""Answered by the runtime itself (200 `ok`); a worker never sees requests for it."""
+
+_ERROR_BODY = b"Internal Server Error: the worker raised an exception\n"
+_TEXT = (b"content-type", b"text/plain;charset=UTF-8")
+_CLOSE = (b"connection", b"close")
+
+
+def _unread_body(request: Request) -> bool:
+    """Whether the worker left request body bytes unread (the connection must then close)."""
+    if request._body is not None:
+        return False
+    for name, value in request._raw_headers:
+        if name == b"transfer-encoding" or (
+            name == b"content-length" and value.strip() not in (b"", b"0")
+        ):
+            return True
+    return False
+
+
+def _log_access(scope: Scope, status: int, started: float, size: int) -> None:
+    client = scope.get("client")
+    raw_path = scope.get("raw_path") or scope["path"].encode()
+    access_log.info(
+        '%s "%s %s" %d %.1fms %dB',
+        client[0] if client else "-",
+        scope["method"],
+        raw_path.decode("latin-1"),
+        status,
+        (time.perf_counter() - started) * 1000,
+        size,
+    )
+
+
+async def _send_plain(
+    send: Send, status: int, body: bytes, head: bool = False, close: bool = False
+) -> None:
+    headers = [_TEXT, (b"content-length", str(len(body)).encode())]
+    if close:
+        headers.append(_CLOSE)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": b"" if head else body})
+
+
+class WorkerApp:
+    """Serve the worker of `config` with its bindings from `client`.
+
+    `local=True` (edgekv dev) creates missing binding namespaces at startup; otherwise (edgekv
+    edge) they must exist on the central server. `reload=True` polls the worker's files (and the
+    config) every `reload_interval` seconds in a background task and swaps in the new version;
+    a version that fails to load is reported in the log and the previous one keeps serving.
+    `startup()` (also run by ASGI lifespan startup, or by the first request) opens the store and
+    prepares the bindings; `shutdown()` lets `wait_until` work drain (for at most
+    `drain_timeout` seconds) and closes the store.
+    """
+
+    def __init__(
+        self,
+        config: WorkerConfig,
+        client: Client,
+        *,
+        local: bool = True,
+        reload: bool = False,
+        reload_interval: float = 0.5,
+        drain_timeout: float = 10.0,
+        remote_name: str = "the central server",
+    ) -> None:
+        if config.main is None:
+            raise ConfigError(f'{config.path.name}: "main" is missing')
+        self.config = config
+        self.client = client
+        self.local = local
+        self.reload = reload
+        self.reload_interval = reload_interval
+        self.drain_timeout = drain_timeout
+        self.remote_name = remote_name
+        self.env = make_env(client, config)
+        # Imported here, before any server starts, so a broken worker stops the command at once.
+        self.worker: Worker = load_worker(config.main, self.env)
+        self.startup_error: BaseException | None = None
+        self._tasks = BackgroundTasks()
+        self._config_stamp = file_stamp(config.path)
+        self._watcher: asyncio.Task[None] | None = None
+        self._started = False
+        self._starting: asyncio.Lock | None = None
+
+    # -- lifetime --------------------------------------------------------------------------
+    async def startup(self) -> None:
+        """Open the store and make sure every binding has its namespace (idempotent)."""
+        if self._started:
+            return
+        if self._starting is None:
+            self._starting = asyncio.Lock()
+        async with self._starting:
+            if self._started:
+                return
+            await self._prepare_bindings(self.config)
+            if self.reload:
+                self._watcher = asyncio.create_task(self._watch(), name="edgekv-reload")
+            self._started = True
+
+    async def _prepare_bindings(self, config: WorkerConfig) -> None:
+        if self.local:
+            await ensure_namespaces(self.client, config)
+        else:
+            await check_namespaces(self.client, config, self.remote_name)
+        if not config.kv_namespaces:
+            await self.client.list_namespaces()  # opens the store all the same
+
+    async def shutdown(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+            self._watcher = None
+        await self._tasks.drain(self.drain_timeout)
+        await self.client.aclose()
+        self._started = False
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    self.startup_error = exc
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                try:
+                    await self.shutdown()
+                finally:
+                    await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    # -- requests --------------------------------------------------------------------------
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind != "http":
+            if kind == "lifespan":
+                await self._lifespan(receive, send)
+            elif kind == "websocket":
+                await send({"type": "websocket.close", "code": 1003})
+            return
+        method = scope["method"]
+        if scope["path"] == HEALTH_PATH and method in ("GET", "HEAD"):
+            await _send_plain(send, 200, b"ok\n", method == "HEAD")
+            return
+        if not self._started:  # a server without lifespan support: start on first request
+            await self.startup()
+
+        started = time.perf_counter()
+        request = Request._from_asgi(scope, receive)
+        ctx = ExecutionContext(self._tasks)
+        status, size = 500, len(_ERROR_BODY)
+        try:
+            try:
+                response = await self.worker.handle(request, ctx)
+                if not isinstance(response, Response):
+                    raise TypeError(
+                        f"the worker returned {type(response).__name__}, expected a Response"
+                    )
+                headers = _encode_headers(response)
+            except ClientDisconnected:
+                status, size = 499, 0
+                return
+            except BodyTooLarge as exc:
+                log.warning("%s %s: %s", method, scope["path"], exc)
+                status, size = 413, 0
+                await _send_plain(send, 413, b"Payload Too Large\n", close=True)
+                return
+            except Exception:
+                log.exception("%s %s: the worker raised an exception", method, scope["path"])
+                await _send_plain(send, 500, _ERROR_BODY, close=_unread_body(request))
+                return
+            if _unread_body(request):
+                headers.append(_CLOSE)  # body bytes left on the wire: do not reuse the connection
+            status = response.status
+            size = await _send_response(send, response, headers, method == "HEAD")
+        finally:
+            ctx._response_sent()
+            if access_log.isEnabledFor(logging.INFO):
+                _log_access(scope, status, started, size)
+
+    # -- reload ----------------------------------------------------------------------------
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.reload_interval)
+            try:
+                config_changed = file_stamp(self.config.path) != self._config_stamp
+                if config_changed or self.worker.changed():
+                    await self._reload(config_changed)
+            except Exception:
+                log.exception("reloading the worker failed; still serving the previous version")
+
+    async def _reload(self, config_changed: bool) -> None:
+        config, env = self.config, self.env
+        if config_changed:
+            self._config_stamp = file_stamp(self.config.path)
+            try:
+                config = load_config(self.config.path)
+            except ConfigError as exc:
+                log.error("%s; still serving the previous version", exc)
+                return
+            await self._prepare_bindings(config)
+            env = make_env(self.client, config)
+        assert config.main is not None
+        try:
+            worker = load_worker(config.main, env, previous=self.worker)
+        except ConfigError as exc:
+            details = exc.details if isinstance(exc, WorkerImportError) else ""
+            log.error("%s%s; still serving the previous version", details, exc)
+            # Do not retry until the files change again.
+            self.worker.stamps = {p: file_stamp(p) for p in {*self.worker.stamps, config.main}}
+            return
+        self.config, self.env, self.worker = config, env, worker
+        log.info("reloaded %s", _display(config.main))
+
+
+def _encode_headers(response: Response) -> list[tuple[bytes, bytes]]:
+    # The length is the runtime's business: computed for bytes, chunked for streams.
+    return [
+        (name.encode("latin-1"), value.encode("latin-1"))
+        for name, value in response.headers._items
+        if name != "content-length"
+    ]
+
+
+async def _send_response(
+    send: Send, response: Response, headers: list[tuple[bytes, bytes]], head: bool
+) -> int:
+    """Send it; returns the body bytes sent."""
+    body = response.body
+    if isinstance(body, bytes):
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if head else body})
+        return 0 if head else len(body)
+    size = 0
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    try:
+        if not head:
+            async for chunk in body:
+                data = chunk if isinstance(chunk, bytes) else _to_bytes(chunk)
+                size += len(data)
+                await send({"type": "http.response.body", "body": data, "more_body": True})
+    except Exception:
+        # Too late for a 500: end the body and let the log tell what happened.
+        log.exception("the worker's response stream raised an exception")
+    await send({"type": "http.response.body", "body": b""})
+    return size
+
+
+def _to_bytes(chunk: object) -> bytes:
+    if isinstance(chunk, str):
+        return chunk.encode()
+    if isinstance(chunk, bytearray | memoryview):
+        return bytes(chunk)
+    raise TypeError(f"a streamed body must yield bytes, not {type(chunk).__name__}")
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,79 @@
+"""`WorkerApp` under another ASGI server (uvicorn in a thread, real HTTP on loopback): the ASGI
+lifespan opens the store and creates the bindings' namespaces, shutdown drains `wait_until` work
+and closes the store; without lifespan the first request starts it."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Literal
+
+import httpx
+import pytest
+import uvicorn
+
+import edgekv
+from edgekv.workers import WorkerApp, load_config
+from tests.workers.processes import free_port
+from tests.workers.projects import NS_ID, ON_FETCH_WORKER, write_project
+
+
+@contextmanager
+def served(app: WorkerApp, lifespan: Literal["on", "off"]) -> Iterator[httpx.Client]:
+    port = free_port()
+    config = uvicorn.Config(app, port=port, lifespan=lifespan, log_config=None, access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            yield client
+    finally:
+        server.should_exit = True
+        thread.join(15)
+
+
+@pytest.fixture(autouse=True)
+def sys_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.delitem(sys.modules, "worker", raising=False)
+
+
+@pytest.mark.parametrize("lifespan", ["on", "off"])
+def test_lifespan_or_first_request_prepares_and_shutdown_drains(
+    tmp_path: Path, lifespan: Literal["on", "off"]
+) -> None:
+    config = load_config(write_project(tmp_path, ON_FETCH_WORKER))
+    client = edgekv.open()  # in memory: what the worker wrote is checked through `client`
+    app = WorkerApp(config, client, drain_timeout=5)
+    with served(app, lifespan) as http:
+        assert http.get("/healthz").text == "ok\n"
+        assert http.put("/kv/a", content="1").status_code == 201
+        assert http.get("/kv/a").text == "1"
+        assert http.get("/later/bg").status_code == 202  # its work is still pending...
+    if lifespan == "on":  # ...and lifespan shutdown waited for it, then closed the store
+        assert app.client._store is None
+        assert len(app._tasks) == 0
+    # With lifespan off, the PUT above found its namespace: the first request started the app.
+
+
+def test_the_namespace_is_created_at_startup(tmp_path: Path) -> None:
+    async def main() -> str | None:
+        config = load_config(write_project(tmp_path, ON_FETCH_WORKER))
+        app = WorkerApp(config, edgekv.open())
+        await app.startup()
+        found = await app.client.get_namespace(NS_ID)
+        await app.shutdown()
+        return None if found is None else found.title
+
+    assert asyncio.run(main()) == "test-worker-KV"
