@@ -1,10 +1,13 @@
 """A lean HTTP/1.1 keep-alive client for the central reads of a location (`http://` only).
 
-Why not httpx for these: measured on loopback against `edgekv serve` (bench/bench_edge.py),
-httpx costs ~2,400 Python function calls per request: ~1,100 requests/s at concurrency 1 and a
-collapse at concurrency 64 (p99 ~0.4 s), where this pool serves several times more with a p99 of
-a few ms. Cold reads are the one path where a location waits on the centre, so they get this
-client; every other call (writes, multipart, namespaces) stays on httpx.
+Why not httpx for these: measured on loopback against `edgekv serve` (bench/bench_edge.py), httpx
+costs ~2,400 Python function calls per request: ~1,100 requests/s at concurrency 1 and a collapse
+at concurrency 64 (130-200 requests/s, p99 0.4-2.9 s), where this pool serves several times more
+with a p99 of a few ms. Cold reads are the one path where a location waits on the centre, so they
+get this client; every other call (writes, multipart, namespaces) stays on httpx. aiohttp, the
+library candidate for this path, was measured too (bench/bench_http_clients.py): about half this
+pool's reads/s at concurrency 64 and 2-3x its CPU per read, so it was not adopted
+(docs/dependencies.md, "HTTP client of locations").
 
 Scope, deliberately small: requests the caller built (path already percent-encoded), responses
 with Content-Length, chunked, or read-to-close bodies; no redirects, no TLS, no proxies, no
