@@ -25,6 +25,24 @@ PUBLIC = {
         "open",
     ],
     "edgekv.sync": ["Client", "KVNamespace", "open"],
+    "edgekv.workers": [
+        "HEALTH_PATH",
+        "ConfigError",
+        "Env",
+        "ExecutionContext",
+        "Headers",
+        "KVBinding",
+        "Request",
+        "Response",
+        "Worker",
+        "WorkerApp",
+        "WorkerConfig",
+        "WorkerEntrypoint",
+        "WorkerImportError",
+        "load_config",
+        "load_worker",
+    ],
+    "edgekv.api": ["EdgeKVApp", "create_app"],
 }
 
 

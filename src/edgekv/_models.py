@@ -1,6 +1,8 @@
 """Result objects of the binding: field names as in Workers (`keys`, `list_complete`, ...).
 
 `to_dict()` gives the JSON form, omitting what is unset, as every HTTP rendering does.
+The per-key records are plain (not frozen) slot classes: a list page builds a thousand of them
+and a frozen dataclass's __init__ costs three times as much.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ __all__ = [
 _STREAM_CHUNK = 64 * 1024
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class KeyListEntry:
     """One key of a `list()` page."""
 
@@ -37,7 +39,7 @@ class KeyListEntry:
         return out
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ListResult:
     keys: list[KeyListEntry]
     list_complete: bool
@@ -56,7 +58,7 @@ class ListResult:
         return out
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ValueWithMetadata:
     """What `get_with_metadata` returns (`value` and `metadata` None for a missing key)."""
 

@@ -105,30 +105,32 @@ class _Collector:
         return data
 
 
-async def _read_value(value: Any, kind: str, op: str) -> bytes:
-    if kind == "str":
-        data = _encode_text(value)
-    elif kind == "bytes":
-        data = value if isinstance(value, bytes) else bytes(value)
-    else:
-        collector = _Collector(op)
-        if kind == "file":
-            while True:
-                chunk = value.read(_READ_CHUNK)
-                if inspect.isawaitable(chunk):
-                    chunk = await chunk
-                if not chunk:
-                    break
-                collector.add(chunk)
-        elif kind == "aiter":
-            async for chunk in value:
-                collector.add(chunk)
-        else:
-            for chunk in value:
-                collector.add(chunk)
-        return collector.result()
+def _plain_value(value: Any, kind: str, op: str) -> bytes:
+    """The bytes of a `str` or bytes-like value, size-checked (no await: the common case)."""
+    data = _encode_text(value) if kind == "str" else bytes(value)
     rules.check_value_size(len(data), op)
     return data
+
+
+async def _read_value(value: Any, kind: str, op: str) -> bytes:
+    if kind == "str" or kind == "bytes":
+        return _plain_value(value, kind, op)
+    collector = _Collector(op)
+    if kind == "file":
+        while True:
+            chunk = value.read(_READ_CHUNK)
+            if inspect.isawaitable(chunk):
+                chunk = await chunk
+            if not chunk:
+                break
+            collector.add(chunk)
+    elif kind == "aiter":
+        async for chunk in value:
+            collector.add(chunk)
+    else:
+        for chunk in value:
+            collector.add(chunk)
+    return collector.result()
 
 
 class KVNamespace:
@@ -264,7 +266,11 @@ class KVNamespace:
         more = len(rows) > size
         if more:
             del rows[size:]
-        keys = [KeyListEntry(r.name, r.expiration, _metadata(r.metadata)) for r in rows]
+        loads = orjson.loads
+        keys = [
+            KeyListEntry(name, expiration, None if meta is None else loads(meta))
+            for name, expiration, meta in rows
+        ]
         return ListResult(keys, not more, rules.encode_cursor(rows[-1].name) if more else None)
 
     # -- writes ----------------------------------------------------------------------------
@@ -330,7 +336,12 @@ class KVNamespace:
                 options.get("expiration"), options.get("expiration_ttl"), now, op
             )
             meta = rules.serialize_metadata(options.get("metadata"), op)
-            pairs.append((key, Entry(await _read_value(value, kind, op), at, meta)))
+            data = (
+                _plain_value(value, kind, op)
+                if kind == "str" or kind == "bytes"
+                else await _read_value(value, kind, op)
+            )
+            pairs.append((key, Entry(data, at, meta)))
         if not pairs:
             return
         store = await self._store()

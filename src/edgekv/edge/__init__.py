@@ -8,3 +8,5 @@
 
 See docs/locations.md.
 """
+
+__all__: list[str] = []

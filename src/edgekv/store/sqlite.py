@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
-import itertools
 import queue
 import sqlite3
 import threading
@@ -134,42 +132,9 @@ def _prefix_end(prefix: bytes) -> bytes:
     return trimmed[:-1] + bytes([trimmed[-1] + 1])
 
 
-def _fill_key_infos(rows: list[Any], setters: tuple[Any, ...]) -> list[KeyInfo]:
-    new, set_name, set_expiration, set_metadata = object.__new__, *setters
-    out: list[KeyInfo] = []
-    for name, expiration, metadata in rows:
-        info = new(KeyInfo)
-        set_name(info, name)
-        set_expiration(info, expiration)
-        set_metadata(info, metadata)
-        out.append(info)
-    return out
-
-
-def _slot_setters() -> tuple[Any, ...] | None:
-    """KeyInfo's slot setters, while it stays a plain record of these three slots."""
-    names = ("name", "expiration", "metadata")
-    with contextlib.suppress(Exception):
-        setters = tuple(vars(KeyInfo)[n].__set__ for n in names)
-        sample = ("k", 1, "{}")
-        if (
-            tuple(f.name for f in dataclasses.fields(KeyInfo)) == names
-            and not hasattr(KeyInfo, "__post_init__")
-            and _fill_key_infos([sample], setters) == [KeyInfo(*sample)]
-        ):
-            return setters
-    return None
-
-
-_KEY_INFO_SETTERS = _slot_setters()
-
-
 def _key_infos(rows: list[Any]) -> list[KeyInfo]:
-    """KeyInfo of each row. Filling the slots directly is 1.5x faster than the frozen dataclass
-    __init__ (three object.__setattr__ calls), which was a third of a 1000-key page's cost."""
-    if _KEY_INFO_SETTERS is None:
-        return list(itertools.starmap(KeyInfo, rows))
-    return _fill_key_infos(rows, _KEY_INFO_SETTERS)
+    """KeyInfo of each row (a NamedTuple: built from the row tuple at C speed)."""
+    return list(map(KeyInfo._make, rows))
 
 
 def _require_namespace(conn: sqlite3.Connection, namespace_id: str) -> None:
