@@ -47,6 +47,7 @@ class Client:
         clock: Clock | None = None,
         sweep_interval: float | None = SWEEP_INTERVAL,
         cache_options: Mapping[str, Any] | None = None,
+        inline_reads: bool = True,
     ) -> None:
         self.target = target
         self.clock: Clock = clock or time.time
@@ -56,6 +57,7 @@ class Client:
         self._cache_bytes = cache_bytes
         self._sweep_interval = sweep_interval
         self._cache_options = dict(cache_options or {})
+        self._inline_reads = inline_reads
         self._store: Store | None = None
         self._opening: asyncio.Lock | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -107,7 +109,7 @@ class Client:
             return self._remote(text), False
         from edgekv.store.sqlite import SQLiteStore
 
-        return await SQLiteStore.open(Path(text)), True
+        return await SQLiteStore.open(Path(text), inline_reads=self._inline_reads), True
 
     def _remote(self, url: str) -> Store:
         if not self._token or not self.account_id:
@@ -237,7 +239,9 @@ def open(
 
     `options`: `sweep_interval` (seconds between purges of expired entries, None to disable),
     `cache_options` (more knobs of the location cache: `stale_if_error`, `refresh_ahead`,
-    `retry_interval`; see docs/locations.md)."""
+    `retry_interval`; see docs/locations.md), `inline_reads` (SQLite, default True: a point read
+    of a small value runs on the caller's thread, never waiting for a lock, because a thread
+    hop costs ten times the read; False sends every read to a reader thread)."""
     return Client(
         target,
         token=token,

@@ -29,9 +29,10 @@ Clock = Callable[[], float]
 """Zero-argument callable returning UNIX time in seconds (default `time.time`)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Entry:
-    """One stored value. `metadata` is JSON text (already validated) or None.
+    """One stored value. `metadata` is JSON text (already validated) or None. Treat as
+    immutable; not frozen because a frozen dataclass costs 3x to build (bulk writes build 10k).
 
     `cache_status` is set only by a location cache (`HIT`, `MISS`, `STALE`, `UPDATING`).
     """
