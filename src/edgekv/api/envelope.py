@@ -1,0 +1,129 @@
+"""The Cloudflare v4 response envelope and the error codes clients know (rest-api.md).
+
+Every answer except "read value" is `{"success", "errors", "messages", "result", "result_info"?}`.
+Handlers raise `ApiError`; the app turns it, a `KVError` from the binding or a `StoreError` into
+an error envelope whose message reads like Cloudflare's: `"<operation>: '<text>'"`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from edgekv._exceptions import (
+    KVError,
+    NamespaceNotFound,
+    NamespaceTitleTaken,
+    StoreError,
+    StoreUnavailable,
+    TooManyNamespaces,
+)
+from edgekv.api.http import Response
+
+__all__ = [
+    "ApiError",
+    "error_response",
+    "from_kv_error",
+    "from_store_error",
+    "ok",
+]
+
+# -- error codes (rest-api.md "Error codes clients know", plus a few of Cloudflare's own) ------
+AUTH = 10000
+BAD_REQUEST = 10001
+INTERNAL = 10002  # a bug of ours: logged with its traceback, never shown
+KEY_NOT_FOUND = 10009
+NAMESPACE_NOT_FOUND = 10013
+TITLE_TAKEN = 10014
+TOO_MANY_NAMESPACES = 10018
+MISSING_TITLE = 10019
+TOO_MANY_REQUESTS = 10022
+TOO_LARGE = 10024
+BAD_LIMIT = 10028
+KEY_TOO_LONG = 10030
+BAD_EXPIRATION = 10033
+BAD_TTL = 10034
+FORBIDDEN = 10037
+BAD_CURSOR = 10041
+ILLEGAL_KEY = 10042
+BAD_ORDER = 10043
+BAD_DIRECTION = 10044
+BAD_METADATA = 10047
+UNAVAILABLE = 10050  # the store cannot be reached (503); clients retry
+METHOD_NOT_ALLOWED = 7001
+NO_ROUTE = 7003
+
+_JSON = [(b"content-type", b"application/json")]
+
+
+class ApiError(Exception):
+    """An error answer. `text` is prefixed with the route's operation unless `bare` (auth and
+    routing errors read exactly as Cloudflare's, e.g. `Authentication error`)."""
+
+    def __init__(
+        self,
+        status: int,
+        code: int,
+        text: str,
+        *,
+        bare: bool = False,
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        super().__init__(text)
+        self.status = status
+        self.code = code
+        self.text = text
+        self.bare = bare
+        self.headers = headers or []
+
+    def message(self, operation: str) -> str:
+        return self.text if self.bare or not operation else f"{operation}: '{self.text}'"
+
+
+def _dumps(payload: Any) -> bytes:
+    return orjson.dumps(payload)
+
+
+def ok(
+    result: Any = None, result_info: dict[str, Any] | None = None, status: int = 200
+) -> Response:
+    payload: dict[str, Any] = {"success": True, "errors": [], "messages": [], "result": result}
+    if result_info is not None:
+        payload["result_info"] = result_info
+    return Response(status, _dumps(payload), list(_JSON))
+
+
+def error_response(
+    status: int, code: int, message: str, headers: list[tuple[bytes, bytes]] | None = None
+) -> Response:
+    payload = {
+        "success": False,
+        "errors": [{"code": code, "message": message}],
+        "messages": [],
+        "result": None,
+    }
+    return Response(status, _dumps(payload), [*_JSON, *(headers or [])])
+
+
+def from_kv_error(exc: KVError) -> ApiError:
+    """A binding error as a REST error: `_rules` attach `.code`; errors the binding made from a
+    store failure carry none, so the status tells which store error it was."""
+    code = exc.code
+    if code is None:
+        code = {404: NAMESPACE_NOT_FOUND, 503: UNAVAILABLE}.get(exc.status, BAD_REQUEST)
+        if exc.status >= 500 and exc.status != 503:
+            code = INTERNAL
+    return ApiError(exc.status, code, exc.detail)
+
+
+def from_store_error(exc: StoreError) -> ApiError:
+    if isinstance(exc, NamespaceNotFound):
+        return ApiError(404, NAMESPACE_NOT_FOUND, "namespace not found")
+    if isinstance(exc, NamespaceTitleTaken):
+        return ApiError(400, TITLE_TAKEN, exc.detail)
+    if isinstance(exc, TooManyNamespaces):
+        return ApiError(400, TOO_MANY_NAMESPACES, exc.detail)
+    if isinstance(exc, StoreUnavailable):
+        return ApiError(503, UNAVAILABLE, exc.detail)
+    return ApiError(exc.status, INTERNAL if exc.status >= 500 else BAD_REQUEST, exc.detail)

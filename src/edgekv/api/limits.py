@@ -1,0 +1,127 @@
+"""Request bodies read chunk by chunk under a byte limit.
+
+Nothing past a limit is ever kept: a body over its limit is refused (413, code 10024) as soon as
+its declared `Content-Length` or the bytes received so far exceed the limit by more than
+`DRAIN_ALLOWANCE`, so a 1 GB upload gets its 413 while it is still being sent and costs the
+server at most one limit's worth of memory. The response to a body left unread carries
+`Connection: close` (see `Request.has_unread_body`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+from edgekv._exceptions import KVError
+from edgekv._rules import VALUE_MAX_BYTES, check_value_size
+from edgekv.api import envelope as env
+from edgekv.api.envelope import ApiError
+from edgekv.api.http import Request
+
+__all__ = [
+    "BULK_BODY_LIMIT",
+    "DRAIN_ALLOWANCE",
+    "JSON_BODY_LIMIT",
+    "MULTIPART_BODY_LIMIT",
+    "MULTIPART_OVERHEAD",
+    "VALUE_BODY_LIMIT",
+    "ClientDisconnected",
+    "iter_body",
+    "raw_value_too_large",
+    "read_body",
+]
+
+BULK_BODY_LIMIT = 100_000_000  # Cloudflare's 100 MB for a bulk request
+MULTIPART_OVERHEAD = 1024 * 1024  # boundaries, part headers and the ≤1 KiB metadata part
+JSON_BODY_LIMIT = 1024 * 1024  # namespace titles, bulk get (100 keys)
+DRAIN_ALLOWANCE = 8 * 1024 * 1024  # how far past a limit a refused body is still read
+
+TooLarge = Callable[[int], Exception]
+
+
+class ClientDisconnected(Exception):
+    """The client went away mid-request: nothing to answer."""
+
+
+def payload_too_large(limit: int) -> TooLarge:
+    def make(size: int) -> Exception:
+        return ApiError(
+            413, env.TOO_LARGE, f"Request body of {size} bytes exceeds the limit of {limit} bytes"
+        )
+
+    return make
+
+
+def declared_length(request: Request) -> int | None:
+    raw = request.headers.get(b"content-length")
+    if raw is None:
+        return None
+    try:
+        length = int(raw)
+    except ValueError:
+        raise ApiError(400, env.BAD_REQUEST, "Invalid Content-Length header") from None
+    if length < 0:
+        raise ApiError(400, env.BAD_REQUEST, "Invalid Content-Length header")
+    return length
+
+
+async def iter_body(
+    request: Request, limit: int, too_large: TooLarge | None = None
+) -> AsyncIterator[bytes]:
+    """The body's chunks as they arrive; raises `too_large(size)` once over `limit`.
+
+    A body that ends within `DRAIN_ALLOWANCE` past the limit is read to its end (and dropped)
+    first, so that clients that only read the answer once they have sent everything (httpx,
+    the SDKs) see the 413 instead of a reset connection; a larger one is refused at once."""
+    make_error = too_large or payload_too_large(limit)
+    declared = declared_length(request)
+    if declared is not None and declared > limit + DRAIN_ALLOWANCE:
+        raise make_error(declared)
+    received = 0
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected
+        chunk: bytes = message.get("body", b"")
+        more = message.get("more_body", False)
+        received += len(chunk)
+        if received > limit:
+            received = await _drain(request, received, more, limit + DRAIN_ALLOWANCE)
+            raise make_error(max(received, declared or 0))
+        if chunk:
+            yield chunk
+        if not more:
+            request.body_done = True
+            return
+
+
+async def _drain(request: Request, received: int, more: bool, allowance: int) -> int:
+    """Read and drop the rest of a refused body while it stays within `allowance`; returns
+    how many bytes arrived in all."""
+    while more and received <= allowance:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected
+        received += len(message.get("body", b""))
+        more = message.get("more_body", False)
+    if not more:
+        request.body_done = True
+    return received
+
+
+async def read_body(request: Request, limit: int, too_large: TooLarge | None = None) -> bytes:
+    chunks = [chunk async for chunk in iter_body(request, limit, too_large)]
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def raw_value_too_large(size: int) -> Exception:
+    """The binding's own error for a value over 25 MiB (`size` is what arrived so far when
+    no length was declared)."""
+    try:
+        check_value_size(size, "PUT")
+    except KVError as exc:
+        return exc
+    raise AssertionError("only called with size > VALUE_MAX_BYTES")  # pragma: no cover
+
+
+VALUE_BODY_LIMIT = VALUE_MAX_BYTES
+MULTIPART_BODY_LIMIT = VALUE_MAX_BYTES + MULTIPART_OVERHEAD

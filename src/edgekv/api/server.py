@@ -1,0 +1,294 @@
+"""Running the central server: open the store, bootstrap, serve HTTP until SIGTERM/SIGINT.
+
+One process, one event loop (uvloop when installed): the server is stateless over its store, so
+more capacity means more processes behind a balancer (PostgreSQL), not workers sharing an
+in-memory state. The ASGI server is embedded in that loop; both granian and uvicorn are
+supported and the default was chosen by measurement (docs/dependencies.md, bench/bench_rest.py).
+
+On SIGTERM/SIGINT the listener stops accepting, requests in flight finish, the store is closed
+(every acknowledged write was committed before its 200 anyway).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import signal
+import socket
+import sqlite3
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import click
+
+from edgekv._client import Client
+from edgekv._exceptions import KVError, StoreError
+from edgekv._types import Store
+from edgekv.api.accesslog import AccessLog
+from edgekv.api.app import create_app
+from edgekv.api.bootstrap import Credentials, bootstrap
+from edgekv.api.http import Receive, Scope, Send
+
+__all__ = ["DEFAULT_SERVER", "check_listen", "configure_logging", "run", "serve_asgi"]
+
+log = logging.getLogger("edgekv.server")
+
+ServerName = Literal["granian", "uvicorn"]
+DEFAULT_SERVER: ServerName = "granian"
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Our lines (access log included) to stderr, one per event, with a timestamp."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("edgekv")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def check_listen(host: str, port: int) -> None:
+    """Raise OSError if `host:port` cannot be bound (in use, unknown address, no permission)."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind
+        probe.bind(address)
+
+
+def _install_signals(stop: asyncio.Event) -> Callable[[], None]:
+    """SIGTERM/SIGINT set `stop`; returns the undo."""
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGTERM, signal.SIGINT)
+    for sig in signals:
+        loop.add_signal_handler(sig, stop.set)
+
+    def undo() -> None:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+
+    return undo
+
+
+async def _stop_when(event: asyncio.Event, stop: Callable[[], None]) -> None:
+    await event.wait()
+    stop()
+
+
+async def _serve_granian(
+    app: ASGIApp, host: str, port: int, ready: Callable[[], None], stop: asyncio.Event
+) -> None:
+    from granian.constants import Interfaces
+    from granian.server.embed import Server
+
+    server = Server(
+        app,
+        address=host,
+        port=port,
+        interface=Interfaces.ASGINL,  # the app is started and stopped around the server
+        log_enabled=True,
+        # "error": granian warns at every start that embedding is experimental; its error
+        # lines (a failing worker) still show.
+        log_level="error",  # type: ignore[arg-type]  # granian accepts the enum's value
+        log_access=False,  # our own access log (accesslog.py) has the fields we want
+        websockets=False,
+        backlog=2048,
+    )
+    server.on_startup(ready)
+    watcher = asyncio.create_task(_stop_when(stop, server.stop))
+    try:
+        await server.serve()
+    finally:
+        watcher.cancel()
+
+
+async def _serve_uvicorn(
+    app: ASGIApp, host: str, port: int, ready: Callable[[], None], stop: asyncio.Event
+) -> None:
+    import uvicorn
+
+    class _Server(uvicorn.Server):
+        # uvicorn re-raises a captured SIGTERM once stopped, which would kill the process
+        # before the store is closed: our own handlers set `stop` instead.
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                ready()
+
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        lifespan="off",  # the app is started and stopped around the server
+        access_log=False,
+        log_config=None,
+        log_level="warning",
+        ws="none",
+        backlog=2048,
+    )
+    server = _Server(config)
+
+    def exit_() -> None:
+        server.should_exit = True
+
+    watcher = asyncio.create_task(_stop_when(stop, exit_))
+    try:
+        await server.serve()
+    finally:
+        watcher.cancel()
+
+
+async def serve_asgi(
+    app: ASGIApp,
+    host: str,
+    port: int,
+    *,
+    server: ServerName = DEFAULT_SERVER,
+    ready: Callable[[], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Serve `app` in the running loop until `stop` is set (default: until SIGTERM/SIGINT);
+    `ready()` is called once it listens. Requests in flight finish before it returns."""
+    on_ready = ready or (lambda: None)
+    undo = None
+    if stop is None:
+        stop = asyncio.Event()
+        undo = _install_signals(stop)
+    try:
+        if server == "granian":
+            await _serve_granian(app, host, port, on_ready, stop)
+        elif server == "uvicorn":
+            await _serve_uvicorn(app, host, port, on_ready, stop)
+        else:
+            raise ValueError(f"unknown ASGI server {server!r}")
+    finally:
+        if undo is not None:
+            undo()
+
+
+class StartupError(Exception):
+    """The server cannot start (store unreachable or unusable): one line for the operator."""
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, StoreError):
+        return exc.detail
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+def _shown(target: str | Path) -> str:
+    """The store, for messages: a directory, or a PostgreSQL URL without its password."""
+    text = str(target)
+    if text.startswith(("postgresql://", "postgres://")):
+        return re.sub(r"://([^:@/]*):[^@/]*@", r"://\1:***@", text)
+    return text
+
+
+async def _open_store(target: str | Path) -> Store:
+    """The engine of `target`. SQLite serves small point reads on the event loop's thread
+    (`inline_reads`): a hot GET then skips a thread round trip that costs more than the read."""
+    text = str(target)
+    if text.startswith(("postgresql://", "postgres://")):
+        from edgekv.store.postgres import PostgresStore
+
+        # cast: the engine's methods are typed as returning Awaitable, the protocol's as
+        # coroutines; they are interchangeable for callers that only await them.
+        return cast(Store, await PostgresStore.open(text))
+    from edgekv.store.sqlite import SQLiteStore
+
+    return await SQLiteStore.open(Path(target), inline_reads=True)
+
+
+def _print_credentials(credentials: Credentials) -> None:
+    where = f" (saved to {credentials.path}, mode 0600)" if credentials.path else ""
+    click.echo(f"Created account {credentials.account_id} and its admin API token{where}:")
+    click.echo(f"  EDGEKV_ACCOUNT_ID={credentials.account_id}")
+    click.echo(f"  EDGEKV_API_TOKEN={credentials.api_token}")
+    click.echo("The token is shown once; keep it secret.")
+    sys.stdout.flush()
+
+
+async def _main(
+    target: str | Path,
+    data_dir: Path | None,
+    host: str,
+    port: int,
+    server: ServerName,
+    access_log: bool,
+) -> None:
+    try:
+        store = await _open_store(target)
+    except (StoreError, KVError, OSError, sqlite3.Error) as exc:
+        raise StartupError(f"cannot open the store {_shown(target)}: {_reason(exc)}") from None
+    client = Client(store, account_id=os.environ.get("EDGEKV_ACCOUNT_ID") or None)
+    try:
+        try:
+            await client._open()
+            credentials = await bootstrap(client.store, data_dir)
+        except (StoreError, KVError, OSError, sqlite3.Error) as exc:
+            raise StartupError(
+                f"cannot prepare the store {_shown(target)}: {_reason(exc)}"
+            ) from None
+        if credentials is not None:
+            _print_credentials(credentials)
+        app = create_app(client, access_log=AccessLog(sys.stderr, enabled=access_log))
+        shown = _shown(target)
+
+        def ready() -> None:
+            log.info(
+                "listening on http://%s:%d (REST API under /client/v4, store %s, %s)",
+                host,
+                port,
+                shown,
+                server,
+            )
+
+        try:
+            await serve_asgi(app, host, port, server=server, ready=ready)
+        finally:
+            await app.shutdown()  # flushes the access log; the store closes below
+        log.info("stopped")
+    finally:
+        await client.aclose()
+
+
+def run(
+    target: str | Path,
+    *,
+    data_dir: Path | None,
+    host: str = "127.0.0.1",
+    port: int = 8787,
+    server: ServerName = DEFAULT_SERVER,
+    access_log: bool = True,
+) -> None:
+    """Blocking: the whole life of `edgekv serve`."""
+    try:
+        check_listen(host, port)
+    except OSError as exc:
+        # Before anything starts: the servers report this with a traceback (granian with a
+        # Rust backtrace too) from deep inside their startup.
+        raise click.ClickException(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+        ) from None
+    runner: Any = None
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        runner = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=runner) as loop_runner:
+        try:
+            loop_runner.run(_main(target, data_dir, host, port, server, access_log))
+        except StartupError as exc:
+            raise click.ClickException(str(exc)) from None
