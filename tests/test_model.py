@@ -22,7 +22,9 @@ metadata = st.one_of(
     st.none(), st.integers(-5, 5), st.dictionaries(st.sampled_from("xy"), st.booleans())
 )
 ops = st.one_of(
-    st.tuples(st.just("put"), keys, values, st.one_of(st.none(), st.sampled_from([60, 61, 120])), metadata),
+    st.tuples(
+        st.just("put"), keys, values, st.one_of(st.none(), st.sampled_from([60, 61, 120])), metadata
+    ),
     st.tuples(st.just("delete"), keys),
     st.tuples(st.just("get"), keys),
     st.tuples(st.just("list"), st.text(alphabet="ab:é", max_size=2), st.integers(1, 4)),

@@ -240,16 +240,19 @@ async def test_invalid_expiration_ttl(ns: KVNamespace, ttl: Any, message: str) -
     assert await ns.get("k") is None
 
 
+PAST = "Please specify integer greater than the current number of seconds since the UNIX epoch."
+
+
 @pytest.mark.parametrize(
     ("offset", "message"),
     [
         (
             0,
-            "Please specify integer greater than the current number of seconds since the UNIX epoch.",
+            PAST,
         ),
         (
             -10,
-            "Please specify integer greater than the current number of seconds since the UNIX epoch.",
+            PAST,
         ),
         (1, "Expiration times must be at least 60 seconds in the future."),
         (59, "Expiration times must be at least 60 seconds in the future."),

@@ -40,7 +40,7 @@ def test_sync_round_trip(tmp_path: Path) -> None:
 def test_sync_errors_are_the_same(tmp_path: Path) -> None:
     with edgekv.sync.open() as kv:
         ns = kv.create_namespace("n")
-        with pytest.raises(edgekv.KVTypeError, match="Key name cannot be empty."):
+        with pytest.raises(edgekv.KVTypeError, match=r"^Key name cannot be empty\.$"):
             ns.put("", "v")
         with pytest.raises(edgekv.KVError) as info:
             ns.put("k", "v", expiration_ttl=5)
