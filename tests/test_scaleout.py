@@ -536,10 +536,13 @@ def is_unavailable(r: httpx.Response) -> bool:
         body = r.json()
     except ValueError:
         return False
+    errors = body.get("errors", [])
     return (
         body.get("success") is False
         and body.get("result") is None
-        and [e.get("code") for e in body.get("errors", [])] == [10050]
+        and [e.get("code") for e in errors] == [10050]
+        # the driver's text (host, port, errno) stays in the server's log
+        and all("refused" not in e.get("message", "").lower() for e in errors)
     )
 
 

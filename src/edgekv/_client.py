@@ -16,6 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from edgekv import _rules as rules
 from edgekv._exceptions import KVError, StoreError
 from edgekv._models import Namespace
 from edgekv._namespace import KVNamespace
@@ -25,12 +26,11 @@ __all__ = ["Client", "open"]
 
 log = logging.getLogger("edgekv")
 
-TITLE_MAX_CHARS = 512
 SWEEP_INTERVAL = 30.0  # seconds between background purges of expired entries
 
 
 def _ns_error(op: str, exc: StoreError) -> KVError:
-    return KVError.for_op(op, exc.status, exc.detail)
+    return KVError.for_op(op, exc.status, exc.detail, code=exc.code)
 
 
 class Client:
@@ -174,7 +174,7 @@ class Client:
 
     async def create_namespace(self, title: str, *, namespace_id: str | None = None) -> KVNamespace:
         op = "CREATE_NAMESPACE"
-        _check_title(title, op)
+        rules.check_title(title, op)
         store, account = await self._account()
         try:
             info = await store.create_namespace(account, title, namespace_id)
@@ -199,7 +199,7 @@ class Client:
 
     async def rename_namespace(self, namespace_id: str, title: str) -> Namespace:
         op = "RENAME_NAMESPACE"
-        _check_title(title, op)
+        rules.check_title(title, op)
         store, account = await self._account()
         try:
             info = await store.rename_namespace(account, namespace_id, title)
@@ -213,15 +213,6 @@ class Client:
             await store.delete_namespace(account, namespace_id)
         except StoreError as exc:
             raise _ns_error("DELETE_NAMESPACE", exc) from None
-
-
-def _check_title(title: object, op: str) -> None:
-    if not isinstance(title, str) or not title.strip():
-        raise KVError.for_op(op, 400, "Namespace title must be a non-empty string", code=10019)
-    if len(title) > TITLE_MAX_CHARS:
-        raise KVError.for_op(
-            op, 400, f"Namespace title must be at most {TITLE_MAX_CHARS} characters", code=10019
-        )
 
 
 def open(

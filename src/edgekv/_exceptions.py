@@ -55,9 +55,11 @@ class KVTypeError(KVError, TypeError):
 
 
 class StoreError(Exception):
-    """Raised by a store; `status` and `detail` become a `KVError` or a REST error envelope."""
+    """Raised by a store; `status`, `code` (Cloudflare API error code) and `detail` become a
+    `KVError` or a REST error envelope."""
 
     status = 500
+    code = 10002
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
@@ -66,6 +68,7 @@ class StoreError(Exception):
 
 class NamespaceNotFound(StoreError):
     status = 404
+    code = 10013
 
     def __init__(self, namespace_id: str) -> None:
         super().__init__(f"namespace {namespace_id} not found")
@@ -74,6 +77,7 @@ class NamespaceNotFound(StoreError):
 
 class NamespaceTitleTaken(StoreError):
     status = 400
+    code = 10014
 
     def __init__(self, title: str) -> None:
         super().__init__("A namespace with this account ID and title already exists")
@@ -82,6 +86,7 @@ class NamespaceTitleTaken(StoreError):
 
 class TooManyNamespaces(StoreError):
     status = 400
+    code = 10018
 
     def __init__(self, limit: int) -> None:
         super().__init__(f"This account already has the maximum of {limit} namespaces")
@@ -92,3 +97,4 @@ class StoreUnavailable(StoreError):
     """The store (a database, a central server) cannot be reached right now."""
 
     status = 503
+    code = 10050

@@ -38,7 +38,7 @@ _NOT_JSON = "At least one of the requested keys corresponds to a non-json value"
 
 
 def _store_error(op: str, exc: StoreError) -> KVError:
-    return KVError.for_op(op, exc.status, exc.detail)
+    return KVError.for_op(op, exc.status, exc.detail, code=exc.code)
 
 
 def _decode(value: bytes, type_: object) -> Any:

@@ -23,12 +23,14 @@ __all__ = [
     "LIST_LIMIT_MAX",
     "METADATA_MAX_BYTES",
     "MIN_TTL",
+    "TITLE_MAX_CHARS",
     "VALUE_MAX_BYTES",
     "check_bulk_get",
     "check_cache_ttl",
     "check_key",
     "check_list_limit",
     "check_prefix",
+    "check_title",
     "check_value_size",
     "decode_cursor",
     "encode_cursor",
@@ -46,6 +48,7 @@ MIN_TTL = 60
 LIST_LIMIT_MAX = 1000
 BULK_GET_MAX_KEYS = 100
 BULK_WRITE_MAX_PAIRS = 10_000
+TITLE_MAX_CHARS = 512
 
 # Cloudflare API error codes (rest-api.md), attached to errors for the REST layer.
 CODE_KEY_TOO_LONG = 10030
@@ -257,3 +260,11 @@ def check_bulk_get(keys: list[Any], type_: object, cache_ttl: object) -> None:
             )
         encode_key(key, op)
     check_cache_ttl(cache_ttl, op)
+
+
+def check_title(title: object, op: str) -> None:
+    """A namespace title: a non-empty string of at most 512 characters."""
+    if not isinstance(title, str) or not title.strip():
+        raise fail(op, 400, "Namespace title must be a non-empty string", 10019)
+    if len(title) > TITLE_MAX_CHARS:
+        raise fail(op, 400, f"Namespace title must be at most {TITLE_MAX_CHARS} characters", 10019)

@@ -7,6 +7,7 @@ an error envelope whose message reads like Cloudflare's: `"<operation>: '<text>'
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import orjson
@@ -20,6 +21,8 @@ from edgekv._exceptions import (
     TooManyNamespaces,
 )
 from edgekv.api.http import Response
+
+log = logging.getLogger("edgekv.api")
 
 __all__ = [
     "ApiError",
@@ -107,14 +110,19 @@ def error_response(
 
 
 def from_kv_error(exc: KVError) -> ApiError:
-    """A binding error as a REST error: `_rules` attach `.code`; errors the binding made from a
-    store failure carry none, so the status tells which store error it was."""
+    """A binding error as a REST error: `_rules` and store failures attach `.code`."""
     code = exc.code
     if code is None:
-        code = {404: NAMESPACE_NOT_FOUND, 503: UNAVAILABLE}.get(exc.status, BAD_REQUEST)
-        if exc.status >= 500 and exc.status != 503:
-            code = INTERNAL
+        code = INTERNAL if exc.status >= 500 else BAD_REQUEST
+    if exc.status == 503:
+        return _unavailable(exc.detail)
     return ApiError(exc.status, code, exc.detail)
+
+
+def _unavailable(detail: str) -> ApiError:
+    # The driver's text may name the database host: it goes to the log, not to clients.
+    log.warning("store unavailable: %s", detail)
+    return ApiError(503, UNAVAILABLE, "the store is unavailable, try again shortly")
 
 
 def from_store_error(exc: StoreError) -> ApiError:
@@ -125,5 +133,5 @@ def from_store_error(exc: StoreError) -> ApiError:
     if isinstance(exc, TooManyNamespaces):
         return ApiError(400, TOO_MANY_NAMESPACES, exc.detail)
     if isinstance(exc, StoreUnavailable):
-        return ApiError(503, UNAVAILABLE, exc.detail)
+        return _unavailable(exc.detail)
     return ApiError(exc.status, INTERNAL if exc.status >= 500 else BAD_REQUEST, exc.detail)

@@ -1,6 +1,6 @@
 """Namespaces of an account: list (paged), create, get, rename, delete.
 
-Titles are checked by the binding's rule (`_client._check_title`); store errors become their
+Titles are checked by the binding's rule (`_rules.check_title`); store errors become their
 codes (10013 not found, 10014 title taken, 10018 too many) in `envelope.from_store_error`.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from edgekv._client import _check_title
 from edgekv._exceptions import StoreError
+from edgekv._rules import check_title
 from edgekv._types import NamespaceInfo
 from edgekv.api import envelope as env
 from edgekv.api.auth import may_use_namespace
@@ -92,7 +92,7 @@ async def _title(ctx: Ctx, op: str) -> str:
     title = body.get("title") if isinstance(body, dict) else None
     if title is None:
         raise ApiError(400, env.MISSING_TITLE, "request body must hold a title")
-    _check_title(title, op)
+    check_title(title, op)
     assert isinstance(title, str)
     return title
 

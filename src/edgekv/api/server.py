@@ -51,6 +51,18 @@ def configure_logging(level: int = logging.INFO) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+    # asyncpg reports its reconnect attempts during a database outage: same format, no traceback.
+    driver = logging.getLogger("asyncpg")
+    driver.handlers[:] = [handler]
+    driver.setLevel(logging.WARNING)
+    driver.propagate = False
+    driver.filters[:] = [_drop_traceback]
+
+
+def _drop_traceback(record: logging.LogRecord) -> bool:
+    record.exc_info = None
+    record.exc_text = None
+    return True
 
 
 def check_listen(host: str, port: int) -> None:

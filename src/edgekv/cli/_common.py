@@ -107,14 +107,10 @@ def write_stdout(data: bytes) -> None:
 
 def setup_logging(*, quiet: bool = False) -> None:
     """Our log lines (access log included) to stderr, one per event; `quiet`: warnings and
-    errors only."""
-    # The same format as `edgekv serve` (edgekv.api.server.configure_logging).
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("edgekv")
-    root.handlers[:] = [handler]
-    root.setLevel(logging.WARNING if quiet else logging.INFO)
-    root.propagate = False
+    errors only. The same setup as `edgekv serve`."""
+    from edgekv.api.server import configure_logging
+
+    configure_logging(logging.WARNING if quiet else logging.INFO)
 
 
 def new_loop() -> asyncio.AbstractEventLoop:

@@ -65,7 +65,8 @@ class RemoteError(StoreError):
     def __init__(self, status: int, detail: str, code: int | None = None) -> None:
         super().__init__(detail)
         self.status = status
-        self.code = code
+        if code is not None:
+            self.code = code
 
 
 def _key_path(key: str) -> str:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import logging
 
-from edgekv._client import TITLE_MAX_CHARS, Client
+from edgekv._client import Client
 from edgekv._exceptions import KVError
+from edgekv._rules import TITLE_MAX_CHARS
 from edgekv.workers.config import ConfigError, KVBinding, WorkerConfig
 from edgekv.workers.context import Env
 
