@@ -626,3 +626,14 @@ async def test_delete_many(ns: KVNamespace) -> None:
     assert [k.name for k in (await ns.list()).keys] == ["b"]
     await raises(ns.delete_many(["b", ".."]), '".." is not allowed as a key name.', 400)
     assert await ns.get("b") == "2"
+
+
+async def test_bulk_get_json_check_comes_before_size_check(ns: KVNamespace) -> None:
+    await ns.put("a", b"x" * (13 * MiB))  # neither JSON nor small
+    await ns.put("b", b"x" * (13 * MiB))
+    await raises(
+        ns.get(["a", "b"], "json"),
+        "KV GET_BULK failed: 400 At least one of the requested keys corresponds to a "
+        "non-json value",
+        400,
+    )

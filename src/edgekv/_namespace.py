@@ -53,6 +53,16 @@ def _decode(value: bytes, type_: object) -> Any:
     raise rules.type_error(_UNKNOWN_TYPE)
 
 
+def _bulk_value(entry: Entry, type_: object) -> Any:
+    """A bulk get's value: text, or parsed JSON (a non-JSON value fails the whole call)."""
+    if type_ == "json":
+        try:
+            return orjson.loads(entry.value)
+        except orjson.JSONDecodeError:
+            raise rules.fail("GET_BULK", 400, _NOT_JSON) from None
+    return entry.value.decode("utf-8", "replace")
+
+
 def _metadata(raw: str | None) -> Any:
     return None if raw is None else orjson.loads(raw)
 
@@ -209,11 +219,19 @@ class KVNamespace:
         except StoreError as exc:
             raise _store_error("GET", exc) from None
 
-    async def _get_bulk(
-        self, keys: list[Any], type_: object, cache_ttl: object, *, with_metadata: bool
-    ) -> dict[str, Any]:
+    async def get_entries(
+        self,
+        keys: list[str],
+        type: ValueType = "text",
+        *,
+        cache_ttl: int | None = None,
+        decode: bool = True,
+    ) -> dict[str, tuple[Entry, Any] | None]:
+        """Bulk get's full form, for servers and tools: every check of a bulk get, in the
+        rules' order, then key -> (stored `Entry`, decoded value) or None when missing, in
+        first-appearance order. `decode=False` skips decoding (the value is then None)."""
         op = "GET_BULK"
-        rules.check_bulk_get(keys, type_, cache_ttl)
+        rules.check_bulk_get(keys, type, cache_ttl)
         ttl = None if cache_ttl is None else rules.to_number(cache_ttl)
         unique = list(dict.fromkeys(keys))
         store = await self._store()
@@ -221,33 +239,31 @@ class KVNamespace:
             found = await store.get_many(self.id, unique, now=self._now(), cache_ttl=ttl)
         except StoreError as exc:
             raise _store_error(op, exc) from None
+        out: dict[str, tuple[Entry, Any] | None] = {}
         total = 0
-        out: dict[str, Any] = {}
         for key in unique:
             entry = found.get(key)
             if entry is None:
                 out[key] = None
                 continue
             total += len(entry.value)
-            if type_ == "json":
-                try:
-                    value = orjson.loads(entry.value)
-                except orjson.JSONDecodeError:
-                    raise rules.fail(
-                        op,
-                        400,
-                        "At least one of the requested keys corresponds to a non-json value",
-                    ) from None
-            else:
-                value = entry.value.decode("utf-8", "replace")
-            out[key] = (
-                ValueWithMetadata(value, _metadata(entry.metadata), entry.cache_status)
-                if with_metadata
-                else value
-            )
+            out[key] = (entry, _bulk_value(entry, type) if decode else None)
         if total > rules.VALUE_MAX_BYTES:
             raise rules.fail(op, 413, "Total size of request exceeds the limit of 25MB", 10024)
         return out
+
+    async def _get_bulk(
+        self, keys: list[Any], type_: Any, cache_ttl: object, *, with_metadata: bool
+    ) -> dict[str, Any]:
+        entries = await self.get_entries(keys, type_, cache_ttl=cache_ttl)  # type: ignore[arg-type]
+        if not with_metadata:
+            return {key: None if item is None else item[1] for key, item in entries.items()}
+        return {
+            key: None
+            if item is None
+            else ValueWithMetadata(item[1], _metadata(item[0].metadata), item[0].cache_status)
+            for key, item in entries.items()
+        }
 
     async def list(
         self, *, prefix: str | None = None, limit: int | None = None, cursor: str | None = None

@@ -1,8 +1,8 @@
 """Bulk write, bulk delete and bulk get of a namespace.
 
 Writes and deletes go through the binding's `put_many` / `delete_many` (≤ 10,000 items, every
-item validated before anything is written, one transaction). Bulk get runs the binding's checks
-(`_rules.check_bulk_get`) and one store read; it also answers what the binding cannot give
+item validated before anything is written, one transaction). Bulk get is the binding's
+`get_entries` (its checks, one store read); it also answers what the binding cannot give
 (docs/edge-protocol.md): each entry's `expiration`, and raw bytes with `"encoding": "base64"`.
 """
 
@@ -14,18 +14,14 @@ from typing import Any
 import orjson
 
 from edgekv import _rules as rules
-from edgekv._exceptions import StoreError
-from edgekv._types import Entry
 from edgekv.api import envelope as env
 from edgekv.api.context import Ctx
-from edgekv.api.envelope import ApiError, from_store_error, ok
+from edgekv.api.envelope import ApiError, ok
 from edgekv.api.http import Response
 from edgekv.api.limits import BULK_BODY_LIMIT
 from edgekv.api.routes_values import is_binding_write
 
 __all__ = ["bulk_delete", "bulk_get", "bulk_write"]
-
-_NOT_JSON = "At least one of the requested keys corresponds to a non-json value"
 
 
 def _bulk_result(count: int) -> Response:
@@ -56,17 +52,6 @@ async def bulk_delete(ctx: Ctx) -> Response:
     return _bulk_result(len(keys))
 
 
-def _decode(entry: Entry, type_: str, encoding: str | None) -> Any:
-    if encoding == "base64":
-        return base64.b64encode(entry.value).decode()
-    if type_ == "json":
-        try:
-            return orjson.loads(entry.value)
-        except orjson.JSONDecodeError:
-            raise rules.fail("GET_BULK", 400, _NOT_JSON) from None
-    return entry.value.decode("utf-8", "replace")
-
-
 async def bulk_get(ctx: Ctx) -> Response:
     body = await ctx.json()
     if not isinstance(body, dict):
@@ -84,21 +69,16 @@ async def bulk_get(ctx: Ctx) -> Response:
     rules.check_bulk_get(keys, type_, None)
     if encoding == "base64" and type_ != "text":
         raise ApiError(400, env.BAD_REQUEST, 'encoding "base64" returns bytes: use type "text"')
-    unique: list[str] = list(dict.fromkeys(keys))
-    store = await ctx.services.store()
-    try:
-        found = await store.get_many(ctx.namespace_id, unique, now=ctx.services.now())
-    except StoreError as exc:
-        raise from_store_error(exc) from None
-    total = 0
+    raw = encoding == "base64"
+    found = await ctx.services.namespace(ctx.namespace_id).get_entries(keys, type_, decode=not raw)
     values: dict[str, Any] = {}
-    for key in unique:
-        entry = found.get(key)
-        if entry is None:
+    for key, got in found.items():
+        if got is None:
             values[key] = None
             continue
-        total += len(entry.value)
-        value = _decode(entry, type_, encoding)
+        entry, value = got
+        if raw:
+            value = base64.b64encode(entry.value).decode()
         if with_metadata:
             item: dict[str, Any] = {
                 "value": value,
@@ -109,6 +89,4 @@ async def bulk_get(ctx: Ctx) -> Response:
             values[key] = item
         else:
             values[key] = value
-    if total > rules.VALUE_MAX_BYTES:
-        raise rules.fail("GET_BULK", 413, "Total size of request exceeds the limit of 25MB", 10024)
     return ok({"values": values})
