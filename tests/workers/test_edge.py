@@ -53,6 +53,9 @@ def test_a_worker_at_a_location_reads_and_writes_through_the_centre(
         assert http.delete("/kv/greeting").status_code == 204
         assert http.get("/kv/greeting").status_code == 404
         assert http.get("/healthz").text == "ok\n"
+        stats = http.get("/__edgekv/stats").json()
+        assert stats["location"] == "ams"
+        assert stats["writes"] == 2 and stats["hits"] + stats["misses"] >= 3
     assert edge.stop() == 0
     assert "edgekv edge (ams): stopped" in edge.log()
 

@@ -12,7 +12,8 @@ import asyncio
 import contextlib
 import logging
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import IO, Any, TypeVar
 
 import click
@@ -22,7 +23,11 @@ __all__ = [
     "CLIError",
     "OneLineCommand",
     "OneLineGroup",
+    "config_option",
+    "host_option",
+    "port_option",
     "print_json",
+    "quiet_option",
     "run_async",
     "setup_logging",
     "usage_error",
@@ -34,6 +39,29 @@ T = TypeVar("T")
 _NO_ARGS_IS_HELP: tuple[type[BaseException], ...] = tuple(
     e for e in (getattr(click.exceptions, "NoArgsIsHelpError", None),) if e is not None
 )
+
+
+# Options the server commands (dev, edge) share, spelled once.
+config_option = click.option(
+    "--config",
+    "config_path",
+    default="wrangler.toml",
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The worker's wrangler.toml (name, main, kv_namespaces, vars).",
+)
+host_option = click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address to listen on."
+)
+quiet_option = click.option(
+    "--quiet", is_flag=True, help="No access log (errors and warnings only)."
+)
+
+
+def port_option(default: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option(
+        "--port", default=default, show_default=True, type=click.IntRange(0, 65535), help="Port."
+    )
 
 
 class CLIError(click.ClickException):

@@ -6,24 +6,21 @@ from pathlib import Path
 
 import click
 
-from edgekv.cli._common import OneLineCommand
+from edgekv.cli._common import (
+    OneLineCommand,
+    config_option,
+    host_option,
+    port_option,
+    quiet_option,
+)
 
 __all__ = ["dev"]
 
 
 @click.command(cls=OneLineCommand)
-@click.option(
-    "--config",
-    "config_path",
-    default="wrangler.toml",
-    show_default=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The worker's wrangler.toml (name, main, kv_namespaces, vars).",
-)
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option(
-    "--port", default=8787, show_default=True, type=click.IntRange(0, 65535), help="Port."
-)
+@config_option
+@host_option
+@port_option(8787)
 @click.option(
     "--persist-to",
     default=".edgekv",
@@ -31,7 +28,7 @@ __all__ = ["dev"]
     type=click.Path(file_okay=False, path_type=Path),
     help="Directory of the embedded store (shared with `edgekv kv` commands).",
 )
-@click.option("--quiet", is_flag=True, help="No access log (errors and warnings only).")
+@quiet_option
 def dev(config_path: Path, host: str, port: int, persist_to: Path, quiet: bool) -> None:
     """Run a worker locally, like `wrangler dev`.
 
@@ -40,15 +37,15 @@ def dev(config_path: Path, host: str, port: int, persist_to: Path, quiet: bool) 
     its id. The worker is reloaded when its files (or the config) change. GET /healthz is
     answered by the runtime. Stops cleanly on SIGTERM/SIGINT.
     """
+    import edgekv
     from edgekv._client import Client
     from edgekv.cli._serve import serve_worker
 
     async def open_store() -> Client:
-        # Point reads of small values on the event loop's thread (~6 us) rather than a reader
-        # thread (~100 us a round trip): a worker's hot path is KV reads (bench_workers.py).
-        from edgekv.store.sqlite import SQLiteStore
-
-        return Client(await SQLiteStore.open(persist_to, inline_reads=True))
+        # SQLite with inline point reads (the default): a worker's hot path is KV reads.
+        client = edgekv.open(persist_to)
+        await client.list_namespaces()  # open it now: a broken store stops the command here
+        return client
 
     serve_worker(
         command="edgekv dev",

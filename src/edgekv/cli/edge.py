@@ -7,7 +7,14 @@ from pathlib import Path
 
 import click
 
-from edgekv.cli._common import CLIError, OneLineCommand
+from edgekv.cli._common import (
+    CLIError,
+    OneLineCommand,
+    config_option,
+    host_option,
+    port_option,
+    quiet_option,
+)
 
 __all__ = ["edge"]
 
@@ -17,18 +24,9 @@ __all__ = ["edge"]
     "--central", required=True, metavar="URL", help="Base URL of the central server (edgekv serve)."
 )
 @click.option("--location", required=True, metavar="NAME", help="Name of this location, e.g. ams.")
-@click.option(
-    "--config",
-    "config_path",
-    default="wrangler.toml",
-    show_default=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The worker's wrangler.toml (name, main, kv_namespaces, vars).",
-)
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option(
-    "--port", default=8788, show_default=True, type=click.IntRange(0, 65535), help="Port."
-)
+@config_option
+@host_option
+@port_option(8788)
 @click.option(
     "--cache-bytes",
     type=click.IntRange(min=0),
@@ -36,7 +34,7 @@ __all__ = ["edge"]
     metavar="N",
     help="Byte budget of the location cache (default: the cache's own, 64 MiB).",
 )
-@click.option("--quiet", is_flag=True, help="No access log (errors and warnings only).")
+@quiet_option
 def edge(
     central: str,
     location: str,

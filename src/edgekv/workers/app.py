@@ -16,14 +16,17 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from edgekv._client import Client
+from edgekv.edge.stats import stats_payload
 from edgekv.workers.bindings import check_namespaces, ensure_namespaces, make_env
 from edgekv.workers.config import ConfigError, WorkerConfig, load_config
 from edgekv.workers.context import BackgroundTasks, ExecutionContext
 from edgekv.workers.http import BodyTooLarge, ClientDisconnected, Request, Response
 from edgekv.workers.loader import Worker, WorkerImportError, file_stamp, load_worker
 
-__all__ = ["HEALTH_PATH", "WorkerApp"]
+__all__ = ["HEALTH_PATH", "STATS_PATH", "WorkerApp"]
 
 log = logging.getLogger("edgekv.workers")
 access_log = logging.getLogger("edgekv.access")  # the same lines as the REST server's
@@ -34,6 +37,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 HEALTH_PATH = "/healthz"
+STATS_PATH = "/__edgekv/stats"  # the location cache's counters (JSON), for operators
 """Answered by the runtime itself (200 `ok`); a worker never sees requests for it."""
 
 _ERROR_BODY = b"Internal Server Error: the worker raised an exception\n"
@@ -180,8 +184,18 @@ class WorkerApp:
                 await send({"type": "websocket.close", "code": 1003})
             return
         method = scope["method"]
-        if scope["path"] == HEALTH_PATH and method in ("GET", "HEAD"):
+        path = scope["path"]
+        if path == HEALTH_PATH and method in ("GET", "HEAD"):
             await _send_plain(send, 200, b"ok\n", method == "HEAD")
+            return
+        if path == STATS_PATH and method == "GET":
+            body = orjson.dumps(stats_payload(self.client.store))
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"content-length", b"%d" % len(body)),
+            ]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
             return
         if not self._started:  # a server without lifespan support: start on first request
             await self.startup()
