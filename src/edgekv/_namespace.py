@@ -10,6 +10,7 @@ import base64
 import binascii
 import inspect
 import math
+from math import floor
 from collections.abc import AsyncIterable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -34,6 +35,7 @@ _BAD_VALUE = (
     "KV put() accepts only strings, bytes-like objects, binary files and byte streams as values."
 )
 _READ_CHUNK = 1024 * 1024
+_SHORT_KEY = rules.KEY_MAX_BYTES // 4  # characters that can never exceed the byte limit
 _NOT_JSON = "At least one of the requested keys corresponds to a non-json value"
 
 
@@ -181,7 +183,11 @@ class KVNamespace:
         if isinstance(key, list):
             return await self._get_bulk(key, type, cache_ttl, with_metadata=False)
         entry = await self._get_entry(key, cache_ttl)
-        return None if entry is None else _decode(entry.value, type)
+        if entry is None:
+            return None
+        if type == "text":  # the common case, without a call
+            return entry.value.decode("utf-8", "replace")
+        return _decode(entry.value, type)
 
     @overload
     async def get_with_metadata(
@@ -208,14 +214,18 @@ class KVNamespace:
         )
 
     async def _get_entry(self, key: object, cache_ttl: object) -> Entry | None:
-        rules.encode_key(key, "GET")
+        # Hot path: a short str key (<= 128 characters cannot pass 512 bytes) that is not "",
+        # "." or ".." needs no encoding to be checked; anything else takes the full check.
+        if key.__class__ is not str or not 2 < len(key) <= _SHORT_KEY:
+            rules.encode_key(key, "GET")
         ttl = None
         if cache_ttl is not None:
             rules.check_cache_ttl(cache_ttl, "GET")
             ttl = rules.to_number(cache_ttl)
-        store = self._client._store or await self._client._open()
+        client = self._client
+        store = client._store or await client._open()
         try:
-            return await store.get(self.id, key, now=self._now(), cache_ttl=ttl)  # type: ignore[arg-type]
+            return await store.get(self.id, key, now=floor(client.clock()), cache_ttl=ttl)  # type: ignore[arg-type]
         except StoreError as exc:
             raise _store_error("GET", exc) from None
 
