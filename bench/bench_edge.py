@@ -24,28 +24,20 @@ import argparse
 import asyncio
 import contextlib
 import math
-import os
 import secrets
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 import edgekv
-from bench.harness import Report, Sample, ameasure
+from bench.harness import Report, ameasure, concurrent_sample
+from bench.loadgen import VALUE, serve
 from edgekv._types import Entry
 from edgekv.edge.cache import LocationCache
 from edgekv.edge.remote import RemoteStore
 
-ROOT = Path(__file__).resolve().parent.parent
-VALUE = b"v" * 100
 BATCH = 1000
 CONCURRENCY = 64
 
@@ -77,37 +69,23 @@ class CountingRemote(RemoteStore):
 
 
 # -- the central server ------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def central(data: Path) -> Iterator[tuple[str, str, str]]:
-    """`python -m edgekv serve` in a child process; yields (url, token, account)."""
-    port, token, account = free_port(), secrets.token_urlsafe(30), secrets.token_hex(16)
-    env = dict(os.environ, EDGEKV_ACCOUNT_ID=account, EDGEKV_API_TOKEN=token)
-    args = [sys.executable, "-m", "edgekv", "serve", "--data", str(data), "--port", str(port)]
-    proc = subprocess.Popen([*args, "--quiet"], env=env, cwd=ROOT, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("central server did not start")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            time.sleep(0.05)
+    """`python -m edgekv serve` in a child process (log beside `data`); yields (url, token,
+    account)."""
+    token, account = secrets.token_urlsafe(30), secrets.token_hex(16)
+    options = ["--data", str(data), "--quiet"]
+    with serve(options, data.with_name(data.name + ".log"), account=account, token=token) as url:
         yield url, token, account
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+
+
+async def write_cold(store: RemoteStore, namespace_id: str, n: int) -> None:
+    """Write `n` keys `cold:0000000`, `cold:0000001` … of 100-byte values, 10,000 a call."""
+    for start in range(0, n, 10_000):
+        await store.put_many(
+            namespace_id,
+            [(f"cold:{i:07d}", Entry(VALUE)) for i in range(start, min(n, start + 10_000))],
+        )
 
 
 # -- measurements ------------------------------------------------------------------------------
@@ -117,26 +95,6 @@ def batched(call: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[None]]
             await call()
 
     return run
-
-
-async def concurrent_sample(
-    call: Callable[[str], Awaitable[Any]], keys: Iterator[str], per_worker: int, workers: int
-) -> Sample:
-    """Per-read latencies of `workers` concurrent loops. `items=workers`: the harness's rate
-    (calls x items / summed latency) is then workers / mean latency, the throughput by Little's
-    law."""
-    clock = time.perf_counter_ns
-    latencies: list[int] = []
-
-    async def worker() -> None:
-        for _ in range(per_worker):
-            key = next(keys)
-            t0 = clock()
-            await call(key)
-            latencies.append(clock() - t0)
-
-    await asyncio.gather(*(worker() for _ in range(workers)))
-    return Sample(latencies, items=workers)
 
 
 async def hot_key_load(
@@ -181,14 +139,7 @@ async def run(quick: bool) -> Report:
             ns = await kv.create_namespace("bench")
             n_cold = 3 * (cold_c1 + 21) + 3 * CONCURRENCY * (cold_c64 + 1) + 100
             # Written to the centre directly: through the location they would be cached.
-            for start in range(0, n_cold, 10_000):
-                await remote.put_many(
-                    ns.id,
-                    [
-                        (f"cold:{i:07d}", Entry(VALUE))
-                        for i in range(start, min(n_cold, start + 10_000))
-                    ],
-                )
+            await write_cold(remote, ns.id, n_cold)
             await remote.put(ns.id, "hot", Entry(VALUE))
             await remote.put(ns.id, "k", Entry(VALUE))
 

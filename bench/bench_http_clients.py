@@ -34,7 +34,7 @@ import importlib
 import itertools
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -43,36 +43,20 @@ import aiohttp
 import httpx
 import yarl
 
-from bench.bench_edge import central
-from bench.harness import Report, Sample
-from edgekv._types import Entry
+from bench.bench_edge import central, write_cold
+from bench.harness import Report, Sample, concurrent_sample
+from bench.loadgen import VALUE
 from edgekv.edge.remote import RemoteStore
 
-VALUE = b"v" * 100
 CONCURRENCY = 64
 MAX_CONNECTIONS = 128  # RemoteStore's default pool size
 
-Reader = Callable[[str], Awaitable[tuple[int, bytes]]]
 
-
-async def concurrent_sample(
-    call: Reader, keys: Iterator[str], per_worker: int, workers: int
-) -> Sample:
-    """Per-read latencies of `workers` concurrent loops (rate = workers / mean latency)."""
-    clock = time.perf_counter_ns
-    latencies: list[int] = []
-
-    async def worker() -> None:
-        for _ in range(per_worker):
-            key = next(keys)
-            t0 = clock()
-            status, body = await call(key)
-            latencies.append(clock() - t0)
-            if status != 200 or body != VALUE:
-                raise AssertionError(f"unexpected answer {status} {body[:40]!r}")
-
-    await asyncio.gather(*(worker() for _ in range(workers)))
-    return Sample(latencies, items=workers)
+def check_answer(answer: tuple[int, bytes]) -> None:
+    """Every read must get the 100-byte value."""
+    status, body = answer
+    if status != 200 or body != VALUE:
+        raise AssertionError(f"unexpected answer {status} {body[:40]!r}")
 
 
 class Client:
@@ -198,14 +182,7 @@ async def run(quick: bool, loop_name: str) -> Report:
     with tempfile.TemporaryDirectory() as tmp, central(Path(tmp) / "central") as (url, tok, acct):
         setup = RemoteStore(url, token=tok, account_id=acct)
         info = await setup.create_namespace(acct, "bench")
-        for start in range(0, n_keys, 10_000):
-            await setup.put_many(
-                info.id,
-                [
-                    (f"cold:{i:07d}", Entry(VALUE))
-                    for i in range(start, min(n_keys, start + 10_000))
-                ],
-            )
+        await write_cold(setup, info.id, n_keys)
         await setup.aclose()
         path = f"/client/v4/accounts/{acct}/storage/kv/namespaces/{info.id}/values/"
         keys = iter(f"cold:{i:07d}" for i in itertools.count())
@@ -216,12 +193,13 @@ async def run(quick: bool, loop_name: str) -> Report:
             cpu: dict[str, float] = {cl.name: 0.0 for cl in clients}
             for cl in clients:
                 await cl.open()
-                await concurrent_sample(cl.read, keys, 4, c)  # open c connections, warm up
+                # Open c connections, warm up.
+                await concurrent_sample(cl.read, keys, 4, c, check_answer)
             for _ in range(rounds):
                 for cl in clients:
                     per = httpx_c64 if isinstance(cl, HttpxClient) and c > 1 else per_round[c]
                     started = time.process_time()
-                    sample = await concurrent_sample(cl.read, keys, per, c)
+                    sample = await concurrent_sample(cl.read, keys, per, c, check_answer)
                     cpu[cl.name] += time.process_time() - started
                     pooled[cl.name] += sample.latencies_ns
             for cl in clients:

@@ -6,7 +6,7 @@ SQLite, in one run, against a raw point read of the same row through asyncpg.
 Starts its own throwaway PostgreSQL cluster (tests/pgcluster.py: loopback, fsync=on,
 synchronous_commit=on) and two `python -m edgekv serve` subprocesses, one with
 `--database postgresql://…` and one with `--data DIR` (SQLite), then stops them all. Load comes
-from `wrk` on loopback, through the helpers of bench/bench_rest.py. Writes
+from `wrk` on loopback (bench/loadgen.py); the REST calls are bench/bench_rest.py's. Writes
 bench/results/pg.{md,json,png} (pg-quick.* with --quick).
 
 Cases: hot GET of a 100-byte value at concurrency 1 and 32; 64 concurrent single PUTs (each
@@ -21,43 +21,32 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import re
 import secrets
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
-import orjson
 import uvloop
 from tests import pgcluster
 
-from bench.bench_rest import (
-    API,
-    BULK,
-    PUT_SCRIPT,
-    VALUE,
-    add_wrk_row,
-    free_port,
-    median_run,
-    process,
-    wrk,
-)
+from bench.bench_rest import bulk_writes, hot_namespace, put_script
 from bench.harness import Report, Sample
+from bench.loadgen import VALUE, bearer, median_run, require, serve, wrk
 
-ROOT = Path(__file__).resolve().parent.parent
 GET_CONCURRENCY = (1, 32)
 PUT_CONCURRENCY = 64
 POOL_SIZE = 10  # PostgresStore.open's default max_size: the server's own pool
 RAW_GET = (
     "SELECT value, expiration, metadata FROM edgekv_entries WHERE namespace_id = $1 AND key = $2"
 )
+REST_NOTE = "HTTP + auth + store read + access log"
 PGBENCH_SCRIPT = (
     "SELECT value, expiration, metadata FROM edgekv_entries"
     " WHERE namespace_id = :ns AND key = :key;\n"
@@ -66,19 +55,8 @@ PGBENCH_SCRIPT = (
 
 # -- the baselines -------------------------------------------------------------------------------
 def _summary(latencies_ns: list[int], wall_s: float) -> dict[str, float]:
-    """wrk's numbers (rate over wall time, p50/p99/mean in µs) from per-call latencies."""
-    ordered = sorted(latencies_ns)
-
-    def pct(p: float) -> float:
-        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] / 1000
-
-    return {
-        "rate": len(ordered) / wall_s,
-        "p50": pct(50),
-        "p99": pct(99),
-        "mean": sum(ordered) / len(ordered) / 1000,
-        "calls": len(ordered),
-    }
+    """A run's summary (as wrk's: rate over wall time) from its per-call latencies."""
+    return {**Sample(latencies_ns).summary(), "rate": len(latencies_ns) / wall_s}
 
 
 async def _raw_reads(
@@ -138,42 +116,20 @@ def pgbench(
     latencies = [
         int(line.split()[2]) * 1000 for f in logs.iterdir() for line in f.read_text().splitlines()
     ]
-    result = _summary(latencies, 1.0)
-    result["rate"] = rate
-    return result
+    return {**Sample(latencies).summary(), "rate": rate}
 
 
 # -- the servers -------------------------------------------------------------------------------
 @contextlib.contextmanager
-def servers(dsn: str, tmp: Path, account: str, token: str) -> Iterator[dict[str, int]]:
-    """`edgekv serve` on PostgreSQL and on SQLite, side by side; yields their ports."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEKV_")}
-    env.update(PYTHONUNBUFFERED="1", EDGEKV_ACCOUNT_ID=account, EDGEKV_API_TOKEN=token)
-    serve = [sys.executable, "-m", "edgekv", "serve"]
-    ports = {"PostgreSQL": free_port(), "SQLite": free_port()}
-    pg = [*serve, "--database", dsn, "--port", str(ports["PostgreSQL"])]
-    lite = [*serve, "--data", str(tmp / "data"), "--port", str(ports["SQLite"])]
+def servers(dsn: str, tmp: Path, account: str, token: str) -> Iterator[dict[str, str]]:
+    """`edgekv serve` on PostgreSQL and on SQLite, side by side; yields their URLs."""
     with (
-        process(pg, ports["PostgreSQL"], env, tmp / "serve-pg.log"),
-        process(lite, ports["SQLite"], env, tmp / "serve-sqlite.log"),
+        serve(["--database", dsn], tmp / "serve-pg.log", account=account, token=token) as pg,
+        serve(
+            ["--data", str(tmp / "data")], tmp / "serve-sqlite.log", account=account, token=token
+        ) as lite,
     ):
-        yield ports
-
-
-def bulk_writes(http: httpx.Client, namespace_url: str, rounds: int, tag: str) -> Sample:
-    """One request of 10,000 new pairs at a time; the first round warms up."""
-    latencies = []
-    for r in range(rounds + 1):
-        body = orjson.dumps(
-            [{"key": f"bulk-{tag}-{r}-{i:05d}", "value": "v" * 100} for i in range(BULK)]
-        )
-        t0 = time.perf_counter_ns()
-        http.put(
-            f"{namespace_url}/bulk", content=body, headers={"Content-Type": "application/json"}
-        ).raise_for_status()
-        if r:
-            latencies.append(time.perf_counter_ns() - t0)
-    return Sample(latencies, BULK)
+        yield {"PostgreSQL": pg, "SQLite": lite}
 
 
 # -- the run -------------------------------------------------------------------------------------
@@ -213,17 +169,10 @@ def run(quick: bool) -> Report:
             "latency per request.",
         ]
         with (
-            servers(dsn, tmp, account, token) as ports,
-            httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=120) as http,
+            servers(dsn, tmp, account, token) as urls,
+            httpx.Client(headers=bearer(token), timeout=120) as http,
         ):
-            paths: dict[str, str] = {}  # engine -> its namespace's path
-            urls: dict[str, str] = {}  # engine -> its namespace's URL
-            for engine, port in ports.items():
-                base = f"http://127.0.0.1:{port}" + API.format(a=account)
-                ns = http.post(base, json={"title": "bench"}).json()["result"]["id"]
-                paths[engine] = API.format(a=account) + f"/{ns}"
-                urls[engine] = f"http://127.0.0.1:{port}{paths[engine]}"
-                http.put(f"{urls[engine]}/values/hot", content=VALUE).raise_for_status()
+            paths = {engine: hot_namespace(http, url, account) for engine, url in urls.items()}
             pg_ns = paths["PostgreSQL"].rsplit("/", 1)[1]
             pgbench_exe = find_pgbench()
 
@@ -238,41 +187,31 @@ def run(quick: bool) -> Report:
                             pgbench(pgbench_exe, dsn, pg_ns, concurrency, seconds, tmp)
                         )
                     for engine in ("PostgreSQL", "SQLite"):
-                        url = f"{urls[engine]}/values/hot"
-                        runs[engine].append(wrk(url, seconds, token, connections=concurrency))
+                        url = f"{urls[engine]}{paths[engine]}/values/hot"
+                        runs[engine].append(
+                            wrk(url, seconds, connections=concurrency, headers=bearer(token))
+                        )
                 group = f"hot GET, 100-byte value, concurrency {concurrency}"
-                add_wrk_row(
-                    report,
-                    group,
-                    "raw point read, asyncpg pool",
-                    median_run(runs["raw"]),
-                    baseline=True,
-                )
-                add_wrk_row(
-                    report,
-                    group,
-                    "edgekv REST GET, PostgreSQL",
-                    median_run(runs["PostgreSQL"]),
-                    note="HTTP + auth + store read + access log",
-                )
-                add_wrk_row(report, group, "edgekv REST GET, SQLite", median_run(runs["SQLite"]))
-                if runs["pgbench"]:
-                    add_wrk_row(
-                        report,
-                        group,
-                        "pgbench, same point read",
-                        median_run(runs["pgbench"]),
-                        note="C client, reference",
-                    )
+                cases: list[tuple[str, str, dict[str, Any]]] = [
+                    ("raw", "raw point read, asyncpg pool", {"baseline": True}),
+                    ("PostgreSQL", "edgekv REST GET, PostgreSQL", {"note": REST_NOTE}),
+                    ("SQLite", "edgekv REST GET, SQLite", {}),
+                    ("pgbench", "pgbench, same point read", {"note": "C client, reference"}),
+                ]
+                for name, case, options in cases:
+                    if runs[name]:
+                        report.add(group, case, median_run(runs[name]), unit="req/s", **options)
 
-            script = tmp / "put.lua"
             for engine in ("PostgreSQL", "SQLite"):
                 path = f"{paths[engine]}/values/put-"
-                script.write_text(PUT_SCRIPT.replace("{path}", path))
-                url = f"http://127.0.0.1:{ports[engine]}{path}"
-                result = wrk(url, seconds, token, script, PUT_CONCURRENCY)
-                add_wrk_row(
-                    report,
+                result = wrk(
+                    urls[engine] + path,
+                    seconds,
+                    connections=PUT_CONCURRENCY,
+                    headers=bearer(token),
+                    script=put_script(tmp, path),
+                )
+                report.add(
                     f"{PUT_CONCURRENCY} concurrent PUTs of a 100-byte value (durable)",
                     f"edgekv REST PUT, {engine}",
                     result,
@@ -282,7 +221,7 @@ def run(quick: bool) -> Report:
                 report.add(
                     "bulk write, 10,000 pairs per request",
                     f"edgekv REST PUT /bulk, {engine}",
-                    bulk_writes(http, urls[engine], bulk_rounds, engine),
+                    bulk_writes(http, urls[engine] + paths[engine], bulk_rounds, f"bulk-{engine}-"),
                     unit="pairs/s",
                 )
     return report
@@ -300,8 +239,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="short run (seconds per case)")
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is missing: apt-get install -y wrk")
+    require("wrk")
     report = run(args.quick)
     for path in report.write():
         print(path)

@@ -23,25 +23,19 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import re
+import functools
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench.harness import Report, Row
+from bench.harness import Report
+from bench.loadgen import ROOT, VALUE, bare_command, free_port, process, require, wrk
 
-ROOT = Path(__file__).resolve().parent.parent
-VALUE = b"v" * 100
 CONNECTIONS = 64
 NS_ID = "0000000000000000000000000000beef"
 
@@ -65,143 +59,12 @@ async def on_fetch(request, env, ctx):
 """
 
 
-# -- the bare app (a child process: `--child-bare PORT`) -----------------------------------------
-async def bare_app(scope: Any, receive: Any, send: Any) -> None:
-    """The least an ASGI app can do: the same 100 bytes."""
-    if scope["type"] != "http":
-        return
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [
-                (b"content-type", b"text/plain;charset=UTF-8"),
-                (b"content-length", b"100"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": VALUE})
-
-
-def run_bare(port: int) -> None:
-    import asyncio
-
-    import uvloop
-
-    from edgekv.api.server import serve_asgi
-
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(serve_asgi(bare_app, "127.0.0.1", port))
-
-
-# -- processes and load --------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"{proc.args!r} did not answer {url}")
-
-
-@contextlib.contextmanager
-def process(args: list[str], ready_url: str, log: Path, **kw: Any) -> Iterator[None]:
-    """A server process for the duration of the block, stopped by its PID."""
-    with log.open("wb") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=out, **kw)
-        try:
-            wait_ready(ready_url, proc)
-            yield
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-_UNITS = {"us": 1.0, "ms": 1000.0, "s": 1_000_000.0}
-
-
-def _us(text: str) -> float:
-    match = re.fullmatch(r"([\d.]+)(us|ms|s)", text.strip())
-    if not match:
-        raise ValueError(text)
-    return float(match.group(1)) * _UNITS[match.group(2)]
-
-
-def wrk(url: str, seconds: float) -> dict[str, float]:
-    """One wrk run (1 thread: the server keeps the other core) and its summary."""
-    args = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds:g}s", "--latency", url]
-    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if errors:
-        raise RuntimeError(f"wrk saw {errors.group(1)} error responses from {url}:\n{out}")
-    pct = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
-    return {
-        "rate": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
-        "calls": int(re.search(r"(\d+) requests in", out).group(1)),  # type: ignore[union-attr]
-        "mean": _us(re.search(r"Latency\s+(\S+)", out).group(1)),  # type: ignore[union-attr]
-        "p50": _us(pct["50"]),
-        "p99": _us(pct["99"]),
-    }
-
-
-def add_row(
-    report: Report,
-    group: str,
-    case: str,
-    result: dict[str, float],
-    *,
-    baseline: bool = False,
-    target_ratio: float | None = None,
-    note: str = "",
-) -> Row:
-    """`Report.add` for wrk, which gives percentiles rather than every latency."""
-    base = next((r for r in report.rows if r.group == group and r.baseline), None)
-    ratio = None if base is None or baseline else result["rate"] / base.rate
-    row = Row(
-        group=group,
-        case=case,
-        unit="req/s",
-        rate=result["rate"],
-        p50_us=result["p50"],
-        p99_us=result["p99"],
-        mean_us=result["mean"],
-        calls=int(result["calls"]),
-        items=1,
-        baseline=baseline,
-        ratio=ratio,
-        target="" if target_ratio is None else f"≥ {target_ratio:g}x",
-        ok=None if target_ratio is None else (ratio is not None and ratio >= target_ratio),
-        note=note,
-    )
-    report.rows.append(row)
-    shown = "" if ratio is None else f"  {ratio:.2f}x"
-    print(
-        f"{case:<44} {row.rate:>10,.0f} req/s  p50 {row.p50_us:>8,.0f}us  "
-        f"p99 {row.p99_us:>8,.0f}us{shown}",
-        flush=True,
-    )
-    return row
-
-
 # -- the three servers (started together, idle while another one is measured) -------------------
 def start_bare(stack: contextlib.ExitStack, tmp: Path) -> dict[str, str]:
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
-    args = [sys.executable, "-m", "bench.bench_workers", "--child-bare", str(port)]
-    stack.enter_context(process(args, url, tmp / "bare.log", cwd=ROOT))
+    args = bare_command(port, "text/plain;charset=UTF-8")
+    stack.enter_context(process(args, url, tmp / "bare.log"))
     return {"bare": url}
 
 
@@ -273,10 +136,10 @@ def measure_rounds(
         check = httpx.get(url)
         if check.content != VALUE:
             raise RuntimeError(f"{url} answered {check.status_code} {check.content[:80]!r}")
-        wrk(url, 1)
+        wrk(url, 1, connections=CONNECTIONS)
     for _ in range(rounds):
         for name, url in urls.items():
-            runs[name].append(wrk(url, seconds))
+            runs[name].append(wrk(url, seconds, connections=CONNECTIONS))
     return {
         name: {
             "rate": statistics.median(r["rate"] for r in results),
@@ -318,9 +181,7 @@ def run(quick: bool) -> Report:
         f"servers, wrk and whatever else runs. The cases take turns: {rounds} rounds of "
         f"{seconds:g} s each (after a 1 s warm-up); each row is the median of its rounds.",
     ]
-    for tool in ("wrk", "nginx"):
-        if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
-            raise SystemExit(f"{tool} is missing: apt-get install -y wrk nginx")
+    require("wrk", "nginx")
     with tempfile.TemporaryDirectory(prefix="edgekv-bench-workers-") as name:
         tmp = Path(name)
         with contextlib.ExitStack() as stack:
@@ -332,16 +193,15 @@ def run(quick: bool) -> Report:
             results = measure_rounds(urls, rounds, seconds)
         reload_check = measure_reload_check(tmp)
 
+    row = functools.partial(report.add, unit="req/s")
     vs_asgi = "GET 100 bytes: worker vs bare ASGI app"
-    add_row(report, vs_asgi, "bare ASGI app", results["bare"], baseline=True)
+    row(vs_asgi, "bare ASGI app", results["bare"], baseline=True)
     hot = results["worker"]
-    add_row(report, vs_asgi, "worker: await env.KV.get(key)", hot, target_ratio=0.5)
-    add_row(
-        report, vs_asgi, "worker: no KV read", results["worker-no-kv"], note="runtime cost only"
-    )
+    row(vs_asgi, "worker: await env.KV.get(key)", hot, target_ratio=0.5)
+    row(vs_asgi, "worker: no KV read", results["worker-no-kv"], note="runtime cost only")
     vs_nginx = "GET 100 bytes: worker vs nginx static file"
-    add_row(report, vs_nginx, "nginx static file", results["nginx"], baseline=True)
-    add_row(report, vs_nginx, "worker: await env.KV.get(key)", hot, target_ratio=0.25)
+    row(vs_nginx, "nginx static file", results["nginx"], baseline=True)
+    row(vs_nginx, "worker: await env.KV.get(key)", hot, target_ratio=0.25)
     report.add(
         "edgekv dev: reload check, every 0.5 s in a background task",
         "Worker.changed(): stat the worker's files",
@@ -353,9 +213,6 @@ def run(quick: bool) -> Report:
 
 
 def main() -> None:
-    if len(sys.argv) == 3 and sys.argv[1] == "--child-bare":
-        run_bare(int(sys.argv[2]))
-        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 s per case instead of 10 s")
     args = parser.parse_args()

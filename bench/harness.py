@@ -8,11 +8,13 @@
 
 A *sample* is per-call latencies (`time.perf_counter_ns`); `items` says how much work one call is
 (1000 keys of a page, 64 concurrent puts), so throughput is items/s while latencies stay per call.
-Each group has one baseline; every row shows its throughput ratio to it.
+`Report.add` also takes a load generator's summary instead (rate, p50/p99/mean µs, calls: see
+bench/loadgen.py's `wrk`). Each group has one baseline; every row shows its throughput ratio to it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import os
@@ -20,14 +22,15 @@ import platform
 import sqlite3
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-__all__ = ["RESULTS", "Report", "Row", "Sample", "ameasure", "measure"]
+__all__ = ["RESULTS", "Report", "Row", "Sample", "ameasure", "concurrent_sample", "measure"]
 
 RESULTS = Path(__file__).resolve().parent / "results"
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -60,6 +63,17 @@ class Sample:
     def mean_us(self) -> float:
         return self.total_s * 1e6 / self.calls if self.calls else 0.0
 
+    def summary(self) -> dict[str, float]:
+        """Items per second (`rate`), `p50`, `p99` and `mean` latency in µs, `calls`: what a load
+        generator such as wrk reports (`Report.add` takes either)."""
+        return {
+            "rate": self.rate,
+            "p50": self.percentile_us(50),
+            "p99": self.percentile_us(99),
+            "mean": self.mean_us,
+            "calls": self.calls,
+        }
+
 
 def _calls(n: int | None, seconds: float | None, rounds: int) -> Iterator[None]:
     """Yield for one round: until its share of `n` calls or of `seconds` (whichever first)."""
@@ -71,6 +85,27 @@ def _calls(n: int | None, seconds: float | None, rounds: int) -> Iterator[None]:
     while (calls is None or done < calls) and (deadline is None or time.perf_counter() < deadline):
         yield
         done += 1
+
+
+class _Rounds:
+    """The rounds of `measure` / `ameasure`: iterating gives each round's (empty) list of
+    latencies and its calls, after a garbage collection; `best` is the round of the best
+    throughput (others' load on a shared machine only ever slows a round down)."""
+
+    def __init__(self, n: int | None, seconds: float | None, rounds: int, items: int) -> None:
+        self.n, self.seconds, self.rounds, self.items = n, seconds, rounds, items
+        self.samples: list[Sample] = []
+
+    def __iter__(self) -> Iterator[tuple[list[int], Iterator[None]]]:
+        for _ in range(self.rounds):
+            gc.collect()
+            latencies: list[int] = []
+            yield latencies, _calls(self.n, self.seconds, self.rounds)
+            self.samples.append(Sample(latencies, self.items))
+
+    @property
+    def best(self) -> Sample:
+        return max(self.samples, key=lambda s: s.rate)
 
 
 def measure(
@@ -88,16 +123,13 @@ def measure(
     for _ in range(warmup):
         fn()
     clock = time.perf_counter_ns
-    samples = []
-    for _ in range(rounds):
-        gc.collect()
-        latencies: list[int] = []
-        for _ in _calls(n, seconds, rounds):
+    timed = _Rounds(n, seconds, rounds, items)
+    for latencies, calls in timed:
+        for _ in calls:
             t0 = clock()
             fn()
             latencies.append(clock() - t0)
-        samples.append(Sample(latencies, items))
-    return max(samples, key=lambda s: s.rate)
+    return timed.best
 
 
 async def ameasure(
@@ -113,16 +145,40 @@ async def ameasure(
     for _ in range(warmup):
         await fn()
     clock = time.perf_counter_ns
-    samples = []
-    for _ in range(rounds):
-        gc.collect()
-        latencies: list[int] = []
-        for _ in _calls(n, seconds, rounds):
+    timed = _Rounds(n, seconds, rounds, items)
+    for latencies, calls in timed:
+        for _ in calls:
             t0 = clock()
             await fn()
             latencies.append(clock() - t0)
-        samples.append(Sample(latencies, items))
-    return max(samples, key=lambda s: s.rate)
+    return timed.best
+
+
+async def concurrent_sample(
+    call: Callable[[str], Awaitable[_T]],
+    keys: Iterator[str],
+    per_worker: int,
+    workers: int,
+    check: Callable[[_T], object] | None = None,
+) -> Sample:
+    """Per-call latencies of `workers` concurrent loops of `per_worker` awaited calls, each on
+    the next of `keys`; `check(answer)`, untimed, after each call. `items=workers`: the
+    harness's rate (calls x items / summed latency) is then workers / mean latency, the
+    throughput by Little's law."""
+    clock = time.perf_counter_ns
+    latencies: list[int] = []
+
+    async def worker() -> None:
+        for _ in range(per_worker):
+            key = next(keys)
+            t0 = clock()
+            answer = await call(key)
+            latencies.append(clock() - t0)
+            if check is not None:
+                check(answer)
+
+    await asyncio.gather(*(worker() for _ in range(workers)))
+    return Sample(latencies, items=workers)
 
 
 @dataclass
@@ -156,7 +212,7 @@ class Report:
         self,
         group: str,
         case: str,
-        sample: Sample,
+        result: Sample | Mapping[str, float],
         *,
         unit: str = "ops/s",
         baseline: bool = False,
@@ -164,26 +220,30 @@ class Report:
         target_rate: float | None = None,
         note: str = "",
     ) -> Row:
-        """Record a case. The group's baseline must be added first; targets are minimums."""
+        """Record a case: a `Sample`, or the summary of a load generator's run (`rate`; `p50`,
+        `p99` and `mean` in µs; `calls`; one item a call), as `Sample.summary()` gives. The
+        group's baseline must be added first; targets are minimums."""
+        summary = result.summary() if isinstance(result, Sample) else result
+        rate = summary["rate"]
         base = next((r for r in self.rows if r.group == group and r.baseline), None)
-        ratio = None if base is None or not base.rate else sample.rate / base.rate
+        ratio = None if base is None or not base.rate else rate / base.rate
         targets, checks = [], []
         if target_ratio is not None:
             targets.append(f"≥ {target_ratio:g}x")
             checks.append(ratio is not None and ratio >= target_ratio)
         if target_rate is not None:
             targets.append(f"≥ {target_rate:,.0f} {unit}")
-            checks.append(sample.rate >= target_rate)
+            checks.append(rate >= target_rate)
         row = Row(
             group=group,
             case=case,
             unit=unit,
-            rate=sample.rate,
-            p50_us=sample.percentile_us(50),
-            p99_us=sample.percentile_us(99),
-            mean_us=sample.mean_us,
-            calls=sample.calls,
-            items=sample.items,
+            rate=rate,
+            p50_us=summary["p50"],
+            p99_us=summary["p99"],
+            mean_us=summary["mean"],
+            calls=int(summary["calls"]),
+            items=result.items if isinstance(result, Sample) else 1,
             baseline=baseline,
             ratio=ratio,
             target=", ".join(targets),

@@ -7,6 +7,7 @@ Select engines with `-k memory`, `-k sqlite`, `-k postgres`, or EDGEKV_TEST_ENGI
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -69,19 +70,21 @@ async def make_store(engine: str, tmp_path: Path, request: pytest.FixtureRequest
 
 @pytest.fixture(params=ENGINES)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    s = await make_store(request.param, tmp_path, request)
-    try:
+    async with contextlib.aclosing(await make_store(request.param, tmp_path, request)) as s:
         yield s
-    finally:
-        await s.aclose()
+
+
+async def open_client(store: Store, clock: FakeClock, account_id: str | None = None) -> Client:
+    """An open handle over `store` on `clock`, without the background sweep."""
+    client = Client(store, clock=clock, account_id=account_id, sweep_interval=None)
+    await client._open()
+    return client
 
 
 @pytest.fixture
-async def kv(store: Store, clock: FakeClock) -> AsyncIterator[Client]:
+async def kv(store: Store, clock: FakeClock) -> Client:
     """A handle over the engine of `store`, on the fake clock (the store fixture closes it)."""
-    client = Client(store, clock=clock, sweep_interval=None)
-    await client._open()
-    yield client
+    return await open_client(store, clock)
 
 
 @pytest.fixture

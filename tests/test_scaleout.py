@@ -23,7 +23,6 @@ import hashlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -40,22 +39,15 @@ from cloudflare import Cloudflare, PermissionDeniedError
 
 from edgekv.store.postgres import SCHEMA_VERSION
 from tests import pgcluster
+from tests.servers import ROOT, CentralProcess, free_port, wait_ready
 
 pytestmark = pytest.mark.skipif(
     "postgres" not in os.environ.get("EDGEKV_TEST_ENGINES", "postgres"),
     reason="postgres engine not selected (EDGEKV_TEST_ENGINES)",
 )
 
-ROOT = Path(__file__).resolve().parent.parent
-NS_PATH = "/client/v4/accounts/{account}/storage/kv/namespaces"
 START_TIMEOUT = 30.0  # seconds for a server to answer /healthz
 STOP_TIMEOUT = 15.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -70,23 +62,20 @@ def new_token() -> str:
     return base64.urlsafe_b64encode(os.urandom(30)).decode()
 
 
-@dataclass
-class Server:
-    """One `python -m edgekv serve --database DSN` child process."""
+class Server(CentralProcess):
+    """One `python -m edgekv serve --database DSN` child process, named by a letter."""
 
-    name: str
-    url: str
-    account: str
-    proc: subprocess.Popen[bytes]
-    log_path: Path
-
-    @property
-    def api(self) -> str:
-        return self.url + "/client/v4"
-
-    @property
-    def namespaces(self) -> str:
-        return self.url + NS_PATH.format(account=self.account)
+    def __init__(self, name: str, dsn: str, logs: Path, account: str, token: str | None) -> None:
+        self.name = name
+        port = free_port()
+        super().__init__(
+            ["--database", dsn],
+            account=account,
+            token=token,
+            credentials=token is not None,
+            log_path=logs / f"server-{name}-{port}.log",
+            port=port,
+        )
 
     def ns(self, namespace_id: str) -> str:
         return f"{self.namespaces}/{namespace_id}"
@@ -94,51 +83,12 @@ class Server:
     def value(self, namespace_id: str, key: str) -> str:
         return f"{self.namespaces}/{namespace_id}/values/{quote(key, safe='')}"
 
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> int:
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = STOP_TIMEOUT) -> int:
         """SIGTERM by PID; SIGKILL by PID if it does not exit in time. Returns the exit code."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
         try:
-            return self.proc.wait(STOP_TIMEOUT)
+            return super().stop(sig, timeout)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(STOP_TIMEOUT)
             raise AssertionError(f"{self.name} ignored SIGTERM:\n{self.log()[-3000:]}") from None
-
-
-def _launch(
-    name: str, dsn: str, logs: Path, account: str, credentials: tuple[str, str] | None
-) -> Server:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEKV_")}
-    env["PYTHONUNBUFFERED"] = "1"
-    if credentials is not None:
-        env["EDGEKV_ACCOUNT_ID"], env["EDGEKV_API_TOKEN"] = credentials
-    log_path = logs / f"server-{name}-{port}.log"
-    cmd = [sys.executable, "-m", "edgekv", "serve", "--database", dsn, "--port", str(port)]
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=log, cwd=ROOT)
-    return Server(name, f"http://127.0.0.1:{port}", account, proc, log_path)
-
-
-def _wait_healthy(servers: list[Server]) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    pending = list(servers)
-    while pending:
-        for server in list(pending):
-            if server.proc.poll() is not None:
-                raise RuntimeError(
-                    f"{server.name} exited {server.proc.returncode}:\n{server.log()}"
-                )
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(server.url + "/healthz", timeout=1).status_code == 200:
-                    pending.remove(server)
-        if pending and time.monotonic() > deadline:
-            raise RuntimeError(f"{pending[0].name} did not start:\n{pending[0].log()}")
-        time.sleep(0.05)
 
 
 @contextlib.contextmanager
@@ -151,8 +101,8 @@ def serving(
     try:
         for name in names:
             given = env_for is None or name == env_for
-            servers.append(_launch(name, dsn, logs, account, (account, token) if given else None))
-        _wait_healthy(servers)
+            servers.append(Server(name, dsn, logs, account, token if given else None).launch())
+        wait_ready(servers, START_TIMEOUT)
         yield servers
     finally:
         for server in servers:

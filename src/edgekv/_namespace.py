@@ -10,8 +10,8 @@ import base64
 import binascii
 import inspect
 import math
-from math import floor
 from collections.abc import AsyncIterable, Iterable, Mapping
+from math import floor
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 import orjson

@@ -1,7 +1,8 @@
 """Fixtures of the REST API suite.
 
 `api`: the app over the `store` fixture's engine (memory / sqlite / postgres), served in-process
-by the real ASGI server on a free loopback port, with an httpx client holding an admin token.
+by the real ASGI server on a free loopback port, with an httpx client holding an admin token;
+`ns`: a fresh namespace of it (the id); `codes(r)` / `message(r)`: what an error envelope says.
 `central`: `python -m edgekv serve` as a real subprocess over a fresh SQLite directory (SDK,
 wrangler, signals, kill -9).
 """
@@ -10,15 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import secrets
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +24,17 @@ from edgekv.api import EdgeKVApp, create_app
 from edgekv.api.auth import create_token
 from edgekv.api.server import serve_asgi
 from tests.conftest import FakeClock
-
-ROOT = Path(__file__).resolve().parents[2]
-NS_PATH = "/client/v4/accounts/{account}/storage/kv/namespaces"
+from tests.servers import NS_PATH, CentralProcess, free_port
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def codes(r: httpx.Response) -> list[int]:
+    """The codes of an error envelope's `errors`."""
+    return [e["code"] for e in r.json()["errors"]]
+
+
+def message(r: httpx.Response) -> str:
+    """The message of an error envelope's first error."""
+    return str(r.json()["errors"][0]["message"])
 
 
 @dataclass
@@ -108,48 +104,20 @@ async def api(store: Store, clock: FakeClock) -> AsyncIterator[Api]:
     await app.shutdown()
 
 
+@pytest.fixture
+async def ns(api: Api) -> str:
+    """A fresh namespace of `api` (its id)."""
+    return await api.create_namespace()
+
+
 # -- the real subprocess ------------------------------------------------------------------------
-@dataclass
-class Central:
-    """`python -m edgekv serve` running in a subprocess."""
+class Central(CentralProcess):
+    """`python -m edgekv serve` running in a subprocess, over the directory `data` (or a
+    database; `data` then only names the log file)."""
 
-    url: str
-    account: str
-    token: str
-    data: Path
-    proc: subprocess.Popen[bytes]
-    log_path: Path
-    env: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def api(self) -> str:
-        return self.url + "/client/v4"
-
-    @property
-    def namespaces(self) -> str:
-        return self.url + NS_PATH.format(account=self.account)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_log(self, text: str, timeout: float = 5) -> str:
-        """The log once it holds `text` (access lines are written in batches)."""
-        deadline = time.monotonic() + timeout
-        while text not in (log := self.log()):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{text!r} not in the server log:\n{log}")
-            time.sleep(0.05)
-        return log
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise
+    def __init__(self, data: Path, options: list[str], **kw: Any) -> None:
+        self.data = data
+        super().__init__(options, **kw)
 
 
 def start_central(
@@ -167,46 +135,29 @@ def start_central(
     `env_credentials`, the account and token come from EDGEKV_ACCOUNT_ID / EDGEKV_API_TOKEN;
     without, the server bootstraps its own (read them from DIR/credentials.json). `database`
     (a postgresql:// URL) replaces `--data data` (which then only names the log file)."""
-    account = account or secrets.token_hex(16)
-    token = token or secrets.token_urlsafe(30)
     port = port or free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEKV_")}
-    env["PYTHONUNBUFFERED"] = "1"
-    if env_credentials:
-        env.update(EDGEKV_ACCOUNT_ID=account, EDGEKV_API_TOKEN=token)
-    env.update({k: str(v) for k, v in (extra_env or {}).items()})
-    log_path = data.parent / f"{data.name}-server-{port}.log"
     store = ["--database", database] if database else ["--data", str(data)]
-    cmd = [sys.executable, "-m", "edgekv", "serve", *store, "--port", str(port)]
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen([*cmd, *args], env=env, stdout=log, stderr=log, cwd=ROOT)
-    central = Central(f"http://127.0.0.1:{port}", account, token, data, proc, log_path, env)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"edgekv serve exited with {proc.returncode}:\n{central.log()}")
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(central.url + "/healthz", timeout=1).status_code == 200:
-                return central
-        time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError(f"edgekv serve did not start:\n{central.log()}")
+    central = Central(
+        data,
+        [*store, *args],
+        account=account,
+        token=token,
+        credentials=env_credentials,
+        env={k: str(v) for k, v in (extra_env or {}).items()},
+        log_path=data.parent / f"{data.name}-server-{port}.log",
+        port=port,
+    )
+    return central.start(timeout=20)
 
 
 @pytest.fixture
 def central(tmp_path: Path) -> Iterator[Central]:
-    server = start_central(tmp_path / "data")
-    try:
+    with start_central(tmp_path / "data") as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
 def shared_central(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Central]:
     """One server for a whole module of client tests (each test makes its own namespaces)."""
-    server = start_central(tmp_path_factory.mktemp("central") / "data")
-    try:
+    with start_central(tmp_path_factory.mktemp("central") / "data") as server:
         yield server
-    finally:
-        server.stop()

@@ -117,6 +117,16 @@ async def test_envelope_shape(api: Api) -> None:
 
 
 # -- the catch-all ---------------------------------------------------------------------------
+async def started_app(store: MemoryStore) -> tuple[EdgeKVApp, str, str, str]:
+    """`create_app(store)`, started: the app, its account, an admin token, a namespace `t`."""
+    app = create_app(store)
+    await app.startup()
+    account = app.client.account_id
+    assert account is not None
+    token, _ = await create_token(store, account)
+    return app, account, token, (await store.create_namespace(account, "t")).id
+
+
 class BuggyStore(MemoryStore):
     """A store with a bug in one method: what a genuine programming error looks like."""
 
@@ -127,13 +137,7 @@ class BuggyStore(MemoryStore):
 
 
 async def test_unexpected_error_is_a_500_envelope(caplog: pytest.LogCaptureFixture) -> None:
-    store = BuggyStore()
-    app = create_app(store)
-    await app.startup()
-    account = app.client.account_id
-    assert account is not None
-    token, _ = await create_token(store, account)
-    ns = (await store.create_namespace(account, "t")).id
+    app, account, token, ns = await started_app(BuggyStore())
     async with serving(app) as url, httpx.AsyncClient() as http:
         r = await http.get(
             f"{url}/client/v4/accounts/{account}/storage/kv/namespaces/{ns}/values/k",
@@ -248,12 +252,7 @@ def test_no_request_makes_a_500(
 ) -> None:
     async def run() -> None:
         store = MemoryStore()
-        app = create_app(store)
-        await app.startup()
-        account = app.client.account_id
-        assert account is not None
-        token, _ = await create_token(store, account)
-        ns = (await store.create_namespace(account, "t")).id
+        app, account, token, ns = await started_app(store)
         await store.put(ns, "a", Entry(b"not json"))
         path = "/" + "/".join(s.replace("ACCOUNT", account).replace("NS", ns) for s in segments)
         if segments[:1] == ["ACCOUNT"] or not segments:

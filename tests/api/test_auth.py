@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import hashlib
 
-import httpx
 import pytest
 
 from edgekv.api.auth import create_token, hash_token, new_secret
-from tests.api.conftest import Api
-
-
-def codes(r: httpx.Response) -> list[int]:
-    return [e["code"] for e in r.json()["errors"]]
+from tests.api.conftest import Api, codes
 
 
 async def test_token_is_stored_as_sha256_only(api: Api) -> None:

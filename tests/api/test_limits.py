@@ -8,23 +8,13 @@ import logging
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
-import httpx
 import orjson
 import pytest
 
-from tests.api.conftest import Api
+from tests.api.conftest import Api, codes
 
 MiB = 1024 * 1024
 VALUE_LIMIT = 25 * MiB
-
-
-def codes(r: httpx.Response) -> list[int]:
-    return [e["code"] for e in r.json()["errors"]]
-
-
-@pytest.fixture
-async def ns(api: Api) -> str:
-    return await api.create_namespace()
 
 
 async def test_value_of_exactly_25_mib_is_fine(api: Api, ns: str) -> None:

@@ -8,22 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.conftest import Api
+from tests.api.conftest import Api, codes, message
 
 NOW = 1_700_000_000
-
-
-def codes(r: httpx.Response) -> list[int]:
-    return [e["code"] for e in r.json()["errors"]]
-
-
-def message(r: httpx.Response) -> str:
-    return str(r.json()["errors"][0]["message"])
-
-
-@pytest.fixture
-async def ns(api: Api) -> str:
-    return await api.create_namespace()
 
 
 async def keys_of(api: Api, ns: str) -> list[str]:

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
-from tests.api.conftest import Api
-
-
-def codes(r: httpx.Response) -> list[int]:
-    return [e["code"] for e in r.json()["errors"]]
+from tests.api.conftest import Api, codes
 
 
 async def test_create_get_rename_delete(api: Api) -> None:

@@ -6,27 +6,13 @@ import base64
 import json
 from urllib.parse import quote
 
-import httpx
 import orjson
 import pytest
 
 from edgekv import KVNamespace
-from tests.api.conftest import Api
+from tests.api.conftest import Api, codes, message
 
 NOW = 1_700_000_000  # the fake clock's start
-
-
-def codes(r: httpx.Response) -> list[int]:
-    return [e["code"] for e in r.json()["errors"]]
-
-
-def message(r: httpx.Response) -> str:
-    return str(r.json()["errors"][0]["message"])
-
-
-@pytest.fixture
-async def ns(api: Api) -> str:
-    return await api.create_namespace()
 
 
 def value_url(api: Api, ns: str, key: str) -> str:

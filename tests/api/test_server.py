@@ -20,8 +20,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api.conftest import ROOT, Central, start_central
+from tests.api.conftest import Central, start_central
 from tests.conftest import ENGINES
+from tests.servers import ROOT
 
 
 def auth(token: str) -> dict[str, str]:

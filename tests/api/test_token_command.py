@@ -9,7 +9,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.api.conftest import ROOT, Central
+from tests.api.conftest import Central
+from tests.servers import ROOT
 
 
 def token_create(data: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -11,7 +11,7 @@ import click
 from click.testing import CliRunner
 
 from edgekv.cli import COMMANDS, cli, docs
-from tests.workers.processes import EDGEKV
+from tests.servers import EDGEKV
 
 REGENERATE = "docs/cli.md is out of date: run `python -m edgekv.cli.docs` and commit the result"
 

@@ -11,6 +11,7 @@ both against a real central server on loopback (see tests/edge/servers.py).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +22,7 @@ from edgekv import Client, KVNamespace
 from edgekv._types import Store
 from edgekv.edge.cache import LocationCache
 from edgekv.store.memory import MemoryStore
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, open_client
 from tests.edge.central import CountingStore
 from tests.edge.servers import InProcessCentral, SessionCentral
 
@@ -49,8 +50,7 @@ class World:
     async def location(self, name: str, **options: Any) -> Location:
         clock = FakeClock(self.clock.now)
         cache = LocationCache(self.central, location=name, clock=clock, **options)
-        client = Client(cache, clock=clock, sweep_interval=None)
-        await client._open()
+        client = await open_client(cache, clock)
         loc = Location(name, clock, cache, client, client.namespace(self.ns_id))
         self.locations.append(loc)
         return loc
@@ -66,8 +66,7 @@ class World:
 async def world() -> AsyncIterator[World]:
     memory = MemoryStore()
     clock = FakeClock(START)
-    admin_client = Client(memory, clock=clock, sweep_interval=None)
-    await admin_client._open()
+    admin_client = await open_client(memory, clock)
     ns = await admin_client.create_namespace("edge")
     central = CountingStore(memory)
     w = World(central, clock, ns, admin_client, ns.id)
@@ -100,21 +99,17 @@ async def store(
     s: Store = RemoteStore(session_central.url, token=token, account_id=account)
     if request.param == "location":
         s = LocationCache(s, location="test", clock=clock)
-    try:
+    async with contextlib.aclosing(s):
         yield s
-    finally:
-        await s.aclose()
 
 
 @pytest.fixture
-async def kv(store: Store, clock: FakeClock) -> AsyncIterator[Client]:
+async def kv(store: Store, clock: FakeClock) -> Client:
     """As tests/conftest.py's, with the remote account (the store fixture closes it)."""
     account = getattr(store, "account_id", None) or getattr(
         getattr(store, "inner", None), "account_id", None
     )
-    client = Client(store, clock=clock, account_id=account, sweep_interval=None)
-    await client._open()
-    yield client
+    return await open_client(store, clock, account)
 
 
 __all__ = ["InProcessCentral", "Location", "World"]

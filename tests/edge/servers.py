@@ -6,7 +6,8 @@
 - `SessionCentral`: one `InProcessCentral` over a `MemoryStore` for a whole session; every test
   gets a fresh account and token (`new_account()`), and its clock follows the test's FakeClock.
 - `SubprocessCentral(data_dir)`: `python -m edgekv serve` over SQLite in a child process, with
-  EDGEKV_ACCOUNT_ID / EDGEKV_API_TOKEN; `kill()` (SIGKILL by PID) and `start()` again.
+  EDGEKV_ACCOUNT_ID / EDGEKV_API_TOKEN; `kill()` (SIGKILL by PID) and `start()` again (the
+  process handling is tests/servers.py's).
 """
 
 from __future__ import annotations
@@ -14,30 +15,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import secrets
-import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from types import TracebackType
 from typing import Any, TypeVar
 
-import httpx
 import uvicorn
 
 from edgekv._types import Store
 from edgekv.api import EdgeKVApp, create_app
 from edgekv.api.auth import create_token
 from edgekv.store.memory import MemoryStore, new_id
+from tests.servers import CentralProcess, wait_healthy
 
 _T = TypeVar("_T")
-ROOT = Path(__file__).resolve().parents[2]
 
 
 class ProxyClock:
@@ -48,27 +44,6 @@ class ProxyClock:
 
     def __call__(self) -> float:
         return self.target()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_healthy(
-    url: str, timeout: float = 20.0, proc: subprocess.Popen[bytes] | None = None
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"central server exited with {proc.returncode}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"central server at {url} did not become healthy")
 
 
 class AccessLog(logging.Handler):
@@ -166,12 +141,7 @@ class InProcessCentral:
         self.call(provision())
         return account, token
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         logger = logging.getLogger("edgekv.access")
         logger.removeHandler(self.access_log)
         logger.setLevel(self._level)
@@ -187,61 +157,21 @@ class SessionCentral(InProcessCentral):
         super().__init__(MemoryStore(), self.clock)
 
 
-def serve_command(data_dir: Path, port: int) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "edgekv",
-        "serve",
-        "--data",
-        str(data_dir),
-        "--port",
-        str(port),
-        "--quiet",
-    ]
+class SubprocessCentral(CentralProcess):
+    """`python -m edgekv serve --data DATA_DIR --quiet`, output discarded; `kill()` and `start()`
+    again (same port, same data). Leaving the block stops it, SIGKILL after a short wait."""
 
-
-class SubprocessCentral:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.account_id = new_id()
-        self.token = secrets.token_urlsafe(30)
-        self.proc: subprocess.Popen[bytes] | None = None
+        super().__init__(["--data", str(data_dir), "--quiet"], account=new_id())
 
-    def start(self) -> None:
-        env = dict(os.environ, EDGEKV_ACCOUNT_ID=self.account_id, EDGEKV_API_TOKEN=self.token)
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(ROOT), str(ROOT / "src"), env.get("PYTHONPATH", "")) if p
-        )
-        self.proc = subprocess.Popen(
-            serve_command(self.data_dir, self.port),
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_healthy(self.url, proc=self.proc)
+    @property
+    def account_id(self) -> str:
+        return self.account
 
-    def kill(self) -> None:
-        """SIGKILL by PID: nothing is flushed, as in a crash."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-        self.proc = None
-
-    def __enter__(self) -> SubprocessCentral:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                # Short: right after a restart that followed a SIGKILL, `edgekv serve` on granian
-                # has been seen to ignore SIGTERM (reported); the test is over either way.
-                self.proc.wait(3)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self.proc = None
+    def __exit__(self, *exc_info: object) -> None:
+        if self.running():
+            # Short: right after a restart that followed a SIGKILL, `edgekv serve` on granian
+            # has been seen to ignore SIGTERM (reported); the test is over either way.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.stop(timeout=3)

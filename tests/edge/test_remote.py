@@ -23,7 +23,8 @@ from edgekv._exceptions import (
 from edgekv._types import Entry, TokenRecord
 from edgekv.edge.remote import RemoteError, RemoteStore
 from tests.conftest import FakeClock
-from tests.edge.servers import SessionCentral, free_port
+from tests.edge.servers import SessionCentral
+from tests.servers import free_port
 
 
 @pytest.fixture

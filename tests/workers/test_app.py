@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,7 +17,7 @@ import uvicorn
 
 import edgekv
 from edgekv.workers import WorkerApp, load_config
-from tests.workers.processes import free_port
+from tests.servers import free_port, wait_for
 from tests.workers.projects import NS_ID, ON_FETCH_WORKER, write_project
 
 
@@ -29,10 +28,8 @@ def served(app: WorkerApp, lifespan: Literal["on", "off"]) -> Iterator[httpx.Cli
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.02)
+    wait_for(lambda: server.started or not thread.is_alive(), 10, 0.02, "uvicorn did not start")
+    assert server.started, "uvicorn did not start"
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
             yield client

@@ -13,7 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.workers.processes import Server, run_cli, wait_for
+from tests.servers import wait_for
+from tests.workers.processes import Server, run_cli
 from tests.workers.projects import DEFAULT_CLASS_WORKER, NS_ID, ON_FETCH_WORKER, write_project
 
 

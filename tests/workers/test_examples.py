@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.workers.processes import Server, run_cli, wait_for
+from tests.servers import wait_for
+from tests.workers.processes import Server, run_cli
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
