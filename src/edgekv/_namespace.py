@@ -344,11 +344,23 @@ class KVNamespace:
             )
         now = self._now()
         pairs: list[tuple[str, Entry]] = []
+        limit = rules.VALUE_MAX_BYTES
         for item in batch:
             key: Any
-            if isinstance(item, tuple):
+            if item.__class__ is tuple:
                 key, value = item
+                # Fast path of the common pair: a short key and a str or bytes value.
+                if key.__class__ is str and 2 < len(key) <= _SHORT_KEY:
+                    data = value if value.__class__ is bytes else None
+                    if value.__class__ is str:
+                        data = _encode_text(value)
+                    if data is not None and len(data) <= limit:
+                        pairs.append((key, Entry(data)))
+                        continue
                 options: Mapping[str, Any] = {}
+            elif isinstance(item, tuple):
+                key, value = item
+                options = {}
             elif isinstance(item, Mapping):
                 key, value, options = item.get("key"), item.get("value"), item
             else:
