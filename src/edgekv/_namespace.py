@@ -18,7 +18,7 @@ import orjson
 
 from edgekv import _rules as rules
 from edgekv._exceptions import KVError, StoreError
-from edgekv._models import KeyListEntry, ListResult, ValueStream, ValueWithMetadata
+from edgekv._models import ListResult, ValueStream, ValueWithMetadata
 from edgekv._types import Entry, Store
 
 if TYPE_CHECKING:
@@ -292,12 +292,8 @@ class KVNamespace:
         more = len(rows) > size
         if more:
             del rows[size:]
-        loads = orjson.loads
-        keys = [
-            KeyListEntry(name, expiration, None if meta is None else loads(meta))
-            for name, expiration, meta in rows
-        ]
-        return ListResult(keys, not more, rules.encode_cursor(rows[-1].name) if more else None)
+        # Engines return KeyListEntry rows: handed over as they are (metadata parsed on read).
+        return ListResult(rows, not more, rules.encode_cursor(rows[-1].name) if more else None)
 
     # -- writes ----------------------------------------------------------------------------
     async def put(

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
+
+from edgekv._models import KeyListEntry
 
 __all__ = [
     "Clock",
@@ -43,13 +45,9 @@ class Entry:
     cache_status: str | None = None
 
 
-class KeyInfo(NamedTuple):
-    """One row of a key listing; `metadata` is JSON text or None. A NamedTuple because a page
-    builds a thousand of them: a tuple is built from a database row at C speed."""
-
-    name: str
-    expiration: int | None = None
-    metadata: str | None = None
+KeyInfo = KeyListEntry
+"""One row of a key listing, as engines return it: the binding hands these to the caller
+unchanged (`name`, `expiration`, `metadata_json` = the stored JSON text or None)."""
 
 
 @dataclass(frozen=True, slots=True)

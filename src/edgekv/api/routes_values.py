@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from edgekv import _rules as rules
+from edgekv._models import KeyListEntry
 from edgekv._types import Entry
 from edgekv.api import envelope as env
 from edgekv.api.context import Ctx
@@ -138,6 +139,15 @@ async def list_keys(ctx: Ctx) -> Response:
         prefix=query.get("prefix"), limit=limit, cursor=query.get("cursor")
     )
     return ok(
-        [k.to_dict() for k in page.keys],
-        {"count": len(page.keys), "cursor": page.cursor or ""},
+        [_listed(k) for k in page.keys], {"count": len(page.keys), "cursor": page.cursor or ""}
     )
+
+
+def _listed(key: KeyListEntry) -> dict[str, Any]:
+    # Stored metadata is validated JSON text: embedded as it is, never parsed and re-encoded.
+    out: dict[str, Any] = {"name": key.name}
+    if key.expiration is not None:
+        out["expiration"] = key.expiration
+    if key.metadata_json is not None:
+        out["metadata"] = orjson.Fragment(key.metadata_json)
+    return out
