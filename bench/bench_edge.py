@@ -133,7 +133,7 @@ async def run(quick: bool) -> Report:
     ]
     with tempfile.TemporaryDirectory() as tmp, central(Path(tmp) / "central") as (url, tok, acct):
         remote = RemoteStore(url, token=tok, account_id=acct)
-        slow = RemoteStore(url, token=tok, account_id=acct, fast_reads=False)
+        slow = RemoteStore(url, token=tok, account_id=acct, fast_client=False)
         cache = LocationCache(remote, location="bench")
         async with edgekv.Client(cache, account_id=acct, sweep_interval=None) as kv:
             ns = await kv.create_namespace("bench")
@@ -200,7 +200,7 @@ async def run(quick: bool) -> Report:
                         False,
                     ),
                     (
-                        "RemoteStore.get over httpx (fast_reads=False; for comparison)",
+                        "RemoteStore.get over httpx (fast_client=False; for comparison)",
                         lambda k: slow.get(ns.id, k, now=math.floor(time.time())),
                         False,
                     ),
