@@ -118,7 +118,9 @@ async def hot_key_load(
 
 
 async def run(quick: bool) -> Report:
-    report = Report("edge-quick" if quick else "edge", "edgekv locations: cache and cold reads")
+    report = Report(
+        "edge-quick" if quick else "edge", "edgekv locations: cache, cold reads and writes"
+    )
     secs = 0.5 if quick else 2.0
     cold_c1 = 500 if quick else 3000
     cold_c64 = 20 if quick else 100  # reads per worker
@@ -215,6 +217,21 @@ async def run(quick: bool) -> Report:
                         else ""
                     )
                     report.add(g, name, sample, unit="reads/s", baseline=baseline, note=note)
+            # -- writes through the location: 64 concurrent durable puts ----------------------
+            g = f"{CONCURRENCY} concurrent puts through a location (durable at the centre)"
+            puts = iter(f"put:{i:07d}" for i in range(10_000_000))
+            per_put = 10 if quick else 40
+            for name, target, baseline in (
+                ("RemoteStore.put over httpx (fast_client=False)", slow, True),
+                ("LocationCache.put (keep-alive pool)", cache, False),
+            ):
+
+                def put(k: str, store: Any = target) -> Any:
+                    return store.put(ns.id, k, Entry(VALUE))
+
+                await concurrent_sample(put, puts, 2, CONCURRENCY)  # warm the pool
+                sample = await concurrent_sample(put, puts, per_put, CONCURRENCY)
+                report.add(g, name, sample, unit="puts/s", baseline=baseline)
             assert cache.stats.central_errors == 0
             await slow.aclose()
 
