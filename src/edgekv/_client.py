@@ -9,15 +9,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
 from collections.abc import Mapping
+from math import floor
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from edgekv import _rules as rules
-from edgekv._exceptions import KVError, StoreError
+from edgekv._exceptions import KVError, StoreError, kv_error
 from edgekv._models import Namespace
 from edgekv._namespace import KVNamespace
 from edgekv._types import Clock, Store
@@ -27,10 +27,6 @@ __all__ = ["Client", "open"]
 log = logging.getLogger("edgekv")
 
 SWEEP_INTERVAL = 30.0  # seconds between background purges of expired entries
-
-
-def _ns_error(op: str, exc: StoreError) -> KVError:
-    return KVError.for_op(op, exc.status, exc.detail, code=exc.code)
 
 
 class Client:
@@ -135,7 +131,7 @@ class Client:
         while True:
             await asyncio.sleep(interval)
             try:
-                while await store.purge_expired(math.floor(self.clock())) >= 1000:  # noqa: ASYNC110
+                while await store.purge_expired(floor(self.clock())) >= 1000:  # noqa: ASYNC110
                     await asyncio.sleep(0)  # a full batch: more may be due, yield and go on
             except StoreError as exc:
                 log.warning("expiry sweep failed: %s", exc)
@@ -179,7 +175,7 @@ class Client:
         try:
             info = await store.create_namespace(account, title, namespace_id)
         except StoreError as exc:
-            raise _ns_error(op, exc) from None
+            raise kv_error(op, exc) from None
         return KVNamespace(self, info.id, info.title)
 
     async def list_namespaces(self) -> list[Namespace]:
@@ -187,14 +183,14 @@ class Client:
         try:
             return [Namespace(n.id, n.title) for n in await store.list_namespaces(account)]
         except StoreError as exc:
-            raise _ns_error("LIST_NAMESPACES", exc) from None
+            raise kv_error("LIST_NAMESPACES", exc) from None
 
     async def get_namespace(self, namespace_id: str) -> Namespace | None:
         store, account = await self._account()
         try:
             info = await store.get_namespace(account, namespace_id)
         except StoreError as exc:
-            raise _ns_error("GET_NAMESPACE", exc) from None
+            raise kv_error("GET_NAMESPACE", exc) from None
         return None if info is None else Namespace(info.id, info.title)
 
     async def rename_namespace(self, namespace_id: str, title: str) -> Namespace:
@@ -204,7 +200,7 @@ class Client:
         try:
             info = await store.rename_namespace(account, namespace_id, title)
         except StoreError as exc:
-            raise _ns_error(op, exc) from None
+            raise kv_error(op, exc) from None
         return Namespace(info.id, info.title)
 
     async def delete_namespace(self, namespace_id: str) -> None:
@@ -212,7 +208,7 @@ class Client:
         try:
             await store.delete_namespace(account, namespace_id)
         except StoreError as exc:
-            raise _ns_error("DELETE_NAMESPACE", exc) from None
+            raise kv_error("DELETE_NAMESPACE", exc) from None
 
 
 def open(

@@ -15,6 +15,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "TooManyNamespaces",
+    "kv_error",
 ]
 
 
@@ -98,3 +99,8 @@ class StoreUnavailable(StoreError):
 
     status = 503
     code = 10050
+
+
+def kv_error(op: str, exc: StoreError) -> KVError:
+    """A store failure as the `KVError` of operation `op` (`KV <OP> failed: <status> ...`)."""
+    return KVError.for_op(op, exc.status, exc.detail, code=exc.code)

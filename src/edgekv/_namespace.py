@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import binascii
 import inspect
-import math
 from collections.abc import AsyncIterable, Iterable, Mapping
 from math import floor
 from typing import TYPE_CHECKING, Any, Literal, overload
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 import orjson
 
 from edgekv import _rules as rules
-from edgekv._exceptions import KVError, StoreError
+from edgekv._exceptions import StoreError, kv_error
 from edgekv._models import ListResult, ValueStream, ValueWithMetadata
 from edgekv._types import Entry, Store
 
@@ -35,12 +34,9 @@ _BAD_VALUE = (
     "KV put() accepts only strings, bytes-like objects, binary files and byte streams as values."
 )
 _READ_CHUNK = 1024 * 1024
-_SHORT_KEY = rules.KEY_MAX_BYTES // 4  # characters that can never exceed the byte limit
+_SHORT_KEY = rules.SHORT_KEY_CHARS
+_NO_OPTIONS: Mapping[str, Any] = {}
 _NOT_JSON = "At least one of the requested keys corresponds to a non-json value"
-
-
-def _store_error(op: str, exc: StoreError) -> KVError:
-    return KVError.for_op(op, exc.status, exc.detail, code=exc.code)
 
 
 def _decode(value: bytes, type_: object) -> Any:
@@ -102,7 +98,7 @@ class _Collector:
         self.size = 0
 
     def add(self, chunk: object) -> None:
-        if isinstance(chunk, str) or not isinstance(chunk, bytes | bytearray | memoryview):
+        if not isinstance(chunk, bytes | bytearray | memoryview):
             raise rules.type_error(_BAD_VALUE)
         self.size += len(chunk)
         if self.size <= rules.VALUE_MAX_BYTES:
@@ -164,7 +160,7 @@ class KVNamespace:
         return self._client._store or await self._client._open()
 
     def _now(self) -> int:
-        return math.floor(self._client.clock())
+        return floor(self._client.clock())
 
     # -- reads -----------------------------------------------------------------------------
     @overload
@@ -181,19 +177,18 @@ class KVNamespace:
         """The value of `key` as `type`, or None when it is missing or expired.
         Given a list of keys, a dict of key -> value (bulk get, at most 100 keys)."""
         if (
-            key.__class__ is str
-            and cache_ttl is None
+            cache_ttl is None
+            and key.__class__ is str
             and 0 < len(key) <= _SHORT_KEY
-            and key != "."
-            and key != ".."
-        ):
+            and (key != "." and key != "..")
+        ):  # rules.is_plain_key, inlined: this is the hottest path of the library
             # The hot path (a cached read costs ~0.4 us in the store): no further call layer.
             client = self._client
             store = client._store or await client._open()
             try:
                 entry = await store.get(self.id, key, now=floor(client.clock()))
             except StoreError as exc:
-                raise _store_error("GET", exc) from None
+                raise kv_error("GET", exc) from None
         elif isinstance(key, list):
             return await self._get_bulk(key, type, cache_ttl, with_metadata=False)
         else:
@@ -229,10 +224,7 @@ class KVNamespace:
         )
 
     async def _get_entry(self, key: object, cache_ttl: object) -> Entry | None:
-        # Hot path: a short str key (<= 128 characters cannot pass 512 bytes) that is not "",
-        # "." or ".." needs no encoding to be checked; anything else takes the full check.
-        if key.__class__ is not str or not 0 < len(key) <= _SHORT_KEY or key in (".", ".."):
-            rules.encode_key(key, "GET")
+        rules.check_key(key, "GET")
         ttl = None
         if cache_ttl is not None:
             rules.check_cache_ttl(cache_ttl, "GET")
@@ -242,7 +234,7 @@ class KVNamespace:
         try:
             return await store.get(self.id, key, now=floor(client.clock()), cache_ttl=ttl)  # type: ignore[arg-type]
         except StoreError as exc:
-            raise _store_error("GET", exc) from None
+            raise kv_error("GET", exc) from None
 
     async def get_entries(
         self,
@@ -263,7 +255,7 @@ class KVNamespace:
         try:
             found = await store.get_many(self.id, unique, now=self._now(), cache_ttl=ttl)
         except StoreError as exc:
-            raise _store_error(op, exc) from None
+            raise kv_error(op, exc) from None
         out: dict[str, tuple[Entry, Any] | None] = {}
         total = 0
         for key in unique:
@@ -303,7 +295,7 @@ class KVNamespace:
                 self.id, prefix=prefix_, after=after, limit=size + 1, now=self._now()
             )
         except StoreError as exc:
-            raise _store_error("GET", exc) from None
+            raise kv_error("GET", exc) from None
         more = len(rows) > size
         if more:
             del rows[size:]
@@ -323,7 +315,7 @@ class KVNamespace:
         """Store `value` (str, bytes-like, binary file or byte stream) under `key`, replacing
         the whole entry. Returns once the write is durable."""
         op = "PUT"
-        rules.encode_key(key, op)
+        rules.check_key(key, op)
         kind = _value_kind(value)
         at = rules.resolve_expiration(expiration, expiration_ttl, self._now(), op)
         meta = rules.serialize_metadata(metadata, op)
@@ -332,16 +324,16 @@ class KVNamespace:
         try:
             await store.put(self.id, key, Entry(data, at, meta))
         except StoreError as exc:
-            raise _store_error(op, exc) from None
+            raise kv_error(op, exc) from None
 
     async def delete(self, key: str) -> None:
         """Remove `key` (a missing key is not an error). Returns once durable."""
-        rules.encode_key(key, "DELETE")
+        rules.check_key(key, "DELETE")
         store = await self._store()
         try:
             await store.delete(self.id, key)
         except StoreError as exc:
-            raise _store_error("DELETE", exc) from None
+            raise kv_error("DELETE", exc) from None
 
     async def put_many(self, items: Iterable[Mapping[str, Any] | tuple[str, Any]]) -> None:
         """Bulk write, all or nothing, at most 10,000 pairs: `(key, value)` tuples or dicts in the
@@ -358,25 +350,21 @@ class KVNamespace:
         limit = rules.VALUE_MAX_BYTES
         for item in batch:
             key: Any
-            if item.__class__ is tuple:
+            options: Mapping[str, Any] = _NO_OPTIONS
+            if isinstance(item, tuple):
                 key, value = item
-                # Fast path of the common pair: a short key and a str or bytes value.
-                if key.__class__ is str and 2 < len(key) <= _SHORT_KEY:
-                    data = value if value.__class__ is bytes else None
-                    if value.__class__ is str:
-                        data = _encode_text(value)
-                    if data is not None and len(data) <= limit:
+                # Fast path of the common pair: a plain key and a str or bytes value.
+                vclass = value.__class__
+                if (vclass is bytes or vclass is str) and rules.is_plain_key(key):
+                    data = value if vclass is bytes else _encode_text(value)
+                    if len(data) <= limit:
                         pairs.append((key, Entry(data)))
                         continue
-                options: Mapping[str, Any] = {}
-            elif isinstance(item, tuple):
-                key, value = item
-                options = {}
             elif isinstance(item, Mapping):
                 key, value, options = item.get("key"), item.get("value"), item
             else:
                 raise rules.type_error("put_many() takes (key, value) pairs or dicts.")
-            rules.encode_key(key, op)
+            rules.check_key(key, op)
             kind = _value_kind(value)
             if options.get("base64"):
                 value = _b64decode(value, op)
@@ -397,7 +385,7 @@ class KVNamespace:
         try:
             await store.put_many(self.id, pairs)
         except StoreError as exc:
-            raise _store_error(op, exc) from None
+            raise kv_error(op, exc) from None
 
     async def delete_many(self, keys: Iterable[str]) -> None:
         """Bulk delete, at most 10,000 keys; missing keys are not an error."""
@@ -408,14 +396,14 @@ class KVNamespace:
                 op, 400, f"You can delete a maximum of {rules.BULK_WRITE_MAX_PAIRS} keys", 10001
             )
         for key in batch:
-            rules.encode_key(key, op)
+            rules.check_key(key, op)
         if not batch:
             return
         store = await self._store()
         try:
             await store.delete_many(self.id, batch)
         except StoreError as exc:
-            raise _store_error(op, exc) from None
+            raise kv_error(op, exc) from None
 
 
 def _b64decode(value: object, op: str) -> bytes:

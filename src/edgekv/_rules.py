@@ -23,6 +23,7 @@ __all__ = [
     "LIST_LIMIT_MAX",
     "METADATA_MAX_BYTES",
     "MIN_TTL",
+    "SHORT_KEY_CHARS",
     "TITLE_MAX_CHARS",
     "VALUE_MAX_BYTES",
     "check_bulk_get",
@@ -36,6 +37,7 @@ __all__ = [
     "encode_cursor",
     "encode_key",
     "fail",
+    "is_plain_key",
     "resolve_expiration",
     "serialize_metadata",
     "to_number",
@@ -49,6 +51,7 @@ LIST_LIMIT_MAX = 1000
 BULK_GET_MAX_KEYS = 100
 BULK_WRITE_MAX_PAIRS = 10_000
 TITLE_MAX_CHARS = 512
+SHORT_KEY_CHARS = KEY_MAX_BYTES // 4  # characters that can never exceed the byte limit
 
 # Cloudflare API error codes (rest-api.md), attached to errors for the REST layer.
 CODE_KEY_TOO_LONG = 10030
@@ -110,9 +113,21 @@ def encode_key(key: object, op: str) -> bytes:
     return raw
 
 
-def check_key(key: object, op: str) -> str:
-    encode_key(key, op)
-    return key  # type: ignore[return-value]  # encode_key proved it is a str
+def is_plain_key(key: object) -> bool:
+    """A str key that passes every key check without being encoded: not "", "." or "..", and
+    at most 128 characters (4 UTF-8 bytes each at most, so within the 512-byte limit)."""
+    return (
+        key.__class__ is str
+        and 0 < len(key) <= SHORT_KEY_CHARS
+        and key != "."
+        and key != ".."
+    )
+
+
+def check_key(key: object, op: str) -> None:
+    """The key checks of `op`, cheap for the common key (see `is_plain_key`)."""
+    if not is_plain_key(key):
+        encode_key(key, op)
 
 
 def check_cache_ttl(cache_ttl: object, op: str) -> None:
