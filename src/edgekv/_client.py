@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from math import floor
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from edgekv import _rules as rules
 from edgekv._exceptions import KVError, StoreError, kv_error
@@ -22,7 +22,7 @@ from edgekv._models import Namespace
 from edgekv._namespace import KVNamespace
 from edgekv._types import Clock, Store
 
-__all__ = ["Client", "open"]
+__all__ = ["Client", "OpenOptions", "open"]
 
 log = logging.getLogger("edgekv")
 
@@ -211,30 +211,27 @@ class Client:
             raise kv_error("DELETE_NAMESPACE", exc) from None
 
 
-def open(
-    target: str | Path | None = None,
-    *,
-    token: str | None = None,
-    account_id: str | None = None,
-    location: str | None = None,
-    cache_bytes: int | None = None,
-    clock: Clock | None = None,
-    **options: Any,
-) -> Client:
+class OpenOptions(TypedDict, total=False):
+    """The keyword options of `edgekv.open` (and `edgekv.sync.open`), checked by type checkers.
+
+    `sweep_interval`: seconds between purges of expired entries (None disables).
+    `cache_options`: more knobs of the location cache (`stale_if_error`, `refresh_ahead`,
+    `retry_interval`; docs/locations.md). `inline_reads` (SQLite, default True): a point read of
+    a small value runs on the caller's thread, never waiting for a lock, because a thread hop
+    costs ten times the read; False sends every read to a reader thread."""
+
+    token: str | None
+    account_id: str | None
+    location: str | None
+    cache_bytes: int | None
+    clock: Clock | None
+    sweep_interval: float | None
+    cache_options: Mapping[str, Any] | None
+    inline_reads: bool
+
+
+def open(target: str | Path | None = None, **options: Unpack[OpenOptions]) -> Client:
     """Open a store: in memory (no target), SQLite in a directory, `postgresql://…`, or a central
     server `http://…` (with `token` and `account_id`; `location` adds a location cache).
-
-    `options`: `sweep_interval` (seconds between purges of expired entries, None to disable),
-    `cache_options` (more knobs of the location cache: `stale_if_error`, `refresh_ahead`,
-    `retry_interval`; see docs/locations.md), `inline_reads` (SQLite, default True: a point read
-    of a small value runs on the caller's thread, never waiting for a lock, because a thread
-    hop costs ten times the read; False sends every read to a reader thread)."""
-    return Client(
-        target,
-        token=token,
-        account_id=account_id,
-        location=location,
-        cache_bytes=cache_bytes,
-        clock=clock,
-        **options,
-    )
+    Options: `OpenOptions`."""
+    return Client(target, **options)

@@ -116,12 +116,7 @@ def encode_key(key: object, op: str) -> bytes:
 def is_plain_key(key: object) -> bool:
     """A str key that passes every key check without being encoded: not "", "." or "..", and
     at most 128 characters (4 UTF-8 bytes each at most, so within the 512-byte limit)."""
-    return (
-        key.__class__ is str
-        and 0 < len(key) <= SHORT_KEY_CHARS
-        and key != "."
-        and key != ".."
-    )
+    return key.__class__ is str and 0 < len(key) <= SHORT_KEY_CHARS and key != "." and key != ".."
 
 
 def check_key(key: object, op: str) -> None:

@@ -11,12 +11,11 @@ import threading
 from collections.abc import Coroutine, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 from edgekv import _client
 from edgekv._models import ListResult, Namespace, ValueStream, ValueWithMetadata
 from edgekv._namespace import KVNamespace as AsyncKVNamespace
-from edgekv._types import Clock
 
 __all__ = ["Client", "KVNamespace", "open"]
 
@@ -159,25 +158,6 @@ class Client:
         self._loop.run(self._inner.delete_namespace(namespace_id))
 
 
-def open(
-    target: str | Path | None = None,
-    *,
-    token: str | None = None,
-    account_id: str | None = None,
-    location: str | None = None,
-    cache_bytes: int | None = None,
-    clock: Clock | None = None,
-    **options: Any,
-) -> Client:
+def open(target: str | Path | None = None, **options: Unpack[_client.OpenOptions]) -> Client:
     """Like `edgekv.open`, but every method blocks and returns its result."""
-    return Client(
-        _client.open(
-            target,
-            token=token,
-            account_id=account_id,
-            location=location,
-            cache_bytes=cache_bytes,
-            clock=clock,
-            **options,
-        )
-    )
+    return Client(_client.open(target, **options))
