@@ -15,7 +15,7 @@ from edgekv._client import Client
 from edgekv._exceptions import KVError, StoreError
 from edgekv.cli._common import CLIError, run_async, setup_logging
 from edgekv.workers.app import WorkerApp
-from edgekv.workers.config import ConfigError, WorkerConfig, load_config
+from edgekv.workers.config import ConfigError, load_config
 from edgekv.workers.loader import WorkerImportError
 
 __all__ = ["serve_worker"]
@@ -31,73 +31,63 @@ def serve_worker(
     host: str,
     port: int,
     local: bool,
-    reload: bool,
     quiet: bool,
     store_label: str,
 ) -> None:
-    """`open_client` runs in the serving event loop (stores start their threads and tasks
-    there)."""
+    """`local` (edgekv dev): create missing binding namespaces and reload the worker when its
+    files change. `open_client` runs in the serving event loop (stores start their threads and
+    tasks there)."""
     try:
         config = load_config(config_path)
     except ConfigError as exc:
         raise CLIError(str(exc)) from None
-    run_async(_main(command, config, open_client, host, port, local, reload, quiet, store_label))
 
+    async def main() -> None:
+        from edgekv.api.server import serve_asgi
 
-async def _main(
-    command: str,
-    config: WorkerConfig,
-    open_client: Callable[[], Awaitable[Client]],
-    host: str,
-    port: int,
-    local: bool,
-    reload: bool,
-    quiet: bool,
-    store_label: str,
-) -> None:
-    from edgekv.api.server import serve_asgi
+        try:
+            client = await open_client()
+        except (KVError, StoreError, OSError) as exc:
+            raise CLIError(f"cannot open the store {store_label}: {exc}") from None
+        try:
+            app = WorkerApp(config, client, local=local, reload=local, remote_name=store_label)
+        except ConfigError as exc:
+            await client.aclose()
+            if isinstance(exc, WorkerImportError):
+                click.echo(exc.details, err=True, nl=False)  # the user's bug: show where it is
+            raise CLIError(str(exc)) from None
+        setup_logging(quiet=quiet)
+        try:
+            await app.startup()
+        except (ConfigError, KVError, OSError) as exc:
+            await client.aclose()
+            raise CLIError(f"cannot start: {exc}") from None
 
-    try:
-        client = await open_client()
-    except (KVError, StoreError, OSError) as exc:
-        raise CLIError(f"cannot open the store {store_label}: {exc}") from None
-    try:
-        app = WorkerApp(config, client, local=local, reload=reload, remote_name=store_label)
-    except ConfigError as exc:
-        await client.aclose()
-        if isinstance(exc, WorkerImportError):
-            click.echo(exc.details, err=True, nl=False)  # the user's bug: show where it is
-        raise CLIError(str(exc)) from None
-    setup_logging(quiet=quiet)
-    try:
-        await app.startup()
-    except (ConfigError, KVError, OSError) as exc:
-        await client.aclose()
-        raise CLIError(f"cannot start: {exc}") from None
+        def ready() -> None:
+            bindings = ", ".join(f"{b.binding}={b.id}" for b in app.config.kv_namespaces) or "none"
+            log.info(
+                "%s: worker %s (%s) on http://%s:%d, store %s, KV bindings: %s%s",
+                command,
+                _display(app.worker.main),
+                app.worker.style,
+                host,
+                port,
+                store_label,
+                bindings,
+                " (reloads on change)" if app.reload else "",
+            )
 
-    def ready() -> None:
-        bindings = ", ".join(f"{b.binding}={b.id}" for b in app.config.kv_namespaces) or "none"
-        log.info(
-            "%s: worker %s (%s) on http://%s:%d, store %s, KV bindings: %s%s",
-            command,
-            _display(app.worker.main),
-            app.worker.style,
-            host,
-            port,
-            store_label,
-            bindings,
-            " (reloads on change)" if app.reload else "",
-        )
+        try:
+            await serve_asgi(app, host, port, ready=ready)
+        except (OSError, RuntimeError) as exc:  # granian reports a busy port as RuntimeError
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            reason = reason.strip().splitlines()[0] if reason.strip() else type(exc).__name__
+            raise CLIError(f"cannot listen on {host}:{port}: {reason}") from None
+        finally:
+            await app.shutdown()
+        log.info("%s: stopped", command)
 
-    try:
-        await serve_asgi(app, host, port, ready=ready)
-    except (OSError, RuntimeError) as exc:  # granian reports a busy port as RuntimeError
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        reason = reason.strip().splitlines()[0] if reason.strip() else type(exc).__name__
-        raise CLIError(f"cannot listen on {host}:{port}: {reason}") from None
-    finally:
-        await app.shutdown()
-    log.info("%s: stopped", command)
+    run_async(main())
 
 
 def _display(path: Path) -> str:

@@ -54,7 +54,6 @@ def dev(config_path: Path, host: str, port: int, persist_to: Path, quiet: bool) 
         host=host,
         port=port,
         local=True,
-        reload=True,
         quiet=quiet,
         store_label=str(persist_to),
     )

@@ -78,7 +78,6 @@ def edge(
         host=host,
         port=port,
         local=False,
-        reload=False,
         quiet=quiet,
         store_label=central,
     )
