@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -23,6 +24,7 @@ __all__ = [
     "CLIError",
     "OneLineCommand",
     "OneLineGroup",
+    "central_credentials",
     "config_option",
     "host_option",
     "port_option",
@@ -79,6 +81,20 @@ class OneLineUsageError(click.UsageError):
     def show(self, file: IO[Any] | None = None) -> None:
         hint = f" (see '{self.ctx.command_path} --help')" if self.ctx is not None else ""
         click.echo(f"error: {self.format_message()}{hint}", err=True)
+
+
+def central_credentials(url: str, option: str) -> tuple[str, str]:
+    """Check a central server URL given as `option` and read its credentials from the
+    environment (EDGEKV_API_TOKEN, EDGEKV_ACCOUNT_ID): (token, account id)."""
+    if not url.startswith(("http://", "https://")):
+        raise CLIError(f"{option} must be an http:// or https:// URL, got {url!r}")
+    token = os.environ.get("EDGEKV_API_TOKEN")
+    account = os.environ.get("EDGEKV_ACCOUNT_ID")
+    if not token:
+        raise CLIError(f"EDGEKV_API_TOKEN is not set (needed with {option})")
+    if not account:
+        raise CLIError(f"EDGEKV_ACCOUNT_ID is not set (needed with {option})")
+    return token, account
 
 
 def usage_error(message: str) -> OneLineUsageError:

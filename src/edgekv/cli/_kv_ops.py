@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import math
-import os
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -25,7 +24,13 @@ from edgekv import _rules as rules
 from edgekv._client import Client
 from edgekv._exceptions import KVError
 from edgekv._namespace import KVNamespace
-from edgekv.cli._common import CLIError, print_json, run_async, write_stdout
+from edgekv.cli._common import (
+    CLIError,
+    central_credentials,
+    print_json,
+    run_async,
+    write_stdout,
+)
 from edgekv.workers.config import ConfigError
 
 __all__ = [
@@ -70,14 +75,7 @@ def _open(target: KVTarget) -> Client:
 
     if target.url is None:
         return edgekv.open(target.persist_to)
-    if not target.url.startswith(("http://", "https://")):
-        raise CLIError(f"--url must be an http:// or https:// URL, got {target.url!r}")
-    token = os.environ.get("EDGEKV_API_TOKEN")
-    account = os.environ.get("EDGEKV_ACCOUNT_ID")
-    if not token:
-        raise CLIError("EDGEKV_API_TOKEN is not set (needed with --url / EDGEKV_URL)")
-    if not account:
-        raise CLIError("EDGEKV_ACCOUNT_ID is not set (needed with --url / EDGEKV_URL)")
+    token, account = central_credentials(target.url, "--url / EDGEKV_URL")
     return edgekv.open(target.url, token=token, account_id=account)
 
 

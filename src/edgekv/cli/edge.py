@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
 
 from edgekv.cli._common import (
-    CLIError,
     OneLineCommand,
+    central_credentials,
     config_option,
     host_option,
     port_option,
@@ -57,14 +56,7 @@ def edge(
     from edgekv._client import Client
     from edgekv.cli._serve import serve_worker
 
-    if not central.startswith(("http://", "https://")):
-        raise CLIError(f"--central must be an http:// or https:// URL, got {central!r}")
-    token = os.environ.get("EDGEKV_API_TOKEN")
-    account = os.environ.get("EDGEKV_ACCOUNT_ID")
-    if not token:
-        raise CLIError("EDGEKV_API_TOKEN is not set (the token this location uses on the centre)")
-    if not account:
-        raise CLIError("EDGEKV_ACCOUNT_ID is not set (the account of the worker's namespaces)")
+    token, account = central_credentials(central, "--central")
 
     async def open_client() -> Client:
         return edgekv.open(
