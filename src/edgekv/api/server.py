@@ -255,7 +255,9 @@ async def _main(
             ) from None
         if credentials is not None:
             _print_credentials(credentials)
-        app = create_app(client, access_log=AccessLog(sys.stderr, enabled=access_log))
+        app = create_app(
+            client, access_log=AccessLog(sys.stderr, enabled=access_log), dashboard=True
+        )
         shown = _shown(target)
 
         def ready() -> None:
