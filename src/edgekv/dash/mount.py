@@ -12,7 +12,7 @@ from __future__ import annotations
 from edgekv._client import Client
 from edgekv._types import TokenRecord
 from edgekv.api.app import EdgeKVApp
-from edgekv.api.http import Receive, Scope, Send
+from edgekv.asgi.types import Receive, Scope, Send
 from edgekv.dash.pages import Pages
 
 __all__ = ["PREFIX", "DevConsole"]
