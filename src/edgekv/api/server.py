@@ -29,6 +29,7 @@ from edgekv.api.app import create_app
 from edgekv.api.bootstrap import Credentials, bootstrap
 from edgekv.asgi.accesslog import AccessLog
 from edgekv.asgi.server import DEFAULT_SERVER, ServerName, check_listen, serve_asgi
+from edgekv.metrics import Metrics
 
 __all__ = ["DEFAULT_SERVER", "configure_logging", "run"]
 
@@ -108,6 +109,7 @@ async def _main(
     port: int,
     server: ServerName,
     access_log: bool,
+    metrics: bool = True,
 ) -> None:
     try:
         store = await _open_store(target)
@@ -125,7 +127,10 @@ async def _main(
         if credentials is not None:
             _print_credentials(credentials)
         app = create_app(
-            client, access_log=AccessLog(sys.stderr, enabled=access_log), dashboard=True
+            client,
+            access_log=AccessLog(sys.stderr, enabled=access_log),
+            metrics=Metrics(enabled=metrics),
+            dashboard=True,
         )
         shown = _shown(target)
 
@@ -155,6 +160,7 @@ def run(
     port: int = 8787,
     server: ServerName = DEFAULT_SERVER,
     access_log: bool = True,
+    metrics: bool = True,
 ) -> None:
     """Blocking: the whole life of `edgekv serve`."""
     try:
@@ -172,6 +178,6 @@ def run(
         runner = uvloop.new_event_loop
     with asyncio.Runner(loop_factory=runner) as loop_runner:
         try:
-            loop_runner.run(_main(target, data_dir, host, port, server, access_log))
+            loop_runner.run(_main(target, data_dir, host, port, server, access_log, metrics))
         except StartupError as exc:
             raise click.ClickException(str(exc)) from None
