@@ -35,6 +35,7 @@ FEED_LAG = "edgekv_feed_lag_seconds"
 """Gauge name for how far a location's change feed is behind the centre (set by its follower)."""
 
 _N = len(BUCKETS) + 1  # the last slot is +Inf
+_ZERO_ROW = [0] * (_N + 2)
 
 
 def _label(operation: str) -> str:
@@ -58,21 +59,26 @@ def quantile(q: float, counts: list[int]) -> float | None:
     return BUCKETS[-1]
 
 
-class _Minute:
-    """One minute of one namespace: per operation [count, errors, bucket counts...]."""
+class _Op:
+    """The counters of one operation: requests by status, and the duration histogram."""
 
-    __slots__ = ("minute", "ops")
-
-    def __init__(self, minute: int) -> None:
-        self.minute = minute
-        self.ops: dict[str, list[int]] = {}
-
-
-class _Window:
-    __slots__ = ("slots",)
+    __slots__ = ("buckets", "statuses", "sum")
 
     def __init__(self) -> None:
-        self.slots: list[_Minute | None] = [None] * WINDOW_MINUTES
+        self.statuses: dict[int, int] = {}
+        self.buckets = [0] * _N
+        self.sum = 0.0
+
+
+class _Series:
+    """One operation of one namespace over the last `WINDOW_MINUTES` minutes: per minute slot
+    the minute it holds and [count, errors, bucket counts...]."""
+
+    __slots__ = ("minutes", "rows")
+
+    def __init__(self) -> None:
+        self.minutes = [-1] * WINDOW_MINUTES
+        self.rows = [[0] * (_N + 2) for _ in range(WINDOW_MINUTES)]
 
 
 class Metrics:
@@ -81,10 +87,9 @@ class Metrics:
     def __init__(self, *, clock: Callable[[], float] = time.time, enabled: bool = True) -> None:
         self.enabled = enabled
         self._clock = clock
-        self._requests: dict[tuple[str, int], int] = {}
-        self._buckets: dict[str, list[int]] = {}
-        self._sums: dict[str, float] = {}
-        self._windows: dict[str, _Window] = {}
+        self._ops: dict[str, _Op] = {}
+        self._series: dict[tuple[str, str], _Series] = {}  # (namespace id, operation)
+        self._namespaces: dict[str, None] = {}  # insertion order, to drop the oldest
         self._gauges: dict[str, tuple[str, float]] = {}
         self._collectors: list[Callable[[], Iterable[str]]] = []
 
@@ -92,36 +97,40 @@ class Metrics:
     def observe(self, operation: str, status: int, seconds: float, namespace_id: str = "") -> None:
         if not self.enabled:
             return
-        key = (operation, status)
-        requests = self._requests
-        requests[key] = requests.get(key, 0) + 1
         i = bisect_left(BUCKETS, seconds)
-        counts = self._buckets.get(operation)
-        if counts is None:
-            counts = self._buckets[operation] = [0] * _N
-            self._sums[operation] = 0.0
-        counts[i] += 1
-        self._sums[operation] += seconds
-        if namespace_id:
-            self._observe_namespace(namespace_id, operation, status, i)
-
-    def _observe_namespace(self, namespace_id: str, operation: str, status: int, i: int) -> None:
-        window = self._windows.get(namespace_id)
-        if window is None:
-            if len(self._windows) >= MAX_NAMESPACES:
-                del self._windows[next(iter(self._windows))]
-            window = self._windows[namespace_id] = _Window()
+        op = self._ops.get(operation)
+        if op is None:
+            op = self._ops[operation] = _Op()
+        op.buckets[i] += 1
+        op.sum += seconds
+        statuses = op.statuses
+        statuses[status] = statuses.get(status, 0) + 1
+        if not namespace_id:
+            return
+        series = self._series.get((namespace_id, operation))
+        if series is None:
+            series = self._new_series(namespace_id, operation)
         minute = int(self._clock() // 60)
-        slot = window.slots[minute % WINDOW_MINUTES]
-        if slot is None or slot.minute != minute:
-            slot = window.slots[minute % WINDOW_MINUTES] = _Minute(minute)
-        row = slot.ops.get(operation)
-        if row is None:
-            row = slot.ops[operation] = [0] * (_N + 2)
+        slot = minute % WINDOW_MINUTES
+        row = series.rows[slot]
+        if series.minutes[slot] != minute:
+            series.minutes[slot] = minute
+            row[:] = _ZERO_ROW
         row[0] += 1
         if status >= 400:
             row[1] += 1
         row[2 + i] += 1
+
+    def _new_series(self, namespace_id: str, operation: str) -> _Series:
+        if namespace_id not in self._namespaces:
+            if len(self._namespaces) >= MAX_NAMESPACES:
+                oldest = next(iter(self._namespaces))
+                del self._namespaces[oldest]
+                for key in [k for k in self._series if k[0] == oldest]:
+                    del self._series[key]
+            self._namespaces[namespace_id] = None
+        series = self._series[(namespace_id, operation)] = _Series()
+        return series
 
     def set_gauge(self, name: str, value: float, help_text: str = "") -> None:
         """Set (or replace) a gauge shown in `/metrics`, e.g. `FEED_LAG`."""
@@ -139,23 +148,27 @@ class Metrics:
             "# HELP edgekv_requests_total Requests answered, by operation and HTTP status.",
             "# TYPE edgekv_requests_total counter",
         ]
-        for (operation, status), n in sorted(self._requests.items()):
-            out.append(f'edgekv_requests_total{{op="{_label(operation)}",status="{status}"}} {n}')
+        ops = sorted(self._ops.items())
+        for operation, op in ops:
+            for status, n in sorted(op.statuses.items()):
+                out.append(
+                    f'edgekv_requests_total{{op="{_label(operation)}",status="{status}"}} {n}'
+                )
         out += [
             "# HELP edgekv_request_duration_seconds Time to answer a request, by operation.",
             "# TYPE edgekv_request_duration_seconds histogram",
         ]
-        for operation, counts in sorted(self._buckets.items()):
-            op = _label(operation)
+        for operation, op in ops:
+            label = _label(operation)
             cumulative = 0
-            for bound, n in zip((*BUCKETS, math.inf), counts, strict=True):
+            for bound, n in zip((*BUCKETS, math.inf), op.buckets, strict=True):
                 cumulative += n
                 le = "+Inf" if bound == math.inf else repr(bound)
                 out.append(
-                    f'edgekv_request_duration_seconds_bucket{{op="{op}",le="{le}"}} {cumulative}'
+                    f'edgekv_request_duration_seconds_bucket{{op="{label}",le="{le}"}} {cumulative}'
                 )
-            out.append(f'edgekv_request_duration_seconds_sum{{op="{op}"}} {self._sums[operation]}')
-            out.append(f'edgekv_request_duration_seconds_count{{op="{op}"}} {cumulative}')
+            out.append(f'edgekv_request_duration_seconds_sum{{op="{label}"}} {op.sum}')
+            out.append(f'edgekv_request_duration_seconds_count{{op="{label}"}} {cumulative}')
         for name, (help_text, value) in sorted(self._gauges.items()):
             out += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {value}"]
         for collect in self._collectors:
@@ -166,19 +179,21 @@ class Metrics:
         """The last hour of one namespace: per-minute counts by operation (oldest first, empty
         minutes included) and, per operation, the hour's count, errors, p50 and p99 seconds."""
         now_minute = int(self._clock() // 60)
-        window = self._windows.get(namespace_id)
+        mine = [(op, series) for (ns, op), series in self._series.items() if ns == namespace_id]
         minutes: list[dict[str, Any]] = []
         totals: dict[str, list[int]] = {}
         for minute in range(now_minute - WINDOW_MINUTES + 1, now_minute + 1):
-            slot = None if window is None else window.slots[minute % WINDOW_MINUTES]
+            slot = minute % WINDOW_MINUTES
             ops: dict[str, int] = {}
-            if slot is not None and slot.minute == minute:
-                for operation, row in slot.ops.items():
-                    label = _label(operation)
-                    ops[label] = row[0]
-                    total = totals.setdefault(label, [0] * (_N + 2))
-                    for j, n in enumerate(row):
-                        total[j] += n
+            for operation, series in mine:
+                if series.minutes[slot] != minute:
+                    continue
+                row = series.rows[slot]
+                label = _label(operation)
+                ops[label] = row[0]
+                total = totals.setdefault(label, [0] * (_N + 2))
+                for j, n in enumerate(row):
+                    total[j] += n
             minutes.append({"start": minute * 60, "ops": ops})
         summary = {
             label: {
