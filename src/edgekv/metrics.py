@@ -89,7 +89,8 @@ class Metrics:
         self._clock = clock
         self._ops: dict[str, _Op] = {}
         self._series: dict[tuple[str, str], _Series] = {}  # (namespace id, operation)
-        self._namespaces: dict[str, None] = {}  # insertion order, to drop the oldest
+        # namespace id ("" for none) -> operation -> (its counters, the namespace's series)
+        self._cells: dict[str, dict[str, tuple[_Op, _Series | None]]] = {}
         self._gauges: dict[str, tuple[str, float]] = {}
         self._collectors: list[Callable[[], Iterable[str]]] = []
 
@@ -98,18 +99,19 @@ class Metrics:
         if not self.enabled:
             return
         i = bisect_left(BUCKETS, seconds)
-        op = self._ops.get(operation)
-        if op is None:
-            op = self._ops[operation] = _Op()
+        # One lookup finds both the operation's counters and the namespace's series.
+        cells = self._cells.get(namespace_id)
+        cell = None if cells is None else cells.get(operation)
+        if cell is None:
+            cell = self._new_cell(namespace_id, operation)
+        op = cell[0]
         op.buckets[i] += 1
         op.sum += seconds
         statuses = op.statuses
         statuses[status] = statuses.get(status, 0) + 1
-        if not namespace_id:
-            return
-        series = self._series.get((namespace_id, operation))
+        series = cell[1]
         if series is None:
-            series = self._new_series(namespace_id, operation)
+            return
         minute = int(self._clock() // 60)
         slot = minute % WINDOW_MINUTES
         row = series.rows[slot]
@@ -121,16 +123,20 @@ class Metrics:
             row[1] += 1
         row[2 + i] += 1
 
-    def _new_series(self, namespace_id: str, operation: str) -> _Series:
-        if namespace_id not in self._namespaces:
-            if len(self._namespaces) >= MAX_NAMESPACES:
-                oldest = next(iter(self._namespaces))
-                del self._namespaces[oldest]
-                for key in [k for k in self._series if k[0] == oldest]:
-                    del self._series[key]
-            self._namespaces[namespace_id] = None
-        series = self._series[(namespace_id, operation)] = _Series()
-        return series
+    def _new_cell(self, namespace_id: str, operation: str) -> tuple[_Op, _Series | None]:
+        op = self._ops.get(operation)
+        if op is None:
+            op = self._ops[operation] = _Op()
+        series = None
+        if namespace_id:
+            if namespace_id not in self._cells and len(self._cells) >= MAX_NAMESPACES + 1:
+                oldest = next(k for k in self._cells if k)  # "" (no namespace) stays
+                del self._cells[oldest]
+                self._series = {k: v for k, v in self._series.items() if k[0] != oldest}
+            series = self._series[(namespace_id, operation)] = _Series()
+        cell = (op, series)
+        self._cells.setdefault(namespace_id, {})[operation] = cell
+        return cell
 
     def set_gauge(self, name: str, value: float, help_text: str = "") -> None:
         """Set (or replace) a gauge shown in `/metrics`, e.g. `FEED_LAG`."""
