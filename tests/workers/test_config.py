@@ -57,8 +57,13 @@ def test_no_bindings_and_no_main_for_the_kv_commands(tmp_path: Path) -> None:
 BAD = [
     ("", '"main" is missing (the worker module, e.g. main = "src/worker.py")'),
     ('main = "src/nope.py"', "main file 'src/nope.py' not found"),
-    ('main = "src/worker.js"', "\"main\" must be a Python file (.py), got 'src/worker.js'"),
-    ("main = 3", '"main" must be the path of a Python file'),
+    ('main = "src/worker.js"', "main file 'src/worker.js' not found"),
+    (
+        'main = "src/worker.ts"',
+        "\"main\" must be a Python file (.py) or a JavaScript module (.js, .mjs), "
+        "got 'src/worker.ts'",
+    ),
+    ("main = 3", '"main" must be the path of a Python or JavaScript file'),
     ('main = "src/worker.py"\nname = 1', '"name" must be a string'),
     ('main = "src/worker.py"\nkv_namespaces = "x"', '"kv_namespaces" must be an array'),
     ('main = "src/worker.py"\nkv_namespaces = ["x"]', "kv_namespaces[0]: expected a table"),

@@ -21,7 +21,7 @@ import orjson
 from edgekv._client import Client
 from edgekv.edge.stats import stats_payload
 from edgekv.workers.bindings import check_namespaces, ensure_namespaces, make_env
-from edgekv.workers.config import ConfigError, WorkerConfig, load_config
+from edgekv.workers.config import ConfigError, WorkerConfig
 from edgekv.workers.context import BackgroundTasks, ExecutionContext
 from edgekv.workers.http import BodyTooLarge, ClientDisconnected, Request, Response
 from edgekv.workers.loader import Worker, WorkerImportError, file_stamp, load_worker
@@ -249,7 +249,7 @@ class WorkerApp:
         if config_changed:
             self._config_stamp = file_stamp(self.config.path)
             try:
-                config = load_config(self.config.path)
+                config = self.config.reload()
             except ConfigError as exc:
                 log.error("%s; still serving the previous version", exc)
                 return
