@@ -121,7 +121,11 @@ class WorkerdRuntime:
             path.write_text(render_config(config, backend_address=self.server.address))
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"cannot read the worker's modules: {exc}") from None
-        proc = WorkerdProcess(self.binary, path, self._sock.fileno(), name="workerd")
+        return await self._run(path)
+
+    async def _run(self, config_file: Path) -> WorkerdProcess:
+        assert self._sock is not None
+        proc = WorkerdProcess(self.binary, config_file, self._sock.fileno(), name="workerd")
         proc.on_line = _log_line
         await proc.start()
         return proc
@@ -146,8 +150,10 @@ class WorkerdRuntime:
             while not self._stopping:
                 await asyncio.sleep(delay)
                 try:
-                    self.current = await self._launch(self.config)
-                except (WorkerdError, ConfigError) as exc:
+                    # The version that was running, not the files as they are now (they may
+                    # hold a broken edit that a reload refused).
+                    self.current = await self._run(proc.config_file)
+                except WorkerdError as exc:
                     log.error("restarting workerd failed: %s", exc)
                     delay = _RESTART_DELAYS[-1]
                     continue
