@@ -59,18 +59,19 @@ def dev_server(root: Path, *extra: str) -> Server:
 
 
 def test_reload_crash_restart_and_a_clean_stop(tmp_path: Path) -> None:
-    config = """{{
+    ns = PREVIEW_ID
+    config = f"""{{
       // JSONC, an [env.NAME] section and a preview namespace
       "name": "life",
       "main": "src/worker.js",
-      "kv_namespaces": [{{ "binding": "KV", "id": "unused-in-dev", "preview_id": "{0}" }}],
+      "kv_namespaces": [{{ "binding": "KV", "id": "unused-in-dev", "preview_id": "{ns}" }}],
       "env": {{
         "test": {{
-          "kv_namespaces": [{{ "binding": "KV", "id": "x", "preview_id": "{0}" }}],
+          "kv_namespaces": [{{ "binding": "KV", "id": "x", "preview_id": "{ns}" }}],
           "vars": {{ "GREETING": "from env.test", "CONF": 1 }},
         }},
       }},
-    }}""".format(PREVIEW_ID)
+    }}"""
     root = write_project(tmp_path, config=config, config_name="wrangler.jsonc")
     server = dev_server(root, "--env", "test")
     with server, httpx.Client(base_url=server.url, timeout=30) as http:
