@@ -77,7 +77,7 @@ def _node_package(spec: str, bin_path: str) -> Path:
     return ensure_package(spec, bin_path)
 
 
-def start_edge(stack: contextlib.ExitStack, tmp: Path) -> dict[str, str]:
+def start_edge(stack: contextlib.ExitStack, tmp: Path) -> dict[str, tuple[str, int]]:
     sys.path.insert(0, str(ROOT))
     from tests.workerd import ensure_installed
 
@@ -110,11 +110,13 @@ def start_edge(stack: contextlib.ExitStack, tmp: Path) -> dict[str, str]:
     url = f"http://127.0.0.1:{port}"
     args = [sys.executable, "-m", "edgekv", "edge", "--central", centre, "--location", "bench"]
     args += ["--port", str(port), "--quiet", "--workerd", str(binary)]
-    stack.enter_context(process(args, f"{url}/healthz", tmp / "edge.log", env=env, cwd=project))
-    return {"edge": f"{url}/hot", "edge-no-kv": f"{url}/no-kv"}
+    proc = stack.enter_context(
+        process(args, f"{url}/healthz", tmp / "edge.log", env=env, cwd=project)
+    )
+    return {"edge": (f"{url}/hot", proc.pid), "edge-no-kv": (f"{url}/no-kv", proc.pid)}
 
 
-def start_miniflare(stack: contextlib.ExitStack, tmp: Path) -> dict[str, str]:
+def start_miniflare(stack: contextlib.ExitStack, tmp: Path) -> dict[str, tuple[str, int]]:
     node_modules = _node_package(MINIFLARE, "miniflare/package.json").parents[1]
     project = tmp / "miniflare"
     project.mkdir()
@@ -125,14 +127,44 @@ def start_miniflare(stack: contextlib.ExitStack, tmp: Path) -> dict[str, str]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     args = ["node", str(script), str(project / "worker.mjs"), str(port)]
-    stack.enter_context(process(args, f"{url}/hot", tmp / "miniflare.log", cwd=project, timeout=60))
-    return {"miniflare": f"{url}/hot", "miniflare-no-kv": f"{url}/no-kv"}
+    proc = stack.enter_context(
+        process(args, f"{url}/hot", tmp / "miniflare.log", cwd=project, timeout=60)
+    )
+    return {"miniflare": (f"{url}/hot", proc.pid), "miniflare-no-kv": (f"{url}/no-kv", proc.pid)}
+
+
+def _tree(pid: int) -> list[int]:
+    """`pid` and its descendants."""
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+    return out
+
+
+def _cpu(pids: list[int]) -> dict[str, float]:
+    """CPU seconds (user + system) of each process, by command name."""
+    out: dict[str, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            name = stat[stat.index("(") + 1 : stat.rindex(")")]
+            fields = stat.rsplit(")", 1)[1].split()
+            out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
 
 
 def measure_rounds(
-    urls: dict[str, str], rounds: int, seconds: float
-) -> dict[str, dict[str, float]]:
+    urls: dict[str, str], owners: dict[str, int], rounds: int, seconds: float
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """Per case: the median of its rounds, and the CPU µs per request of each process serving
+    it (`owners`: the case's top process; its descendants count too)."""
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in urls}
+    cpu: dict[str, dict[str, float]] = {name: {} for name in urls}
     for url in urls.values():  # correct answers, and a warm-up
         check = httpx.get(url)
         if check.content != VALUE:
@@ -140,8 +172,16 @@ def measure_rounds(
         wrk(url, 1, connections=CONNECTIONS)
     for _ in range(rounds):
         for name, url in urls.items():
-            runs[name].append(wrk(url, seconds, connections=CONNECTIONS))
-    return {
+            pids = _tree(owners[name])
+            before = _cpu(pids)
+            result = wrk(url, seconds, connections=CONNECTIONS)
+            after = _cpu(pids)
+            runs[name].append(result)
+            for proc, used in after.items():
+                per = (used - before.get(proc, 0.0)) / max(result["calls"], 1) * 1e6
+                cpu[name].setdefault(proc, 0.0)
+                cpu[name][proc] += per / rounds
+    medians = {
         name: {
             "rate": statistics.median(r["rate"] for r in results),
             "p50": statistics.median(r["p50"] for r in results),
@@ -151,6 +191,7 @@ def measure_rounds(
         }
         for name, results in runs.items()
     }
+    return medians, cpu
 
 
 def _version(binary: Path) -> str:
@@ -167,8 +208,10 @@ def run(quick: bool) -> Report:
     with tempfile.TemporaryDirectory(prefix="edgekv-bench-workerd-") as name:
         tmp = Path(name)
         with contextlib.ExitStack() as stack:
-            urls = {**start_edge(stack, tmp), **start_miniflare(stack, tmp)}
-            results = measure_rounds(urls, rounds, seconds)
+            cases = {**start_edge(stack, tmp), **start_miniflare(stack, tmp)}
+            urls = {name: url for name, (url, _) in cases.items()}
+            owners = {name: pid for name, (_, pid) in cases.items()}
+            results, cpu = measure_rounds(urls, owners, rounds, seconds)
     sys.path.insert(0, str(ROOT))
     from tests.workerd import ensure_installed
 
@@ -188,6 +231,9 @@ def run(quick: bool) -> Report:
         f"The cases take turns: {rounds} rounds of {seconds:g} s each after a 1 s warm-up; "
         "each row is the median of its rounds.",
     ]
+    for name, used in cpu.items():
+        parts = ", ".join(f"{proc} {us:,.0f} µs" for proc, us in sorted(used.items()) if us >= 1)
+        report.notes.append(f"CPU per request, `{name}`: {parts}.")
     row = functools.partial(report.add, unit="req/s")
     vs = "GET hot key: edgekv location vs Miniflare 4"
     row(vs, "Miniflare 4: env.KV.get", results["miniflare"], baseline=True)

@@ -15,6 +15,12 @@ from typing import Any
 
 import httpx
 
+# A var that needs every kind of escaping in the generated capnp config.
+TRICKY = 'quote " back \\ nl \n tab \t ctl \x01 🤓 } ] ) ;'
+TRICKY_TOML = json.dumps(
+    TRICKY, ensure_ascii=False
+)  # a TOML basic string reads JSON's escapes alike
+
 NS_ID = "5e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b"
 NS2_ID = "6f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c"
 PREVIEW_ID = "7a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d"
@@ -54,7 +60,9 @@ export default {
     const url = new URL(request.url);
     if (url.pathname === "/crash") throw new Error("boom-from-js");
     if (url.pathname === "/vars") {
-      return Response.json({ greeting: env.GREETING, conf: env.CONF, version: VERSION });
+      return Response.json({
+        greeting: env.GREETING, conf: env.CONF, tricky: env.TRICKY, version: VERSION,
+      });
     }
     if (url.pathname === "/hot") {
       return new Response(await env.KV.get("hot"));
@@ -134,6 +142,7 @@ def write_project(
             [vars]
             GREETING = "hello"
             CONF = {{ depth = 2, tags = ["a", "b"] }}
+            TRICKY = {TRICKY_TOML}
             """
         )
     (root / config_name).write_text(config)

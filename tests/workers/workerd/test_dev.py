@@ -14,7 +14,7 @@ import pytest
 
 from tests import workerd
 from tests.workers.processes import Server, run_cli
-from tests.workers.workerd.js import NS2_ID, NS_ID, Caller, write_project
+from tests.workers.workerd.js import NS2_ID, NS_ID, TRICKY, Caller, write_project
 
 pytestmark = pytest.mark.skipif(not workerd.available(), reason="node/npm not installed")
 
@@ -268,6 +268,7 @@ def test_vars_imports_health_and_a_crash(dev: tuple[Server, Path]) -> None:
         assert http.get("/vars").json() == {
             "greeting": "hello",
             "conf": {"depth": 2, "tags": ["a", "b"]},
+            "tricky": TRICKY,
             "version": "v1",
         }
         assert http.get("/healthz").text == "ok\n"

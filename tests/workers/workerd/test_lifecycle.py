@@ -76,7 +76,12 @@ def test_reload_crash_restart_and_a_clean_stop(tmp_path: Path) -> None:
     server = dev_server(root, "--env", "test")
     with server, httpx.Client(base_url=server.url, timeout=30) as http:
         call = Caller(http)
-        assert http.get("/vars").json() == {"greeting": "from env.test", "conf": 1, "version": "v1"}
+        assert http.get("/vars").json() == {
+            "greeting": "from env.test",
+            "conf": 1,
+            "tricky": None,
+            "version": "v1",
+        }
         call.ok("put", "kept", "across restarts")
         first = workerd_pid(server)
 
