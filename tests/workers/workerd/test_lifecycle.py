@@ -79,7 +79,6 @@ def test_reload_crash_restart_and_a_clean_stop(tmp_path: Path) -> None:
         assert http.get("/vars").json() == {
             "greeting": "from env.test",
             "conf": 1,
-            "tricky": None,
             "version": "v1",
         }
         call.ok("put", "kept", "across restarts")
