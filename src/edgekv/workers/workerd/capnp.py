@@ -2,7 +2,7 @@
 
 One `external` service per KV binding, all pointing at edgekv's backend socket and told apart by
 the `X-KV-Namespace` header workerd injects; the worker's modules are the config's `main` and
-every other `.js` / `.mjs` file beside it (so relative imports resolve), inlined as strings so
+the `.js` / `.mjs` files it imports by relative paths (transitively), inlined as strings so
 the config file can live anywhere and a reload is simply a new config. An entry module edgekv
 adds in front answers `GET /healthz` and turns an exception of the worker into a logged 500.
 """
@@ -10,6 +10,7 @@ adds in front answers `GET /healthz` and turns an exception of the worker into a
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from edgekv.workers.config import JS_SUFFIXES, WorkerConfig
@@ -18,7 +19,6 @@ __all__ = ["ENTRY_MODULE", "SOCKET_NAME", "module_files", "render_config"]
 
 SOCKET_NAME = "http"
 ENTRY_MODULE = "__edgekv_entry.mjs"
-_SKIP_DIRS = {"node_modules", ".git", ".wrangler", ".edgekv", "__pycache__"}
 _MAX_MODULES = 500
 
 # `target` is the worker's default export: an object with fetch(), or a WorkerEntrypoint class.
@@ -64,19 +64,36 @@ def _text(value: str) -> str:
     return '"' + "".join(out) + '"'
 
 
+# Relative specifiers of static imports / re-exports and of dynamic `import("./x.js")`.
+_IMPORT = re.compile(
+    r"""(?:\bfrom\s*|\bimport\s*\(?\s*)(["'])(\.{1,2}/[^"'\n]+)\1"""
+)
+
+
 def module_files(main: Path) -> list[Path]:
-    """`main`, then the other JavaScript modules under its directory (sorted)."""
-    base = main.parent
-    found: list[Path] = []
-    for path in sorted(base.rglob("*")):
-        rel = path.relative_to(base)
-        if any(part in _SKIP_DIRS or part.startswith(".") for part in rel.parts[:-1]):
-            continue
-        if path.suffix in JS_SUFFIXES and path.is_file() and path != main:
-            found.append(path)
-            if len(found) >= _MAX_MODULES:
-                break
-    return [main, *found]
+    """`main`, then every `.js` / `.mjs` file it imports by a relative path, transitively
+    (found by scanning the sources; only files under `main`'s directory can be modules)."""
+    base = main.parent.resolve()
+    found = [main]
+    seen = {main.resolve()}
+    i = 0
+    while i < len(found) and len(found) < _MAX_MODULES:
+        try:
+            source = found[i].read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            source = ""
+        for _, spec in _IMPORT.findall(source):
+            target = (found[i].parent / spec).resolve()
+            if (
+                target.suffix in JS_SUFFIXES
+                and target not in seen
+                and target.is_relative_to(base)
+                and target.is_file()
+            ):
+                seen.add(target)
+                found.append(target)
+        i += 1
+    return found
 
 
 def render_config(config: WorkerConfig, *, backend_address: str) -> str:
@@ -84,11 +101,11 @@ def render_config(config: WorkerConfig, *, backend_address: str) -> str:
     listening socket (`--socket-fd`)."""
     assert config.main is not None
     files = module_files(config.main)
-    base = config.main.parent
+    base = config.main.parent.resolve()
     main_name = config.main.name
     modules = [f"(name = {_text(ENTRY_MODULE)}, esModule = {_text(_ENTRY % {'main': main_name})})"]
     for path in files:
-        name = path.relative_to(base).as_posix()
+        name = path.resolve().relative_to(base).as_posix()
         source = path.read_text(encoding="utf-8")
         modules.append(f"(name = {_text(name)}, esModule = {_text(source)})")
 
