@@ -185,6 +185,36 @@ async def test_only_configured_namespaces_and_only_http(backend: BackendServer) 
     assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n")
 
 
+async def test_oversized_heads_are_refused_and_closed(backend: BackendServer) -> None:
+    for request, status in [
+        (b"GET /" + b"k" * 70_000 + b" HTTP/1.1\r\n" + HEAD + b"\r\n", b"414 URI Too Long"),
+        (b"GET /k HTTP/1.1\r\n" + HEAD + b"X-Big: " + b"v" * 70_000 + b"\r\n\r\n", b"431 "),
+    ]:
+        conn = await connect(backend)
+        conn.writer.write(request)
+        answer = await asyncio.wait_for(conn.reader.read(), 10)
+        assert answer.startswith(b"HTTP/1.1 " + status), answer[:80]
+        assert b"connection: close" in answer
+
+
+async def test_a_body_past_the_hard_cap_is_cut_off() -> None:
+    client = edgekv.open()
+    ns = await client.create_namespace("t", namespace_id=NS)
+    server = BackendServer(KVBackend({NS: ns}), body_max_bytes=100_000)
+    await server.start()
+    try:
+        conn = await connect(server)
+        head = b"PUT /k?urlencoded=true HTTP/1.1\r\n" + HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
+        conn.writer.write(head + b"10000\r\n" + b"x" * 0x10000 + b"\r\n" * 1)
+        conn.writer.write(b"10000\r\n" + b"x" * 0x10000 + b"\r\n")
+        answer = await asyncio.wait_for(conn.reader.read(), 10)
+        assert answer.startswith(b"HTTP/1.1 413 Request body too large\r\n")
+        assert await ns.get("k") is None
+    finally:
+        await server.aclose()
+        await client.aclose()
+
+
 async def test_the_socket_directory_is_private_and_removed(backend: BackendServer) -> None:
     directory = backend.path.parent
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700

@@ -65,9 +65,7 @@ def _text(value: str) -> str:
 
 
 # Relative specifiers of static imports / re-exports and of dynamic `import("./x.js")`.
-_IMPORT = re.compile(
-    r"""(?:\bfrom\s*|\bimport\s*\(?\s*)(["'])(\.{1,2}/[^"'\n]+)\1"""
-)
+_IMPORT = re.compile(r"""(?:\bfrom\s*|\bimport\s*\(?\s*)(["'])(\.{1,2}/[^"'\n]+)\1""")
 
 
 def module_files(main: Path) -> list[Path]:

@@ -41,10 +41,12 @@ _HEAD_MAX = 64 * 1024
 
 class BackendServer:
     """Serve `backend` on a Unix socket in a fresh private directory (`.path`), from `start()`
-    until `aclose()` (which also removes the directory)."""
+    until `aclose()` (which also removes the directory). A request body past `body_max_bytes`
+    is refused (413) and its connection closed."""
 
-    def __init__(self, backend: KVBackend) -> None:
+    def __init__(self, backend: KVBackend, *, body_max_bytes: int = BODY_MAX_BYTES) -> None:
         self.backend = backend
+        self.body_max_bytes = body_max_bytes
         self._dir = Path(tempfile.mkdtemp(prefix="edgekv-kv-"))  # mode 0700
         self.path = self._dir / "kv.sock"
         self._server: asyncio.Server | None = None
@@ -59,7 +61,8 @@ class BackendServer:
         os.chmod(self._dir, 0o700)
         loop = asyncio.get_running_loop()
         self._server = await loop.create_unix_server(
-            lambda: _Protocol(self.backend, self._connections), path=str(self.path)
+            lambda: _Protocol(self.backend, self._connections, self.body_max_bytes),
+            path=str(self.path),
         )
 
     async def aclose(self) -> None:
@@ -139,8 +142,11 @@ class _Protocol(asyncio.Protocol):
     """One connection: requests parsed as bytes arrive, answered one after the other by a
     task of its own."""
 
-    def __init__(self, backend: KVBackend, registry: set[_Protocol]) -> None:
+    def __init__(
+        self, backend: KVBackend, registry: set[_Protocol], body_max_bytes: int = BODY_MAX_BYTES
+    ) -> None:
         self.backend = backend
+        self.body_max_bytes = body_max_bytes
         self.registry = registry
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
@@ -172,10 +178,16 @@ class _Protocol(asyncio.Protocol):
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._fail(400, b"Upgrade not supported")
+        except httptools.HttpParserCallbackError as exc:
+            # httptools wraps what a callback raised: our limits, or a bug of ours.
+            cause = exc.__context__
+            if isinstance(cause, _TooLarge):
+                self._fail(cause.status, cause.reason)
+            else:
+                log.error("KV backend: parsing a request failed", exc_info=cause)
+                self._fail(500, b"Internal error of the KV backend")
         except httptools.HttpParserError:
             self._fail(400, b"Bad Request")
-        except _TooLarge as exc:
-            self._fail(exc.status, exc.reason)
 
     def pause(self) -> None:
         if not self.paused and self.transport is not None:
@@ -237,7 +249,7 @@ class _Protocol(asyncio.Protocol):
 
     def on_body(self, body: bytes) -> None:
         self.received += len(body)
-        if self.received > BODY_MAX_BYTES:
+        if self.received > self.body_max_bytes:
             raise _TooLarge(413, b"Request body too large")
         assert self.current is not None
         self.current.body.feed(body)
