@@ -4,13 +4,16 @@ Playwright cannot download its own browsers on these machines: it is pointed at 
 browser (`executable_path`, /usr/bin/chromium from the apt package `chromium`, installed by
 scripts/install-browser). One browser per test module (`browser` fixture); each test gets a
 fresh context (its own sessionStorage). Console errors and CSP violations fail the test: a
-page that breaks its own policy is a bug. Screenshots for docs/dashboard.md are written by
-`screenshot(page, name)` into docs/images/.
+page that breaks its own policy is a bug. `screenshot(page, name)` writes the screenshots of
+docs/dashboard.md: into docs/images/ when EDGEKV_SCREENSHOTS=docs (scripts/gen-screenshots),
+else into a temporary directory, so that a test run leaves the work tree as it was.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -70,7 +73,10 @@ def new_page(browser: Any, problems: list[str]) -> Any:
 
 
 def screenshot(page: Any, name: str) -> Path:
-    IMAGES.mkdir(parents=True, exist_ok=True)
-    path = IMAGES / f"{name}.png"
+    directory = IMAGES
+    if os.environ.get("EDGEKV_SCREENSHOTS") != "docs":
+        directory = Path(tempfile.gettempdir()) / "edgekv-screenshots"
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.png"
     page.screenshot(path=str(path), full_page=False)
     return path
