@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import select
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -143,10 +144,43 @@ def print_json(data: Any) -> None:
 
 
 def write_stdout(data: bytes) -> None:
-    """Raw bytes to stdout (a value may be binary: no decoding, no added newline)."""
-    sys.stdout.flush()
-    sys.stdout.buffer.write(data)
-    sys.stdout.buffer.flush()
+    """Raw bytes to stdout (a value may be binary: no decoding, no added newline), all of them
+    whatever the reader's speed. A single write(2) may take only part of the data: a pipe whose
+    reader is slow, a stdout an event loop left non-blocking, a write interrupted by the loop's
+    machinery (seen at 64 KiB). So the bytes go out in a loop that waits until stdout is writable
+    again; a stdout that cannot take them (closed pipe, full disk) is a CLIError, never exit 0."""
+    try:
+        sys.stdout.flush()
+        fd = sys.stdout.buffer.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (e.g. click's test runner)
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    view = memoryview(data)
+    try:
+        sys.stdout.buffer.flush()
+        while view:
+            try:
+                written = os.write(fd, view)
+            except BlockingIOError:
+                select.select([], [fd], [])
+                continue
+            view = view[written:]
+    except OSError as exc:
+        _discard_stdout()
+        reason = "the reader closed it" if isinstance(exc, BrokenPipeError) else exc.strerror
+        raise CLIError(
+            f"cannot write to stdout ({reason}): {len(view)} of {len(data)} bytes not written"
+        ) from None
+
+
+def _discard_stdout() -> None:
+    """After a failed write: point stdout at /dev/null so that the interpreter's own flush at
+    exit does not add a second message (Python's advice for EPIPE)."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def setup_logging(*, quiet: bool = False) -> None:
