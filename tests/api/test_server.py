@@ -22,7 +22,7 @@ import pytest
 
 from tests.api.conftest import Central, start_central
 from tests.conftest import ENGINES
-from tests.servers import ROOT
+from tests.servers import ROOT, free_port, healthy, wait_for
 
 
 def auth(token: str) -> dict[str, str]:
@@ -137,6 +137,85 @@ def test_port_in_use_fails_clearly(tmp_path: Path) -> None:
     assert (
         result.stderr.strip() == f"Error: cannot listen on 127.0.0.1:{port}: Address already in use"
     )
+
+
+def _one_line_refusal(result: subprocess.CompletedProcess[bytes], port: int) -> str:
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.decode().strip().splitlines()
+    assert len(lines) == 1, lines
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in lines[0]
+    return lines[0]
+
+
+def test_every_server_refuses_a_port_a_server_holds(tmp_path: Path) -> None:
+    """granian binds with SO_REUSEPORT: without a check, `dev` and `edge` started on the port
+    of a running `serve` and requests split between the processes at random."""
+    from tests.workers.processes import run_cli
+    from tests.workers.projects import ON_FETCH_WORKER, write_project
+
+    server = start_central(tmp_path / "data")
+    try:
+        write_project(tmp_path, ON_FETCH_WORKER)
+        env = {"EDGEKV_ACCOUNT_ID": server.account, "EDGEKV_API_TOKEN": server.token}
+        port = str(server.port)
+        for args in (
+            ["dev", "--port", port, "--persist-to", "state"],
+            ["edge", "--central", server.url, "--location", "x", "--port", port],
+            ["serve", "--data", "other", "--port", port],
+        ):
+            _one_line_refusal(run_cli(args, cwd=tmp_path, env=env), server.port)
+        with httpx.Client() as http:  # every request still reaches the one server
+            for _ in range(20):
+                r = http.get(server.url + "/client/v4/nope")
+                assert r.status_code == 404 and r.json()["errors"][0]["code"] == 7003
+    finally:
+        assert server.stop() == 0
+
+
+def test_two_servers_starting_at_once_on_one_port(tmp_path: Path) -> None:
+    """The check and the bind are two steps; two servers started together must still not both
+    listen: exactly one runs, the other stops with one line."""
+    from tests.workers.processes import Server
+    from tests.workers.projects import ON_FETCH_WORKER, write_project
+
+    write_project(tmp_path, ON_FETCH_WORKER)
+    port = free_port()
+    servers = [
+        Server(
+            ["dev", "--persist-to", f"state-{i}", "--quiet"],
+            cwd=tmp_path,
+            log_path=tmp_path / f"dev-{i}.log",
+            port=port,
+        )
+        for i in range(2)
+    ]
+    for server in servers:
+        server.launch()
+    try:
+        wait_for(lambda: any(not s.running() for s in servers), 30, message="both kept running")
+        running = [s for s in servers if s.running()]
+        stopped = [s for s in servers if not s.running()]
+        assert len(running) == 1 and len(stopped) == 1
+        assert stopped[0].proc.returncode == 1
+        assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in stopped[0].log()
+        wait_for(lambda: healthy(running[0].url), 20)
+    finally:
+        for server in servers:
+            if server.running():
+                assert server.stop() == 0
+
+
+def test_the_start_lines_say_which_store_and_credentials(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    server = start_central(data, env_credentials=False)
+    assert server.stop() == 0
+    again = start_central(data, env_credentials=False)
+    try:
+        log = again.wait_log("listening on")
+        assert f"store SQLite in {data.resolve()}" in log
+        assert f"credentials: {(data / 'credentials.json').resolve()}" in log
+    finally:
+        assert again.stop() == 0
 
 
 # -- durability -------------------------------------------------------------------------------

@@ -250,7 +250,7 @@ def test_a_busy_port_is_one_line(tmp_path: Path) -> None:
     stderr = result.stderr.decode()
     assert "Traceback" not in stderr and "backtrace" not in stderr
     assert stderr.splitlines()[-1] == (
-        f"error: cannot listen on 127.0.0.1:{port}: Address already in use (os error 98)"
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use"
     )
 
 
@@ -273,3 +273,18 @@ def test_a_config_change_reloads_bindings_and_vars(tmp_path: Path) -> None:
         assert http.get("/").text == "KV, MODE, OTHER"
     listed = run_cli(["kv", "namespace", "list", "--persist-to", "state"], cwd=tmp_path)
     assert {"id": "a" * 32, "title": "test-worker-OTHER"} in json.loads(listed.stdout)
+
+
+def test_the_start_says_which_store_and_warns_over_a_central_data_directory(
+    tmp_path: Path,
+) -> None:
+    write_project(tmp_path, ON_FETCH_WORKER)
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "credentials.json").write_text("{}")  # what `edgekv serve` writes
+    with dev_server(tmp_path) as srv:
+        log = srv.wait_log("KV bindings")
+    assert f"store SQLite in {(tmp_path / 'state').resolve()}" in log
+    assert (
+        "warning: state is the data directory of an `edgekv serve` (it holds credentials.json)"
+        in log
+    )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import re
@@ -31,10 +32,17 @@ from edgekv._exceptions import KVError, StoreError
 from edgekv._types import Store
 from edgekv.api.accesslog import AccessLog
 from edgekv.api.app import create_app
-from edgekv.api.bootstrap import Credentials, bootstrap
+from edgekv.api.bootstrap import CREDENTIALS_FILE, Credentials, bootstrap
 from edgekv.api.http import Receive, Scope, Send
 
-__all__ = ["DEFAULT_SERVER", "check_listen", "configure_logging", "run", "serve_asgi"]
+__all__ = [
+    "DEFAULT_SERVER",
+    "check_listen",
+    "claim_listen",
+    "configure_logging",
+    "run",
+    "serve_asgi",
+]
 
 log = logging.getLogger("edgekv.server")
 
@@ -72,6 +80,31 @@ def check_listen(host: str, port: int) -> None:
     with socket.socket(family, kind, proto) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind
         probe.bind(address)
+
+
+def claim_listen(host: str, port: int) -> socket.socket | None:
+    """Make sure this process is the only server on `host:port`, or raise OSError(EADDRINUSE).
+
+    granian binds with SO_REUSEPORT, so a second server on a busy port would start and share
+    its connections with the first at random. Two checks, kept for the server's life by holding
+    the returned socket: a probe bind without SO_REUSEPORT fails while anything listens there;
+    and (Linux) an abstract Unix socket named after the address, which only one process can
+    hold, closes the window where two servers start at the same moment. Port 0 (any free
+    port) needs neither: None."""
+    if port == 0:
+        return None
+    check_listen(host, port)
+    if not sys.platform.startswith("linux"):
+        return None
+    claim = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        claim.bind(f"\0edgekv-listen-{host}-{port}")
+    except OSError:
+        claim.close()
+        raise OSError(
+            errno.EADDRINUSE, "Address already in use (another edgekv server is starting on it)"
+        ) from None
+    return claim
 
 
 def _install_signals(stop: asyncio.Event) -> Callable[[], None]:
@@ -172,6 +205,7 @@ async def serve_asgi(
     """Serve `app` in the running loop until `stop` is set (default: until SIGTERM/SIGINT);
     `ready()` is called once it listens. Requests in flight finish before it returns."""
     on_ready = ready or (lambda: None)
+    claim = claim_listen(host, port)
     undo = None
     if stop is None:
         stop = asyncio.Event()
@@ -186,6 +220,8 @@ async def serve_asgi(
     finally:
         if undo is not None:
             undo()
+        if claim is not None:
+            claim.close()
 
 
 class StartupError(Exception):
@@ -206,6 +242,23 @@ def _shown(target: str | Path) -> str:
     if text.startswith(("postgresql://", "postgres://")):
         return re.sub(r"://([^:@/]*):[^@/]*@", r"://\1:***@", text)
     return text
+
+
+def _described(target: str | Path) -> str:
+    """The store for the start line: the engine and where its data is (an absolute path: a
+    relative default such as .edgekv depends on where the command ran)."""
+    if str(target).startswith(("postgresql://", "postgres://")):
+        return _shown(target)
+    return f"SQLite in {Path(target).resolve()}"
+
+
+def _credentials_hint(data_dir: Path | None) -> str:
+    """Where the operator finds a token on a later start (the first start printed one)."""
+    if os.environ.get("EDGEKV_ACCOUNT_ID") and os.environ.get("EDGEKV_API_TOKEN"):
+        return "the account and token of EDGEKV_ACCOUNT_ID / EDGEKV_API_TOKEN"
+    if data_dir is not None and (data_dir / CREDENTIALS_FILE).exists():
+        return f"{(data_dir / CREDENTIALS_FILE).resolve()} (written at the first start)"
+    return "printed at the first start; `edgekv token create --account-id A` makes another"
 
 
 async def _open_store(target: str | Path) -> Store:
@@ -255,8 +308,10 @@ async def _main(
             ) from None
         if credentials is not None:
             _print_credentials(credentials)
+        else:
+            log.info("credentials: %s", _credentials_hint(data_dir))
         app = create_app(client, access_log=AccessLog(sys.stderr, enabled=access_log))
-        shown = _shown(target)
+        shown = _described(target)
 
         def ready() -> None:
             log.info(
@@ -269,6 +324,8 @@ async def _main(
 
         try:
             await serve_asgi(app, host, port, server=server, ready=ready)
+        except OSError as exc:  # the port was taken between the first check and now
+            raise StartupError(f"cannot listen on {host}:{port}: {_reason(exc)}") from None
         finally:
             await app.shutdown()  # flushes the access log; the store closes below
         log.info("stopped")

@@ -42,8 +42,14 @@ def serve_worker(
     except ConfigError as exc:
         raise CLIError(str(exc)) from None
 
+    from edgekv.api.server import check_listen, serve_asgi
+
+    try:  # before the store is opened: a busy port must not create binding namespaces first
+        check_listen(host, port)
+    except OSError as exc:
+        raise CLIError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
     async def main() -> None:
-        from edgekv.api.server import serve_asgi
 
         try:
             client = await open_client()
