@@ -689,3 +689,27 @@ async def test_bulk_get_json_check_comes_before_size_check(ns: KVNamespace) -> N
         "non-json value",
         400,
     )
+
+
+async def test_nul_in_a_namespace_id_or_title_is_a_4xx(kv: Client) -> None:
+    """PostgreSQL text cannot hold NUL: a bad id or title is the caller's error on every
+    engine, never a 500."""
+    ns = kv.namespace("ab\x00cd")
+    for call in (
+        ns.get("k"),
+        ns.get_with_metadata("k"),
+        ns.get(["k"]),
+        ns.put("k", "v"),
+        ns.delete("k"),
+        ns.list(),
+        ns.put_many([("k", "v")]),
+        ns.delete_many(["k"]),
+    ):
+        with pytest.raises(KVError) as info:
+            await call
+        assert 400 <= info.value.status < 500, info.value
+    assert await kv.get_namespace("ab\x00cd") is None
+    with pytest.raises(KVError) as info:
+        await kv.create_namespace("a\x00b")
+    assert info.value.status == 400
+    assert "Namespace title must not contain NUL characters" in str(info.value)

@@ -8,6 +8,7 @@ layer) turn them into the message of the operation that failed.
 from __future__ import annotations
 
 __all__ = [
+    "InvalidText",
     "KVError",
     "KVTypeError",
     "NamespaceNotFound",
@@ -92,6 +93,13 @@ class TooManyNamespaces(StoreError):
     def __init__(self, limit: int) -> None:
         super().__init__(f"This account already has the maximum of {limit} namespaces")
         self.limit = limit
+
+
+class InvalidText(StoreError):
+    """Text a store cannot hold (PostgreSQL: a NUL character): the client's error."""
+
+    status = 400
+    code = 10001
 
 
 class StoreUnavailable(StoreError):

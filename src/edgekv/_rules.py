@@ -306,3 +306,5 @@ def check_title(title: object, op: str) -> None:
         raise fail(op, 400, "Namespace title must be a non-empty string", 10019)
     if len(title) > TITLE_MAX_CHARS:
         raise fail(op, 400, f"Namespace title must be at most {TITLE_MAX_CHARS} characters", 10019)
+    if "\x00" in title:  # PostgreSQL text cannot hold it: refused on every engine alike
+        raise fail(op, 400, "Namespace title must not contain NUL characters", 10019)
