@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import random
@@ -216,6 +217,59 @@ def test_the_start_lines_say_which_store_and_credentials(tmp_path: Path) -> None
         assert f"credentials: {(data / 'credentials.json').resolve()}" in log
     finally:
         assert again.stop() == 0
+
+
+def raw_http(port: int, request: bytes, *, close_after: float | None = None) -> bytes:
+    """Send `request` as it is on a new connection and read the answer until the server
+    closes (or, with `close_after`, hang up that many seconds after sending)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        if close_after is not None:
+            time.sleep(close_after)
+            return b""
+        answer = b""
+        with contextlib.suppress(TimeoutError, ConnectionResetError):
+            while chunk := sock.recv(65536):
+                answer += chunk
+        return answer
+
+
+BAD_CHUNKS = [
+    b"zz\r\nhello\r\n0\r\n\r\n",  # a chunk size that is not hex
+    b"5\r\nhello\r\nxyz\r\n\r\n",  # the second chunk size is not hex
+    b"5\r\nhelloXX0\r\n\r\n",  # no CRLF after the chunk's data
+]
+
+
+@pytest.mark.parametrize("asgi", ["granian", "uvicorn"])
+def test_malformed_chunked_framing_is_400(tmp_path: Path, asgi: str) -> None:
+    server = start_central(tmp_path / "data", args=("--server", asgi))
+    try:
+        headers = auth(server.token)
+        ns = httpx.post(server.namespaces, json={"title": "c"}, headers=headers).json()
+        path = f"{server.namespaces}/{ns['result']['id']}".removeprefix(server.url)
+        for tail in ("/values/k", "/bulk"):
+            for body in BAD_CHUNKS:
+                answer = raw_http(
+                    server.port,
+                    f"PUT {path}{tail} HTTP/1.1\r\nHost: x\r\n"
+                    f"Authorization: Bearer {server.token}\r\n"
+                    "Transfer-Encoding: chunked\r\n\r\n".encode()
+                    + body,
+                )
+                assert answer.startswith(b"HTTP/1.1 400 "), answer
+        # A client that hangs up mid-body is no error of the server either.
+        raw_http(
+            server.port,
+            f"PUT {path}/values/k HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+            f"{server.token}\r\nContent-Length: 100\r\n\r\nabc".encode(),
+            close_after=0.2,
+        )
+        url = f"{server.namespaces}/{ns['result']['id']}/values/k"
+        assert httpx.get(url, headers=headers).status_code == 404  # nothing was written
+        assert "Traceback" not in server.log()
+    finally:
+        assert server.stop() == 0
 
 
 # -- durability -------------------------------------------------------------------------------

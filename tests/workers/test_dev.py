@@ -58,6 +58,16 @@ def test_put_get_delete_through_the_binding(http: httpx.Client) -> None:
     assert http.get("/kv/to-do:1").status_code == 404
 
 
+def test_malformed_chunked_framing_is_400(server: Server, http: httpx.Client) -> None:
+    from tests.api.test_server import BAD_CHUNKS, raw_http
+
+    for body in BAD_CHUNKS:
+        request = b"PUT /kv/chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        answer = raw_http(server.port, request + body)
+        assert answer.startswith(b"HTTP/1.1 400 "), answer
+    assert http.get("/kv/chunked").status_code == 404  # nothing was written
+
+
 def test_head_gets_the_headers_without_the_body(http: httpx.Client) -> None:
     http.put("/kv/h", content="twelve bytes")
     head = http.head("/kv/h")

@@ -279,7 +279,18 @@ class EdgeKVApp:
             error = from_store_error(exc)
             return error_response(error.status, error.code, error.message(route.operation))
         except ClientDisconnected:
-            raise
+            # The body ended before it was complete. Either the client went away (nobody reads
+            # this answer; sending it is harmless), or its framing was malformed, e.g. a chunk
+            # size that is not hex: granian reports that as a disconnect too and answers 500
+            # itself when the app sends nothing. The client's fault: a 400.
+            response = error_response(
+                400,
+                env.BAD_REQUEST,
+                f"{route.operation}: 'request body incomplete or malformed (bad chunked "
+                "framing, or the connection closed mid-body)'",
+            )
+            response.close = True
+            return response
         except Exception:
             log.exception("unexpected error in %s %r", request.method, request.raw_path)
             return error_response(500, env.INTERNAL, f"{route.operation}: 'internal error'")

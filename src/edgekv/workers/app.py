@@ -41,6 +41,7 @@ STATS_PATH = "/__edgekv/stats"  # the location cache's counters (JSON), for oper
 """Answered by the runtime itself (200 `ok`); a worker never sees requests for it."""
 
 _ERROR_BODY = b"Internal Server Error: the worker raised an exception\n"
+_BAD_BODY = b"Bad Request: the request body is incomplete or malformed (chunked framing)\n"
 _TEXT = (b"content-type", b"text/plain;charset=UTF-8")
 _CLOSE = (b"connection", b"close")
 
@@ -213,7 +214,10 @@ class WorkerApp:
                     )
                 headers = _encode_headers(response)
             except ClientDisconnected:
-                status, size = 499, 0
+                # Gone mid-body, or malformed chunked framing that granian reports the same
+                # way (and answers 500 to if nothing is sent): the client's fault, a 400.
+                status, size = 400, len(_BAD_BODY)
+                await _send_plain(send, 400, _BAD_BODY, close=True)
                 return
             except BodyTooLarge as exc:
                 log.warning("%s %s: %s", method, scope["path"], exc)
