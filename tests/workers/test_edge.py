@@ -81,7 +81,7 @@ def test_credentials_are_required(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert result.stderr.decode() == (
-        "error: EDGEKV_API_TOKEN is not set (needed with --central)\n"
+        "error: EDGEKV_API_TOKEN is not set (needed with --central; or give --credentials FILE)\n"
     )
     missing = run_cli(["edge", "--location", "x"], cwd=tmp_path)
     assert missing.returncode == 2

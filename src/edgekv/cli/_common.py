@@ -15,6 +15,7 @@ import os
 import select
 import sys
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -22,15 +23,19 @@ import click
 import orjson
 
 __all__ = [
+    "CREDENTIALS_FILE",
     "CLIError",
+    "Credentials",
     "OneLineCommand",
     "OneLineGroup",
     "central_credentials",
     "config_option",
+    "credentials_option",
     "host_option",
     "port_option",
     "print_json",
     "quiet_option",
+    "read_credentials_file",
     "run_async",
     "setup_logging",
     "usage_error",
@@ -84,18 +89,73 @@ class OneLineUsageError(click.UsageError):
         click.echo(f"error: {self.format_message()}{hint}", err=True)
 
 
-def central_credentials(url: str, option: str) -> tuple[str, str]:
-    """Check a central server URL given as `option` and read its credentials from the
-    environment (EDGEKV_API_TOKEN, EDGEKV_ACCOUNT_ID): (token, account id)."""
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """A token and account for a central server, and where they came from (for messages)."""
+
+    token: str
+    account_id: str
+    source: str
+
+
+CREDENTIALS_FILE = "credentials.json"  # what `edgekv serve` writes in its data directory
+
+
+def read_credentials_file(path: Path) -> Credentials:
+    """`{"account_id", "api_token"}` as `edgekv serve` writes it; CLIError when unusable."""
+    try:
+        data = orjson.loads(path.read_bytes())
+    except OSError as exc:
+        raise CLIError(f"cannot read the credentials file {path}: {exc.strerror}") from None
+    except orjson.JSONDecodeError as exc:
+        raise CLIError(f"{path}: invalid JSON: {exc}") from None
+    token = data.get("api_token") if isinstance(data, dict) else None
+    account = data.get("account_id") if isinstance(data, dict) else None
+    if not isinstance(token, str) or not token or not isinstance(account, str) or not account:
+        raise CLIError(f'{path}: expected {{"account_id": ..., "api_token": ...}}')
+    return Credentials(token, account, str(path))
+
+
+def central_credentials(
+    url: str,
+    option: str,
+    *,
+    credentials_file: Path | None = None,
+    data_dir: Path = Path(".edgekv"),
+) -> Credentials:
+    """Check a central server URL given as `option` and find its credentials, in this order:
+    `--credentials FILE`; EDGEKV_API_TOKEN + EDGEKV_ACCOUNT_ID; `data_dir/credentials.json`
+    (what `edgekv serve` wrote on its first start there). `.source` says which."""
     if not url.startswith(("http://", "https://")):
         raise CLIError(f"{option} must be an http:// or https:// URL, got {url!r}")
+    if credentials_file is not None:
+        return read_credentials_file(credentials_file)
     token = os.environ.get("EDGEKV_API_TOKEN")
     account = os.environ.get("EDGEKV_ACCOUNT_ID")
+    if token and account:
+        return Credentials(token, account, "EDGEKV_API_TOKEN / EDGEKV_ACCOUNT_ID")
+    found = data_dir / CREDENTIALS_FILE
+    if not token and not account and found.is_file():
+        return read_credentials_file(found)
     if not token:
-        raise CLIError(f"EDGEKV_API_TOKEN is not set (needed with {option})")
-    if not account:
-        raise CLIError(f"EDGEKV_ACCOUNT_ID is not set (needed with {option})")
-    return token, account
+        raise CLIError(
+            f"EDGEKV_API_TOKEN is not set (needed with {option}; or give --credentials FILE)"
+        )
+    raise CLIError(
+        f"EDGEKV_ACCOUNT_ID is not set (needed with {option}; or give --credentials FILE)"
+    )
+
+
+credentials_option = click.option(
+    "--credentials",
+    "credentials_file",
+    metavar="FILE",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="JSON file with the central server's account_id and api_token (what `edgekv serve` "
+    "writes to DIR/credentials.json) [default: EDGEKV_API_TOKEN and EDGEKV_ACCOUNT_ID, else "
+    ".edgekv/credentials.json when present].",
+)
 
 
 def usage_error(message: str) -> OneLineUsageError:

@@ -26,6 +26,7 @@ from edgekv._exceptions import KVError
 from edgekv._namespace import KVNamespace
 from edgekv.cli._common import (
     CLIError,
+    Credentials,
     central_credentials,
     print_json,
     run_async,
@@ -64,23 +65,29 @@ class KVTarget:
     namespace_id: str | None = None
     binding: str | None = None
     config_path: Path = Path("wrangler.toml")
+    credentials_file: Path | None = None
 
     @property
     def where(self) -> str:
         return self.url or f"the local store in {self.persist_to}"
 
 
-def _open(target: KVTarget) -> Client:
+def _open(target: KVTarget) -> tuple[Client, Credentials | None]:
     import edgekv
 
     if target.url is None:
-        return edgekv.open(target.persist_to)
-    token, account = central_credentials(target.url, "--url / EDGEKV_URL")
-    return edgekv.open(target.url, token=token, account_id=account)
+        return edgekv.open(target.persist_to), None
+    found = central_credentials(
+        target.url,
+        "--url / EDGEKV_URL",
+        credentials_file=target.credentials_file,
+        data_dir=target.persist_to,
+    )
+    return edgekv.open(target.url, token=found.token, account_id=found.account_id), found
 
 
 def _run(target: KVTarget, work: Callable[[Client], Awaitable[T]]) -> T:
-    client = _open(target)
+    client, credentials = _open(target)
 
     async def main() -> T:
         try:
@@ -89,11 +96,16 @@ def _run(target: KVTarget, work: Callable[[Client], Awaitable[T]]) -> T:
             await client.aclose()
 
     try:
-        return run_async(main())
+        result = run_async(main())
     except KVError as exc:
-        raise CLIError(str(exc)) from None
+        # A refused token: say which one was used (errors stay one line).
+        where = f" (credentials from {credentials.source})" if credentials else ""
+        raise CLIError(f"{exc}{where if exc.status in (401, 403) else ''}") from None
     except ConfigError as exc:
         raise CLIError(str(exc)) from None
+    if credentials is not None and credentials.source.endswith(".json"):
+        _info(f"(credentials from {credentials.source})")  # found, not given: say where
+    return result
 
 
 async def _namespace(client: Client, target: KVTarget) -> KVNamespace:

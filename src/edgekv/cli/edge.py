@@ -10,6 +10,7 @@ from edgekv.cli._common import (
     OneLineCommand,
     central_credentials,
     config_option,
+    credentials_option,
     host_option,
     port_option,
     quiet_option,
@@ -34,6 +35,7 @@ __all__ = ["edge"]
     help="Byte budget of the location cache (default: the cache's own, 64 MiB).",
 )
 @quiet_option
+@credentials_option
 def edge(
     central: str,
     location: str,
@@ -42,13 +44,15 @@ def edge(
     port: int,
     cache_bytes: int | None,
     quiet: bool,
+    credentials_file: Path | None,
 ) -> None:
     """Run a location: a worker with cached KV bindings.
 
     The worker's KV reads go through a bounded cache in front of a central server; writes go
     to the centre.
 
-    Credentials for the centre come from EDGEKV_API_TOKEN and EDGEKV_ACCOUNT_ID. Every binding
+    Credentials for the centre come from --credentials FILE, else EDGEKV_API_TOKEN and
+    EDGEKV_ACCOUNT_ID, else .edgekv/credentials.json (what `edgekv serve` writes). Every binding
     must exist on the centre (create it with `edgekv kv namespace create --url ...`). GET
     /healthz is answered by the runtime. Stops cleanly on SIGTERM/SIGINT.
     """
@@ -56,11 +60,16 @@ def edge(
     from edgekv._client import Client
     from edgekv.cli._serve import serve_worker
 
-    token, account = central_credentials(central, "--central")
+    found = central_credentials(central, "--central", credentials_file=credentials_file)
+    click.echo(f"edgekv edge ({location}): credentials from {found.source}", err=True)
 
     async def open_client() -> Client:
         return edgekv.open(
-            central, token=token, account_id=account, location=location, cache_bytes=cache_bytes
+            central,
+            token=found.token,
+            account_id=found.account_id,
+            location=location,
+            cache_bytes=cache_bytes,
         )
 
     serve_worker(
