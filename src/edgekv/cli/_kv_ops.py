@@ -204,7 +204,7 @@ def key_put(
             return file.tell()
 
     size = _run(target, work)
-    _info(f"Wrote {size} bytes to key {key!r}.")
+    _info(f"Wrote {size} byte{'' if size == 1 else 's'} to key {key!r}.")
 
 
 def key_get(target: KVTarget, key: str, *, text: bool) -> None:
@@ -312,21 +312,37 @@ def _batches(items: Sequence[T], sizes: Sequence[int]) -> Iterator[Sequence[T]]:
 
 
 class _Progress:
-    """A click progress bar on stderr when it is a terminal; nothing otherwise."""
+    """A one-line progress bar on stderr when it is a terminal; nothing otherwise. The cursor
+    is hidden once for the bar's life and shown again by `close` (click's bar hid it again at
+    every redraw); callers close it in a `finally`, so an error or Ctrl-C restores it too."""
+
+    HIDE_CURSOR, SHOW_CURSOR = "\033[?25l", "\033[?25h"
+    WIDTH = 36
 
     def __init__(self, total: int, label: str) -> None:
-        self.bar: Any = None
-        if total and sys.stderr.isatty():
-            self.bar = click.progressbar(length=total, label=label, file=sys.stderr)
-            self.bar.__enter__()
+        self.total, self.label, self.done = total, label, 0
+        self.active = bool(total) and sys.stderr.isatty()
+        if self.active:
+            sys.stderr.write(self.HIDE_CURSOR)
+            self._draw()
 
     def update(self, n: int) -> None:
-        if self.bar is not None:
-            self.bar.update(n)
+        self.done += n
+        if self.active:
+            self._draw()
+
+    def _draw(self) -> None:
+        filled = self.WIDTH * self.done // self.total
+        bar = "#" * filled + "-" * (self.WIDTH - filled)
+        percent = 100 * self.done // self.total
+        sys.stderr.write(f"\r{self.label}  [{bar}]  {self.done}/{self.total}  {percent:3d}%")
+        sys.stderr.flush()
 
     def close(self) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(None, None, None)
+        if self.active:
+            self.active = False
+            sys.stderr.write(self.SHOW_CURSOR + "\n")
+            sys.stderr.flush()
 
 
 def bulk_put(target: KVTarget, file: str) -> None:
