@@ -77,6 +77,7 @@ __all__ = [
     "NAMESPACE_NOT_FOUND",
     "NO_ROUTE",
     "OPENAPI_PATH",
+    "READY_PATH",
     "STORE_ERRORS",
     "TITLE_TAKEN",
     "TOO_LARGE",
@@ -104,6 +105,7 @@ __all__ = [
 # -- paths ---------------------------------------------------------------------------------------
 API_PREFIX = "/client/v4"
 HEALTH_PATH = "/healthz"  # also answered outside the prefix (load balancers)
+READY_PATH = "/readyz"  # liveness above; this one also touches the store (503 when it cannot)
 OPENAPI_PATH = f"{API_PREFIX}/openapi.json"
 VALUES = "values"  # …/{ns}/values/{key}: a value (GET, PUT, DELETE)
 METADATA = "metadata"  # …/{ns}/metadata/{key}: a value's metadata (GET)
@@ -149,6 +151,7 @@ class Match:
 _PREFIX = API_PREFIX.encode()
 _FIXED = {
     b"/healthz": "healthz",
+    b"/readyz": "readyz",
     b"/openapi.json": "openapi",
     b"/memberships": "memberships",
     b"/accounts": "accounts",
@@ -175,6 +178,8 @@ def match_route(raw_path: bytes) -> Match | None:
         return Match(_KEYED[kind], account.decode(), namespace.decode(), key)
     if raw_path == HEALTH_PATH.encode():
         return Match("healthz")
+    if raw_path == READY_PATH.encode():
+        return Match("readyz")
     if not raw_path.startswith(_PREFIX):
         return None
     rest = raw_path[len(_PREFIX) :]

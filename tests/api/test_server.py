@@ -272,6 +272,62 @@ def test_malformed_chunked_framing_is_400(tmp_path: Path, asgi: str) -> None:
         assert server.stop() == 0
 
 
+def test_sigterm_during_a_restart_after_kill_9_stops_cleanly(tmp_path: Path) -> None:
+    """Crash (kill -9), restart, and SIGTERM at a random moment of the new start, repeatedly:
+    once the server has begun (its "starting" line), every SIGTERM stops it within seconds with
+    exit status 0, and every acknowledged write is still there. (A signal in the first instant,
+    while Python itself is still loading, takes the default action: the process ends at once.)"""
+    rng = random.Random(16)
+    server = start_central(tmp_path / "data")
+    headers = auth(server.token)
+    ns = httpx.post(server.namespaces, json={"title": "r"}, headers=headers).json()["result"]["id"]
+    values = f"{server.namespaces}/{ns}/values"
+    starts = 1
+    for i in range(8):
+        assert httpx.put(f"{values}/k{i}", content=str(i), headers=headers).status_code == 200
+        server.kill()
+        server.launch()
+        if i % 2:  # at once: whatever the moment, it must not linger
+            time.sleep(rng.uniform(0.0, 0.3))
+            began = time.monotonic()
+            assert server.stop(signal.SIGTERM, timeout=10) in (0, -signal.SIGTERM)
+        else:
+            starts += 1
+            wait_for(lambda n=starts: server.log().count("starting: store") >= n, 30)
+            time.sleep(rng.uniform(0.0, 0.5))
+            began = time.monotonic()
+            assert server.stop(signal.SIGTERM, timeout=10) == 0, server.log()[-2000:]
+        assert time.monotonic() - began < 5
+        server.start()
+        starts = server.log().count("starting: store")
+    for i in range(8):
+        r = httpx.get(f"{values}/k{i}", headers=headers)
+        assert (r.status_code, r.text) == (200, str(i))
+    assert server.stop() == 0
+    assert "Traceback" not in server.log()
+
+
+def test_readyz_touches_the_store(tmp_path: Path) -> None:
+    """/healthz is liveness; /readyz answers 200 only while the store answers (a PostgreSQL of
+    its own here, stopped and started again)."""
+    from tests import pgcluster
+
+    with pgcluster.running_cluster() as cluster:
+        server = start_central(tmp_path / "pg", database=cluster.dsn)
+        try:
+            r = httpx.get(server.url + "/readyz")
+            assert (r.status_code, r.json()["result"]) == (200, {"status": "ready"})
+            cluster.stop()
+            r = httpx.get(server.url + "/readyz", timeout=30)
+            assert r.status_code == 503 and r.json()["errors"][0]["code"] == 10050, r.text
+            assert r.json()["errors"][0]["message"].startswith("ready: 'store unavailable")
+            assert httpx.get(server.url + "/healthz").status_code == 200  # still alive
+            cluster.start_same_port()
+            wait_for(lambda: httpx.get(server.url + "/readyz").status_code == 200, 30)
+        finally:
+            assert server.stop() == 0
+
+
 # -- durability -------------------------------------------------------------------------------
 async def _write_load(server: Central, ns: str, seconds: float) -> dict[str, bytes]:
     """Concurrent single and bulk writes until the server dies; returns what was acknowledged."""

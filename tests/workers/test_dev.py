@@ -68,6 +68,11 @@ def test_malformed_chunked_framing_is_400(server: Server, http: httpx.Client) ->
     assert http.get("/kv/chunked").status_code == 404  # nothing was written
 
 
+def test_readyz_is_answered_by_the_runtime_after_a_store_read(http: httpx.Client) -> None:
+    r = http.get("/readyz")
+    assert (r.status_code, r.text) == (200, "ready\n")
+
+
 def test_head_gets_the_headers_without_the_body(http: httpx.Client) -> None:
     http.put("/kv/h", content="twelve bytes")
     head = http.head("/kv/h")

@@ -93,5 +93,7 @@ def test_a_location_starts_while_the_centre_is_down(tmp_path: Path) -> None:
     env = {"EDGEKV_API_TOKEN": "t", "EDGEKV_ACCOUNT_ID": "a" * 32}
     with edge_server(tmp_path, env, "http://127.0.0.1:1") as edge, edge.client() as http:
         assert http.get("/healthz").status_code == 200
+        ready = http.get("/readyz")  # alive, but not ready: the centre does not answer
+        assert ready.status_code == 503 and ready.text.startswith("store unavailable:")
         assert http.get("/kv/anything").status_code == 500  # a cold read fails: KVError 503
     assert "cannot check binding KV" in edge.log()

@@ -58,6 +58,15 @@ async def _healthz(ctx: Ctx) -> Response:
     return ok({"status": "ok"})
 
 
+async def _readyz(ctx: Ctx) -> Response:
+    """Ready when the store answers a read (a database down: 503, while /healthz stays 200)."""
+    try:
+        await ctx.services.client.ping()
+    except KVError as exc:
+        return error_response(503, wire.UNAVAILABLE, f"ready: 'store unavailable: {exc.detail}'")
+    return ok({"status": "ready"})
+
+
 async def _openapi(ctx: Ctx) -> Response:
     return Response(200, openapi.document_bytes(), [(b"content-type", b"application/json")])
 
@@ -65,6 +74,7 @@ async def _openapi(ctx: Ctx) -> Response:
 # route kind -> method -> route
 ROUTES: dict[str, dict[str, Route]] = {
     "healthz": {"GET": Route(_healthz, "health", PUBLIC)},
+    "readyz": {"GET": Route(_readyz, "ready", PUBLIC)},
     "openapi": {"GET": Route(_openapi, "openapi", PUBLIC)},
     "memberships": {"GET": Route(routes_accounts.list_memberships, "list memberships", TOKEN)},
     "accounts": {"GET": Route(routes_accounts.list_accounts, "list accounts", TOKEN)},

@@ -28,7 +28,15 @@ from edgekv._types import Store
 from edgekv.api.app import create_app
 from edgekv.api.bootstrap import CREDENTIALS_FILE, Credentials, bootstrap
 from edgekv.asgi.accesslog import AccessLog
-from edgekv.asgi.server import DEFAULT_SERVER, ServerName, check_listen, serve_asgi
+from edgekv.asgi.server import (
+    DEFAULT_SERVER,
+    ServerName,
+    Stopped,
+    check_listen,
+    serve_asgi,
+    stop_signals,
+    unless_stopped,
+)
 
 __all__ = ["DEFAULT_SERVER", "configure_logging", "run"]
 
@@ -126,15 +134,32 @@ async def _main(
     server: ServerName,
     access_log: bool,
 ) -> None:
+    async with stop_signals() as stop:
+        log.info("starting: store %s", _described(target))
+        try:
+            await _start_and_serve(target, data_dir, host, port, server, access_log, stop)
+        except Stopped:
+            log.info("stopped during startup")
+
+
+async def _start_and_serve(
+    target: str | Path,
+    data_dir: Path | None,
+    host: str,
+    port: int,
+    server: ServerName,
+    access_log: bool,
+    stop: asyncio.Event,
+) -> None:
     try:
-        store = await _open_store(target)
+        store = await unless_stopped(stop, _open_store(target))
     except (StoreError, KVError, OSError, sqlite3.Error) as exc:
         raise StartupError(f"cannot open the store {_shown(target)}: {_reason(exc)}") from None
     client = Client(store, account_id=os.environ.get("EDGEKV_ACCOUNT_ID") or None)
     try:
         try:
-            await client._open()
-            credentials = await bootstrap(client.store, data_dir)
+            await unless_stopped(stop, client._open())
+            credentials = await unless_stopped(stop, bootstrap(client.store, data_dir))
         except (StoreError, KVError, OSError, sqlite3.Error) as exc:
             raise StartupError(
                 f"cannot prepare the store {_shown(target)}: {_reason(exc)}"
@@ -156,7 +181,7 @@ async def _main(
             )
 
         try:
-            await serve_asgi(app, host, port, server=server, ready=ready)
+            await serve_asgi(app, host, port, server=server, ready=ready, stop=stop)
         except OSError as exc:  # the port was taken between the first check and now
             raise StartupError(f"cannot listen on {host}:{port}: {_reason(exc)}") from None
         finally:

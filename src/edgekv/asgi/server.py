@@ -14,13 +14,23 @@ import errno
 import signal
 import socket
 import sys
-from collections.abc import Callable, Iterator
-from typing import Any, Literal
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any, Literal, TypeVar
 
 from edgekv.asgi.types import ASGIApp
 
-__all__ = ["DEFAULT_SERVER", "ServerName", "check_listen", "claim_listen", "serve_asgi"]
+__all__ = [
+    "DEFAULT_SERVER",
+    "ServerName",
+    "Stopped",
+    "check_listen",
+    "claim_listen",
+    "serve_asgi",
+    "stop_signals",
+    "unless_stopped",
+]
 
+T = TypeVar("T")
 ServerName = Literal["granian", "uvicorn"]
 DEFAULT_SERVER: ServerName = "granian"
 
@@ -57,6 +67,41 @@ def claim_listen(host: str, port: int) -> socket.socket | None:
             errno.EADDRINUSE, "Address already in use (another edgekv server is starting on it)"
         ) from None
     return claim
+
+
+class Stopped(Exception):
+    """SIGTERM/SIGINT came while the server was still starting (see `unless_stopped`)."""
+
+
+@contextlib.asynccontextmanager
+async def stop_signals() -> AsyncIterator[asyncio.Event]:
+    """SIGTERM/SIGINT set the yielded event from now on, through the running loop: a server
+    enters this first thing, so a signal during its startup (opening a store that recovers
+    after a crash, loading a worker) is seen at once instead of killing the process midway or
+    waiting for the listener. Pass the event to `serve_asgi(stop=...)`."""
+    stop = asyncio.Event()
+    undo = _install_signals(stop)
+    try:
+        yield stop
+    finally:
+        undo()
+
+
+async def unless_stopped(stop: asyncio.Event, work: Awaitable[T]) -> T:
+    """The result of `work`, unless `stop` is set first: then `work` is cancelled and
+    `Stopped` raised."""
+    task = asyncio.ensure_future(work)
+    waiter = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        raise Stopped
+    return task.result()
 
 
 def _install_signals(stop: asyncio.Event) -> Callable[[], None]:

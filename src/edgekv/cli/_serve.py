@@ -5,6 +5,7 @@ SIGTERM/SIGINT, then drain `wait_until` work and close the store."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from collections.abc import Awaitable, Callable
@@ -44,7 +45,13 @@ def serve_worker(
     except ConfigError as exc:
         raise CLIError(str(exc)) from None
 
-    from edgekv.asgi.server import check_listen, serve_asgi
+    from edgekv.asgi.server import (
+        Stopped,
+        check_listen,
+        serve_asgi,
+        stop_signals,
+        unless_stopped,
+    )
 
     try:  # before the store is opened: a busy port must not create binding namespaces first
         check_listen(host, port)
@@ -52,9 +59,15 @@ def serve_worker(
         raise CLIError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
     async def main() -> None:
+        async with stop_signals() as stop:  # from the start: see stop_signals
+            try:
+                await start_and_serve(stop)
+            except Stopped:
+                log.info("%s: stopped during startup", command)
 
+    async def start_and_serve(stop: asyncio.Event) -> None:
         try:
-            client = await open_client()
+            client = await unless_stopped(stop, open_client())
         except (KVError, StoreError, OSError) as exc:
             raise CLIError(f"cannot open the store {store_label}: {exc}") from None
         try:
@@ -73,10 +86,13 @@ def serve_worker(
             raise CLIError(str(exc)) from None
         setup_logging(quiet=quiet)
         try:
-            await app.startup()
+            await unless_stopped(stop, app.startup())
         except (ConfigError, KVError, OSError) as exc:
             await client.aclose()
             raise CLIError(f"cannot start: {exc}") from None
+        except Stopped:
+            await app.shutdown()
+            raise
 
         def ready() -> None:
             bindings = ", ".join(f"{b.binding}={b.id}" for b in app.config.kv_namespaces) or "none"
@@ -93,7 +109,7 @@ def serve_worker(
             )
 
         try:
-            await serve_asgi(app, host, port, ready=ready)
+            await serve_asgi(app, host, port, ready=ready, stop=stop)
         except (OSError, RuntimeError) as exc:  # granian reports a busy port as RuntimeError
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             reason = reason.strip().splitlines()[0] if reason.strip() else type(exc).__name__

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import orjson
 
+from edgekv import wire
 from edgekv._client import Client
-from edgekv._exceptions import ClientDisconnected
+from edgekv._exceptions import ClientDisconnected, KVError
 from edgekv.asgi.accesslog import AccessLog
 from edgekv.asgi.body import Body
 from edgekv.asgi.lifespan import serve_lifespan
@@ -33,7 +34,8 @@ __all__ = ["HEALTH_PATH", "STATS_PATH", "WorkerApp"]
 
 log = logging.getLogger("edgekv.workers")
 
-HEALTH_PATH = "/healthz"
+HEALTH_PATH = wire.HEALTH_PATH
+READY_PATH = wire.READY_PATH
 STATS_PATH = "/__edgekv/stats"  # the location cache's counters (JSON), for operators
 """Answered by the runtime itself (200 `ok`); a worker never sees requests for it."""
 
@@ -148,6 +150,16 @@ class WorkerApp:
         path = scope["path"]
         if path == HEALTH_PATH and method in ("GET", "HEAD"):
             await _send_plain(send, 200, b"ok\n", method == "HEAD")
+            return
+        if path == READY_PATH and method in ("GET", "HEAD"):
+            # Ready when the store answers: the local store (dev) or the centre (edge).
+            try:
+                await self.client.ping()
+            except KVError as exc:
+                reason = f"store unavailable: {exc.detail}\n".encode()
+                await _send_plain(send, 503, reason, method == "HEAD")
+                return
+            await _send_plain(send, 200, b"ready\n", method == "HEAD")
             return
         if path == STATS_PATH and method == "GET":
             payload = orjson.dumps(stats_payload(self.client.store))
