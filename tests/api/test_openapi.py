@@ -33,7 +33,7 @@ def test_every_route_is_described_and_nothing_else() -> None:
     }
     described = {(path, method) for path, ops in paths.items() for method in ops}
     assert served == described
-    assert set(ROUTES) - set(PATHS) == {"healthz", "openapi"}
+    assert set(ROUTES) - set(PATHS) == {"healthz", "readyz", "openapi"}
 
 
 async def test_served_as_json(api: Api) -> None:
