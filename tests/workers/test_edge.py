@@ -58,6 +58,9 @@ def test_a_worker_at_a_location_reads_and_writes_through_the_centre(
         assert stats["writes"] == 2 and stats["hits"] + stats["misses"] >= 3
     assert edge.stop() == 0
     assert "edgekv edge (ams): stopped" in edge.log()
+    assert f"store {server.url} (credentials from EDGEKV_API_TOKEN / EDGEKV_ACCOUNT_ID)" in (
+        edge.log()
+    )
 
 
 def test_a_binding_missing_on_the_centre_stops_the_location(

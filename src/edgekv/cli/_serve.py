@@ -36,6 +36,7 @@ def serve_worker(
     local: bool,
     quiet: bool,
     store_label: str,
+    credentials_source: str | None = None,
 ) -> None:
     """`local` (edgekv dev): create missing binding namespaces and reload the worker when its
     files change. `open_client` runs in the serving event loop (stores start their threads and
@@ -97,13 +98,14 @@ def serve_worker(
         def ready() -> None:
             bindings = ", ".join(f"{b.binding}={b.id}" for b in app.config.kv_namespaces) or "none"
             log.info(
-                "%s: worker %s (%s) on http://%s:%d, store %s, KV bindings: %s%s",
+                "%s: worker %s (%s) on http://%s:%d, store %s%s, KV bindings: %s%s",
                 command,
                 _display(app.worker.main),
                 app.worker.style,
                 host,
                 port,
                 store_label,
+                f" (credentials from {credentials_source})" if credentials_source else "",
                 bindings,
                 " (reloads on change)" if app.reload else "",
             )

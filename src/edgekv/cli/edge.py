@@ -61,7 +61,6 @@ def edge(
     from edgekv.cli._serve import serve_worker
 
     found = central_credentials(central, "--central", credentials_file=credentials_file)
-    click.echo(f"edgekv edge ({location}): credentials from {found.source}", err=True)
 
     async def open_client() -> Client:
         return edgekv.open(
@@ -81,4 +80,5 @@ def edge(
         local=False,
         quiet=quiet,
         store_label=central,
+        credentials_source=found.source,
     )
