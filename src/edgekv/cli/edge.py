@@ -11,9 +11,11 @@ from edgekv.cli._common import (
     central_credentials,
     config_option,
     credentials_option,
+    env_option,
     host_option,
     port_option,
     quiet_option,
+    workerd_option,
 )
 
 __all__ = ["edge"]
@@ -34,22 +36,27 @@ __all__ = ["edge"]
     metavar="N",
     help="Byte budget of the location cache (default: the cache's own, 64 MiB).",
 )
+@env_option
+@workerd_option
 @quiet_option
 @credentials_option
 def edge(
     central: str,
     location: str,
-    config_path: Path,
+    config_path: Path | None,
     host: str,
     port: int,
     cache_bytes: int | None,
+    env_name: str | None,
+    workerd: Path | None,
     quiet: bool,
     credentials_file: Path | None,
 ) -> None:
     """Run a location: a worker with cached KV bindings.
 
     The worker's KV reads go through a bounded cache in front of a central server; writes go
-    to the centre.
+    to the centre. A JavaScript worker (main = *.js / *.mjs) runs in workerd, its bindings
+    served by this process through the same cache.
 
     Credentials for the centre come from --credentials FILE, else EDGEKV_API_TOKEN and
     EDGEKV_ACCOUNT_ID, else .edgekv/credentials.json (what `edgekv serve` writes). Every binding
@@ -81,4 +88,6 @@ def edge(
         quiet=quiet,
         store_label=central,
         credentials_source=found.source,
+        env=env_name,
+        workerd=workerd,
     )
