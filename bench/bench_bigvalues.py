@@ -50,8 +50,9 @@ async def opened(engine: str, root: Path, dsn: str | None) -> AsyncIterator[Stor
 
         store: Store = await SQLiteStore.open(root / engine)
     else:
-        from edgekv.store.postgres import PostgresStore
         from tests import pgcluster
+
+        from edgekv.store.postgres import PostgresStore
 
         assert dsn is not None
         store = await PostgresStore.open(await pgcluster.fresh_database(dsn))  # type: ignore[assignment]
@@ -127,9 +128,7 @@ async def one_engine(
             unit="keys/s",
             baseline=True,
         )
-        report.add(
-            group, with_bigs, Sample(best["heavy"], SMALL), unit="keys/s", target_ratio=0.5
-        )
+        report.add(group, with_bigs, Sample(best["heavy"], SMALL), unit="keys/s", target_ratio=0.5)
     for label, case in (("plain", "beside small keys only"), ("heavy", with_bigs)):
         longest = max(waits[label]) / 1e6
         mark = "✅" if longest <= MAX_WAIT_MS else "❌"

@@ -135,7 +135,6 @@ async def _main(
     access_log: bool,
 ) -> None:
     async with stop_signals() as stop:
-        log.info("starting: store %s", _described(target))
         try:
             await _start_and_serve(target, data_dir, host, port, server, access_log, stop)
         except Stopped:
