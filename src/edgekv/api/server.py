@@ -37,6 +37,7 @@ from edgekv.asgi.server import (
     stop_signals,
     unless_stopped,
 )
+from edgekv.metrics import Metrics
 
 __all__ = ["DEFAULT_SERVER", "configure_logging", "run"]
 
@@ -133,10 +134,11 @@ async def _main(
     port: int,
     server: ServerName,
     access_log: bool,
+    metrics: bool = True,
 ) -> None:
     async with stop_signals() as stop:
         try:
-            await _start_and_serve(target, data_dir, host, port, server, access_log, stop)
+            await _start_and_serve(target, data_dir, host, port, server, access_log, metrics, stop)
         except Stopped:
             log.info("stopped during startup")
 
@@ -148,6 +150,7 @@ async def _start_and_serve(
     port: int,
     server: ServerName,
     access_log: bool,
+    metrics: bool,
     stop: asyncio.Event,
 ) -> None:
     try:
@@ -167,7 +170,12 @@ async def _start_and_serve(
             _print_credentials(credentials)
         else:
             log.info("credentials: %s", _credentials_hint(data_dir))
-        app = create_app(client, access_log=AccessLog(sys.stderr, enabled=access_log))
+        app = create_app(
+            client,
+            access_log=AccessLog(sys.stderr, enabled=access_log),
+            metrics=Metrics(enabled=metrics),
+            dashboard=True,
+        )
         shown = _described(target)
 
         def ready() -> None:
@@ -198,6 +206,7 @@ def run(
     port: int = 8787,
     server: ServerName = DEFAULT_SERVER,
     access_log: bool = True,
+    metrics: bool = True,
 ) -> None:
     """Blocking: the whole life of `edgekv serve`."""
     try:
@@ -215,6 +224,6 @@ def run(
         runner = uvloop.new_event_loop
     with asyncio.Runner(loop_factory=runner) as loop_runner:
         try:
-            loop_runner.run(_main(target, data_dir, host, port, server, access_log))
+            loop_runner.run(_main(target, data_dir, host, port, server, access_log, metrics))
         except StartupError as exc:
             raise click.ClickException(str(exc)) from None
