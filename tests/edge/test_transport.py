@@ -61,8 +61,8 @@ class Canned:
                 await reader.readexactly(length)
                 self.requests += 1
                 extra = "".join(f"{k}: {v}\r\n" for k, v in self.headers.items())
-                head = f"HTTP/1.1 {self.status} X\r\ncontent-length: {len(self.body)}\r\n"
-                writer.write(f"{head}{extra}\r\n".encode() + self.body)
+                start = f"HTTP/1.1 {self.status} X\r\ncontent-length: {len(self.body)}\r\n"
+                writer.write(f"{start}{extra}\r\n".encode() + self.body)
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
