@@ -69,7 +69,9 @@ class Client:
             raise RuntimeError("the store is not open yet: use `async with` or any operation")
         return self._store
 
-    async def _open(self) -> Store:
+    async def connect(self) -> Store:
+        """Open the store now and return it (the first operation or `async with` does it
+        otherwise); returns the open store at once when it is open already."""
         if self._store is not None:
             return self._store
         if self._opening is None:
@@ -147,7 +149,7 @@ class Client:
             await store.aclose()
 
     async def __aenter__(self) -> Client:
-        await self._open()
+        await self.connect()
         return self
 
     async def __aexit__(
@@ -164,7 +166,7 @@ class Client:
         return KVNamespace(self, namespace_id)
 
     async def _account(self) -> tuple[Store, str]:
-        store = await self._open()
+        store = await self.connect()
         assert self.account_id is not None
         return store, self.account_id
 

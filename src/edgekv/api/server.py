@@ -116,7 +116,7 @@ async def _main(
     client = Client(store, account_id=os.environ.get("EDGEKV_ACCOUNT_ID") or None)
     try:
         try:
-            await client._open()
+            await client.connect()
             credentials = await bootstrap(client.store, data_dir)
         except (StoreError, KVError, OSError, sqlite3.Error) as exc:
             raise StartupError(

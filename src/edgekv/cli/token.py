@@ -36,7 +36,7 @@ async def _create(
 
     client = Client(target, sweep_interval=None)
     try:
-        store = await client._open()
+        store = await client.connect()
         created = not await store.account_exists(account_id)
         if created:
             await store.ensure_account(account_id)
