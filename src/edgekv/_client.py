@@ -21,6 +21,7 @@ from edgekv._exceptions import KVError, StoreError, kv_error
 from edgekv._models import Namespace
 from edgekv._namespace import KVNamespace
 from edgekv._types import Clock, Store
+from edgekv.store import open_store
 
 __all__ = ["Client", "OpenOptions", "open"]
 
@@ -92,22 +93,11 @@ class Client:
     async def _connect(self) -> tuple[Store, bool]:
         """The engine for `target`, and whether it is local (gets an expiry sweeper)."""
         target = self.target
-        if target is None:
-            from edgekv.store.memory import MemoryStore
-
-            return MemoryStore(), True
-        if not isinstance(target, str | Path):
+        if target is not None and not isinstance(target, str | Path):
             return target, True
-        text = str(target)
-        if text.startswith(("postgresql://", "postgres://")):
-            from edgekv.store.postgres import PostgresStore
-
-            return await PostgresStore.open(text), True
-        if text.startswith(("http://", "https://")):
-            return self._remote(text), False
-        from edgekv.store.sqlite import SQLiteStore
-
-        return await SQLiteStore.open(Path(text), inline_reads=self._inline_reads), True
+        if isinstance(target, str) and target.startswith(("http://", "https://")):
+            return self._remote(target), False
+        return await open_store(target, inline_reads=self._inline_reads), True
 
     def _remote(self, url: str) -> Store:
         if not self._token or not self.account_id:

@@ -5,7 +5,9 @@ more capacity means more processes behind a balancer (PostgreSQL), not workers s
 in-memory state. The ASGI server is embedded in that loop (`edgekv.asgi.server`).
 
 On SIGTERM/SIGINT the listener stops accepting, requests in flight finish, the store is closed
-(every acknowledged write was committed before its 200 anyway).
+(every acknowledged write was committed before its 200 anyway). What the operator reads
+(credentials, one-line errors) is the command's business (`edgekv.cli.serve`): this module
+reports through `on_credentials`, `StartupError` and the `edgekv.server` logger.
 """
 
 from __future__ import annotations
@@ -14,51 +16,28 @@ import asyncio
 import contextlib
 import logging
 import os
-import re
 import sqlite3
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, cast
-
-import click
+from typing import Any
 
 from edgekv._client import Client
 from edgekv._exceptions import KVError, StoreError
-from edgekv._types import Store
 from edgekv.api.app import create_app
 from edgekv.api.bootstrap import Credentials, bootstrap
 from edgekv.asgi.accesslog import AccessLog
 from edgekv.asgi.server import DEFAULT_SERVER, ServerName, check_listen, serve_asgi
+from edgekv.store import open_store, shown
 
-__all__ = ["DEFAULT_SERVER", "configure_logging", "run"]
+__all__ = ["StartupError", "run"]
 
 log = logging.getLogger("edgekv.server")
 
 
-def configure_logging(level: int = logging.INFO) -> None:
-    """Our lines (access log included) to stderr, one per event, with a timestamp."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("edgekv")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False
-    # asyncpg reports its reconnect attempts during a database outage: same format, no traceback.
-    driver = logging.getLogger("asyncpg")
-    driver.handlers[:] = [handler]
-    driver.setLevel(logging.WARNING)
-    driver.propagate = False
-    driver.filters[:] = [_drop_traceback]
-
-
-def _drop_traceback(record: logging.LogRecord) -> bool:
-    record.exc_info = None
-    record.exc_text = None
-    return True
-
-
 class StartupError(Exception):
-    """The server cannot start (store unreachable or unusable): one line for the operator."""
+    """The server cannot start (address in use, store unreachable or unusable): one line for
+    the operator."""
 
 
 def _reason(exc: BaseException) -> str:
@@ -69,38 +48,6 @@ def _reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _shown(target: str | Path) -> str:
-    """The store, for messages: a directory, or a PostgreSQL URL without its password."""
-    text = str(target)
-    if text.startswith(("postgresql://", "postgres://")):
-        return re.sub(r"://([^:@/]*):[^@/]*@", r"://\1:***@", text)
-    return text
-
-
-async def _open_store(target: str | Path) -> Store:
-    """The engine of `target`. SQLite serves small point reads on the event loop's thread
-    (`inline_reads`): a hot GET then skips a thread round trip that costs more than the read."""
-    text = str(target)
-    if text.startswith(("postgresql://", "postgres://")):
-        from edgekv.store.postgres import PostgresStore
-
-        # cast: the engine's methods are typed as returning Awaitable, the protocol's as
-        # coroutines; they are interchangeable for callers that only await them.
-        return cast(Store, await PostgresStore.open(text))
-    from edgekv.store.sqlite import SQLiteStore
-
-    return await SQLiteStore.open(Path(target), inline_reads=True)
-
-
-def _print_credentials(credentials: Credentials) -> None:
-    where = f" (saved to {credentials.path}, mode 0600)" if credentials.path else ""
-    click.echo(f"Created account {credentials.account_id} and its admin API token{where}:")
-    click.echo(f"  EDGEKV_ACCOUNT_ID={credentials.account_id}")
-    click.echo(f"  EDGEKV_API_TOKEN={credentials.api_token}")
-    click.echo("The token is shown once; keep it secret.")
-    sys.stdout.flush()
-
-
 async def _main(
     target: str | Path,
     data_dir: Path | None,
@@ -108,11 +55,12 @@ async def _main(
     port: int,
     server: ServerName,
     access_log: bool,
+    on_credentials: Callable[[Credentials], None],
 ) -> None:
     try:
-        store = await _open_store(target)
+        store = await open_store(target)
     except (StoreError, KVError, OSError, sqlite3.Error) as exc:
-        raise StartupError(f"cannot open the store {_shown(target)}: {_reason(exc)}") from None
+        raise StartupError(f"cannot open the store {shown(target)}: {_reason(exc)}") from None
     client = Client(store, account_id=os.environ.get("EDGEKV_ACCOUNT_ID") or None)
     try:
         try:
@@ -120,19 +68,19 @@ async def _main(
             credentials = await bootstrap(client.store, data_dir)
         except (StoreError, KVError, OSError, sqlite3.Error) as exc:
             raise StartupError(
-                f"cannot prepare the store {_shown(target)}: {_reason(exc)}"
+                f"cannot prepare the store {shown(target)}: {_reason(exc)}"
             ) from None
         if credentials is not None:
-            _print_credentials(credentials)
+            on_credentials(credentials)
         app = create_app(client, access_log=AccessLog(sys.stderr, enabled=access_log))
-        shown = _shown(target)
+        store_shown = shown(target)
 
         def ready() -> None:
             log.info(
                 "listening on http://%s:%d (REST API under /client/v4, store %s, %s)",
                 host,
                 port,
-                shown,
+                store_shown,
                 server,
             )
 
@@ -145,6 +93,10 @@ async def _main(
         await client.aclose()
 
 
+def _log_credentials(credentials: Credentials) -> None:
+    log.warning("created account %s and its admin API token", credentials.account_id)
+
+
 def run(
     target: str | Path,
     *,
@@ -153,23 +105,21 @@ def run(
     port: int = 8787,
     server: ServerName = DEFAULT_SERVER,
     access_log: bool = True,
+    on_credentials: Callable[[Credentials], None] = _log_credentials,
 ) -> None:
-    """Blocking: the whole life of `edgekv serve`."""
+    """Blocking: the whole life of `edgekv serve` over the store `target` names
+    (`edgekv.store.open_store`). `on_credentials` gets admin credentials created at first
+    start (to show them once). Raises `StartupError` when it cannot start."""
     try:
         check_listen(host, port)
     except OSError as exc:
         # Before anything starts: the servers report this with a traceback (granian with a
         # Rust backtrace too) from deep inside their startup.
-        raise click.ClickException(
-            f"cannot listen on {host}:{port}: {exc.strerror or exc}"
-        ) from None
+        raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     runner: Any = None
     with contextlib.suppress(ImportError):
         import uvloop
 
         runner = uvloop.new_event_loop
     with asyncio.Runner(loop_factory=runner) as loop_runner:
-        try:
-            loop_runner.run(_main(target, data_dir, host, port, server, access_log))
-        except StartupError as exc:
-            raise click.ClickException(str(exc)) from None
+        loop_runner.run(_main(target, data_dir, host, port, server, access_log, on_credentials))
