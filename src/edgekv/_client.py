@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import Any, TypedDict, Unpack
 
 from edgekv import _rules as rules
-from edgekv._exceptions import KVError, StoreError, kv_error
+from edgekv._exceptions import KVError, StoreError, store_errors
 from edgekv._models import Namespace
 from edgekv._namespace import KVNamespace
 from edgekv._types import Clock, Store
@@ -164,43 +164,33 @@ class Client:
         op = "CREATE_NAMESPACE"
         rules.check_title(title, op)
         store, account = await self._account()
-        try:
+        with store_errors(op):
             info = await store.create_namespace(account, title, namespace_id)
-        except StoreError as exc:
-            raise kv_error(op, exc) from None
         return KVNamespace(self, info.id, info.title)
 
     async def list_namespaces(self) -> list[Namespace]:
         store, account = await self._account()
-        try:
+        with store_errors("LIST_NAMESPACES"):
             return [Namespace(n.id, n.title) for n in await store.list_namespaces(account)]
-        except StoreError as exc:
-            raise kv_error("LIST_NAMESPACES", exc) from None
 
     async def get_namespace(self, namespace_id: str) -> Namespace | None:
         store, account = await self._account()
-        try:
+        with store_errors("GET_NAMESPACE"):
             info = await store.get_namespace(account, namespace_id)
-        except StoreError as exc:
-            raise kv_error("GET_NAMESPACE", exc) from None
         return None if info is None else Namespace(info.id, info.title)
 
     async def rename_namespace(self, namespace_id: str, title: str) -> Namespace:
         op = "RENAME_NAMESPACE"
         rules.check_title(title, op)
         store, account = await self._account()
-        try:
+        with store_errors(op):
             info = await store.rename_namespace(account, namespace_id, title)
-        except StoreError as exc:
-            raise kv_error(op, exc) from None
         return Namespace(info.id, info.title)
 
     async def delete_namespace(self, namespace_id: str) -> None:
         store, account = await self._account()
-        try:
+        with store_errors("DELETE_NAMESPACE"):
             await store.delete_namespace(account, namespace_id)
-        except StoreError as exc:
-            raise kv_error("DELETE_NAMESPACE", exc) from None
 
 
 class OpenOptions(TypedDict, total=False):

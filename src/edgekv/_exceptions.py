@@ -20,6 +20,7 @@ __all__ = [
     "StoreUnavailable",
     "TooManyNamespaces",
     "kv_error",
+    "store_errors",
 ]
 
 
@@ -147,3 +148,21 @@ class ClientDisconnected(Exception):
 def kv_error(op: str, exc: StoreError) -> KVError:
     """A store failure as the `KVError` of operation `op` (`KV <OP> failed: <status> ...`)."""
     return KVError.for_op(op, exc.status, exc.detail, code=exc.code)
+
+
+class store_errors:  # used as a function: `with store_errors("PUT"):`
+    """`with store_errors(op): ...` — a `StoreError` raised inside becomes the `KVError` of
+    `op` (`kv_error`). A class, not `contextlib.contextmanager`: ~3x cheaper per use. The
+    binding's cached get inlines the try instead (this costs ~20% of that read, measured)."""
+
+    __slots__ = ("op",)
+
+    def __init__(self, op: str) -> None:
+        self.op = op
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
+        if isinstance(exc, StoreError):
+            raise kv_error(self.op, exc) from None
