@@ -187,7 +187,7 @@ class KVNamespace:
         elif isinstance(key, list):
             return await self._get_bulk(key, type, cache_ttl, with_metadata=False)
         else:
-            entry = await self.get_entry(key, cache_ttl)
+            entry = await self.get_entry(key, cache_ttl=cache_ttl)
         if entry is None:
             return None
         if type == "text":  # the common case, without a call
@@ -211,17 +211,17 @@ class KVNamespace:
         missing). Given a list of keys, a dict of key -> that object, or None when missing."""
         if isinstance(key, list):
             return await self._get_bulk(key, type, cache_ttl, with_metadata=True)
-        entry = await self.get_entry(key, cache_ttl)
+        entry = await self.get_entry(key, cache_ttl=cache_ttl)
         if entry is None:
             return ValueWithMetadata(None, None)
         return ValueWithMetadata(
             _decode(entry.value, type), _metadata(entry.metadata), entry.cache_status
         )
 
-    async def get_entry(self, key: object, cache_ttl: object = None) -> Entry | None:
-        """The stored `Entry` of `key` (value bytes, expiration, metadata JSON text), after the
-        checks of `get`; None when missing or expired. For servers and tools that pass entries
-        on as they are (the REST value read)."""
+    async def get_entry(self, key: str, *, cache_ttl: int | str | None = None) -> Entry | None:
+        """Single get's full form, for servers (the REST value read, the KV backend of
+        workerd): every check of a get, then the stored `Entry` (value bytes, metadata as its
+        JSON text, cache status) or None when missing."""
         rules.check_key(key, "GET")
         ttl = None
         if cache_ttl is not None:
@@ -230,7 +230,7 @@ class KVNamespace:
         client = self._client
         store = client._store or await client.connect()  # the hot REST GET: see `get`
         try:
-            return await store.get(self.id, key, now=floor(client.clock()), cache_ttl=ttl)  # type: ignore[arg-type]
+            return await store.get(self.id, key, now=floor(client.clock()), cache_ttl=ttl)
         except StoreError as exc:
             raise kv_error("GET", exc) from None
 
