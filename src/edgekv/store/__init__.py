@@ -1,8 +1,13 @@
-"""Storage engines behind the `Store` protocol (edgekv._types): memory, sqlite, postgres.
+"""Storage engines and the `Store` protocol they implement (public: docs/public-api.md).
 
-`open_store(target)` is the one place a target names an engine: None is memory, a
-`postgresql://` (or `postgres://`) URL is PostgreSQL, anything else a SQLite directory.
-(`edgekv.open` adds `http://` / `https://`: a central server, through `edgekv.edge`.)
+- `Store` and its records (`Entry`, `KeyInfo`, `NamespaceInfo`, `TokenRecord`, `Clock`),
+  defined in `edgekv._types`; the errors a store raises (`StoreError` and its subclasses,
+  `edgekv._exceptions`). Implement `Store` to give the binding another engine.
+- The engines: `memory.MemoryStore`, `sqlite.SQLiteStore`, `postgres.PostgresStore`.
+- `open_store(target)`: the one place a target names an engine — None is memory, a
+  `postgresql://` (or `postgres://`) URL is PostgreSQL, anything else a SQLite directory
+  (`edgekv.open` adds `http://` / `https://`: a central server, through `edgekv.edge`);
+  `is_database_url` and `shown` (a target for messages, without its password) for commands.
 """
 
 from __future__ import annotations
@@ -11,9 +16,31 @@ import re
 from pathlib import Path
 from typing import cast
 
-from edgekv._types import Store
+from edgekv._exceptions import (
+    NamespaceNotFound,
+    NamespaceTitleTaken,
+    StoreError,
+    StoreUnavailable,
+    TooManyNamespaces,
+)
+from edgekv._types import Clock, Entry, KeyInfo, NamespaceInfo, Store, TokenRecord
 
-__all__ = ["is_database_url", "open_store", "shown"]
+__all__ = [
+    "Clock",
+    "Entry",
+    "KeyInfo",
+    "NamespaceInfo",
+    "NamespaceNotFound",
+    "NamespaceTitleTaken",
+    "Store",
+    "StoreError",
+    "StoreUnavailable",
+    "TokenRecord",
+    "TooManyNamespaces",
+    "is_database_url",
+    "open_store",
+    "shown",
+]
 
 _SCHEMES = ("postgresql://", "postgres://")
 
