@@ -1,11 +1,12 @@
 """The exceptions that cross module boundaries: the binding's, the stores', the servers'.
 
-The public pair is `KVError` / `KVTypeError` (binding-rules.md). Stores raise `StoreError`
-subclasses, which carry an HTTP-style status and the Cloudflare API error code but no operation
-name: the binding (and the REST layer) turn them into the message of the operation that failed,
-and the wire protocol (`edgekv.wire`) takes its error table from these classes.
-`ClientDisconnected` is the ASGI layer's (`edgekv.asgi`). Exceptions that never leave their
-module stay there (e.g. `edgekv.api.envelope.ApiError`, `edgekv.workers.config.ConfigError`).
+The public pair is `KVError` / `KVTypeError` (the binding's, with Workers KV's messages).
+Stores raise `StoreError` subclasses, which carry an HTTP-style status and the Cloudflare API
+error code but no operation name: the binding (and the REST layer) turn them into the message
+of the operation that failed, and the wire protocol (`edgekv.wire`) takes its error table
+from these classes. `ClientDisconnected` is the ASGI layer's (`edgekv.asgi`). Exceptions
+that never leave their module stay there (e.g. `edgekv.api.envelope.ApiError`,
+`edgekv.workers.config.ConfigError`).
 """
 
 from __future__ import annotations

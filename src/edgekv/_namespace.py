@@ -1,4 +1,4 @@
-"""`KVNamespace`: the binding, with the exact semantics of binding-rules.md over any `Store`.
+"""`KVNamespace`: the binding, with Workers KV's exact semantics (`_rules`) over any `Store`.
 
 The same class serves the embedded engines, a central server and a location cache: only the
 store behind it differs, so the rules (edgekv._rules) exist once.
