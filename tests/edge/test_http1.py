@@ -195,6 +195,10 @@ async def test_connections_are_bounded(serve: Callable[..., Awaitable[RawServer]
     await p.aclose()
 
 
-def test_only_plain_http() -> None:
-    with pytest.raises(ValueError):
-        pool("https://example.com")
+def test_schemes_and_default_ports() -> None:
+    # https:// is served over TLS (tests/edge/test_tls.py); other schemes are refused.
+    assert pool("http://127.0.0.1:1").port == 1
+    assert pool("http://example.com").port == 80
+    assert pool("https://example.com").port == 443
+    with pytest.raises(ValueError, match="http:// and https://"):
+        pool("ftp://example.com")

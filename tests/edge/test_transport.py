@@ -16,58 +16,13 @@ from edgekv._exceptions import StoreUnavailable, TooManyNamespaces
 from edgekv._types import Entry
 from edgekv.edge.remote import RemoteError, RemoteStore
 from edgekv.edge.transport import HttpxTransport, PoolTransport
+from tests.edge.canned import CannedServer, answer
 
 ACCOUNT = "a" * 32
 
 
-class Canned:
-    """An HTTP/1.1 server on loopback answering every request with the same status, headers
-    and body (keep-alive, Content-Length); counts the requests."""
-
-    def __init__(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
-        self.status = status
-        self.body = body
-        self.headers = headers or {"content-type": "application/json"}
-        self.requests = 0
-        self.server: asyncio.Server | None = None
-        self.writers: set[asyncio.StreamWriter] = set()
-
-    @property
-    def url(self) -> str:
-        assert self.server is not None
-        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
-
-    async def __aenter__(self) -> Canned:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self.server is not None
-        self.server.close()
-        for writer in self.writers:
-            writer.close()
-        await self.server.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.writers.add(writer)
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n"):
-                    name, _, value = line.partition(b":")
-                    if name.strip().lower() == b"content-length":
-                        length = int(value)
-                await reader.readexactly(length)
-                self.requests += 1
-                extra = "".join(f"{k}: {v}\r\n" for k, v in self.headers.items())
-                start = f"HTTP/1.1 {self.status} X\r\ncontent-length: {len(self.body)}\r\n"
-                writer.write(f"{start}{extra}\r\n".encode() + self.body)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
+def canned(status: int, body: bytes, headers: dict[str, str] | None = None) -> CannedServer:
+    return CannedServer(answer(status, body, headers))
 
 
 Call = Callable[[RemoteStore], Awaitable[Any]]
@@ -102,7 +57,7 @@ def fast_client(request: pytest.FixtureRequest) -> bool:
 async def test_a_200_that_is_not_the_protocol_is_unavailable(
     call: str, body: bytes, fast_client: bool
 ) -> None:
-    async with Canned(200, body) as centre:
+    async with canned(200, body) as centre:
         store = RemoteStore(centre.url, token="t", account_id=ACCOUNT, fast_client=fast_client)
         try:
             # Writes and deletes ignore their result: only a body that is no envelope is wrong.
@@ -120,7 +75,7 @@ async def test_a_200_that_is_not_the_protocol_is_unavailable(
 async def test_malformed_value_headers_are_unavailable(fast_client: bool) -> None:
     # "_w" is base64url of the byte 0xff: not UTF-8, so no metadata JSON.
     for headers in ({"expiration": "soon"}, {"edgekv-metadata": "_w"}, {"edgekv-metadata": "a"}):
-        async with Canned(200, b"v", headers) as centre:
+        async with canned(200, b"v", headers) as centre:
             store = RemoteStore(centre.url, token="t", account_id=ACCOUNT, fast_client=fast_client)
             try:
                 with pytest.raises(StoreUnavailable, match="malformed"):
@@ -150,7 +105,7 @@ def _envelope(code: int, message: str) -> bytes:
 async def test_error_mapping(
     status: int, body: bytes, error: type, detail: str, fast_client: bool
 ) -> None:
-    async with Canned(status, body) as centre:
+    async with canned(status, body) as centre:
         store = RemoteStore(centre.url, token="t", account_id=ACCOUNT, fast_client=fast_client)
         try:
             with pytest.raises(error) as info:
@@ -164,7 +119,7 @@ async def test_error_mapping(
 
 @pytest.mark.parametrize("op", ["create_namespace", "list"])
 async def test_the_binding_sees_a_503_kverror(op: str, fast_client: bool) -> None:
-    async with Canned(200, b"not json at all") as centre:
+    async with canned(200, b"not json at all") as centre:
         store = RemoteStore(centre.url, token="t", account_id=ACCOUNT, fast_client=fast_client)
         async with edgekv.Client(store, account_id=ACCOUNT) as kv:
             with pytest.raises(KVError) as info:
@@ -179,7 +134,7 @@ async def test_the_binding_sees_a_503_kverror(op: str, fast_client: bool) -> Non
 
 
 async def test_the_transport_is_chosen_once() -> None:
-    async with Canned(200, b'{"success": true, "result": null}') as centre:
+    async with canned(200, b'{"success": true, "result": null}') as centre:
         pooled = RemoteStore(centre.url, token="t", account_id=ACCOUNT)
         slow = RemoteStore(centre.url, token="t", account_id=ACCOUNT, fast_client=False)
         try:

@@ -27,7 +27,7 @@ from edgekv._exceptions import KVError, StoreError
 from edgekv.api.app import create_app
 from edgekv.api.bootstrap import Credentials, bootstrap
 from edgekv.asgi.accesslog import AccessLog
-from edgekv.asgi.server import DEFAULT_SERVER, ServerName, check_listen, serve_asgi
+from edgekv.asgi.server import DEFAULT_SERVER, ServerName, TLSFiles, check_listen, serve_asgi
 from edgekv.store import open_store, shown
 
 __all__ = ["StartupError", "run"]
@@ -56,6 +56,7 @@ async def _main(
     server: ServerName,
     access_log: bool,
     on_credentials: Callable[[Credentials], None],
+    tls: TLSFiles | None,
 ) -> None:
     try:
         store = await open_store(target)
@@ -77,7 +78,8 @@ async def _main(
 
         def ready() -> None:
             log.info(
-                "listening on http://%s:%d (REST API under /client/v4, store %s, %s)",
+                "listening on %s://%s:%d (REST API under /client/v4, store %s, %s)",
+                "http" if tls is None else "https",
                 host,
                 port,
                 store_shown,
@@ -85,7 +87,7 @@ async def _main(
             )
 
         try:
-            await serve_asgi(app, host, port, server=server, ready=ready)
+            await serve_asgi(app, host, port, server=server, ready=ready, tls=tls)
         finally:
             await app.shutdown()  # flushes the access log; the store closes below
         log.info("stopped")
@@ -106,10 +108,12 @@ def run(
     server: ServerName = DEFAULT_SERVER,
     access_log: bool = True,
     on_credentials: Callable[[Credentials], None] = _log_credentials,
+    tls: TLSFiles | None = None,
 ) -> None:
     """Blocking: the whole life of `edgekv serve` over the store `target` names
     (`edgekv.store.open_store`). `on_credentials` gets admin credentials created at first
-    start (to show them once). Raises `StartupError` when it cannot start."""
+    start (to show them once); `tls` serves `https://` (`edgekv.asgi.server.serve_asgi`).
+    Raises `StartupError` when it cannot start."""
     try:
         check_listen(host, port)
     except OSError as exc:
@@ -122,4 +126,6 @@ def run(
 
         runner = uvloop.new_event_loop
     with asyncio.Runner(loop_factory=runner) as loop_runner:
-        loop_runner.run(_main(target, data_dir, host, port, server, access_log, on_credentials))
+        loop_runner.run(
+            _main(target, data_dir, host, port, server, access_log, on_credentials, tls)
+        )

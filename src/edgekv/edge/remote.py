@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import ssl
 from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -83,10 +84,11 @@ class RemoteStore:
     """A `Store` backed by a central server: `RemoteStore("http://127.0.0.1:8787",
     token=..., account_id=...)`. One instance serves one account; close it with `aclose()`.
 
-    Every call to an `http://` centre goes through a lean keep-alive HTTP/1.1 pool
+    Every call goes through a lean keep-alive HTTP/1.1 pool, over TLS for an `https://` centre
     (`edgekv.edge.http1`: measured several times faster than httpx for reads, and ten times
-    for writes at concurrency 64); `https://` centres, a custom httpx `transport` and
-    `fast_client=False` use httpx (`edgekv.edge.transport.open_transport`)."""
+    for writes at concurrency 64); a custom httpx `transport` and `fast_client=False` use
+    httpx (`edgekv.edge.transport.open_transport`). `ssl_context` verifies an `https://`
+    centre (default: what httpx trusts — certifi's roots, or `SSL_CERT_FILE`)."""
 
     def __init__(
         self,
@@ -99,6 +101,7 @@ class RemoteStore:
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         fast_client: bool = True,
         transport: httpx.AsyncBaseTransport | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.account_id = account_id
@@ -114,6 +117,7 @@ class RemoteStore:
             max_connections=max_connections,
             fast_client=fast_client,
             transport=transport,
+            ssl_context=ssl_context,
         )
 
     def __repr__(self) -> str:

@@ -9,8 +9,9 @@ transport (`edgekv.edge.remote`).
 
 Two transports:
 
-- `PoolTransport` — the lean keep-alive pool of `edgekv.edge.http1` (the default: measured
-  several times httpx's throughput for reads, ten times for writes at concurrency 64).
+- `PoolTransport` — the lean keep-alive pool of `edgekv.edge.http1` (the default, for `http://`
+  and `https://` centres: measured several times httpx's throughput for reads, ten times for
+  writes at concurrency 64; over TLS, bench/results/edge.md).
 - `HttpxTransport` — an `httpx.AsyncClient` (`fast_client=False`, or a custom httpx transport,
   e.g. one a test provides).
 
@@ -20,6 +21,7 @@ Two transports:
 from __future__ import annotations
 
 import asyncio
+import ssl
 from typing import Protocol
 
 import httpx
@@ -105,18 +107,24 @@ def open_transport(
     max_connections: int,
     fast_client: bool = True,
     transport: httpx.AsyncBaseTransport | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> Transport:
-    """The transport to `url` (no trailing slash): the pool for an `http://` centre unless
-    `fast_client=False` or an httpx `transport` is given, else httpx. `headers` go with every
-    request; `connect_timeout` bounds connecting, `timeout` the whole exchange."""
+    """The transport to `url` (no trailing slash): the pool unless `fast_client=False` or an
+    httpx `transport` is given, else httpx. `headers` go with every request; `connect_timeout`
+    bounds connecting (TLS handshake included), `timeout` the whole exchange. `ssl_context`
+    verifies an `https://` centre; by default the certificates httpx trusts (certifi's, or
+    `SSL_CERT_FILE` / `SSL_CERT_DIR`), whichever transport serves."""
     connect_timeout = min(connect_timeout, timeout)
-    if fast_client and transport is None and url.startswith("http://"):
+    if ssl_context is None and url.startswith("https://"):
+        ssl_context = httpx.create_ssl_context()
+    if fast_client and transport is None:
         pool = Http1Pool(
             url,
             headers=headers,
             max_connections=max_connections,
             timeout=timeout,
             connect_timeout=connect_timeout,
+            ssl_context=ssl_context,
         )
         return PoolTransport(url, pool)
     client = httpx.AsyncClient(
@@ -130,6 +138,7 @@ def open_transport(
         ),
         http1=True,
         http2=False,
+        verify=ssl_context or True,
         transport=transport,
     )
     return HttpxTransport(url, client, timeout)
