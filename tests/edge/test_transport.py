@@ -165,3 +165,40 @@ async def test_both_transports_map_a_refused_connection(
     with pytest.raises(StoreUnavailable, match="unreachable"):
         await store.get("n", "k", now=0)
     await store.aclose()
+
+
+@pytest.mark.parametrize(
+    ("env", "pooled"),
+    [
+        ({}, True),
+        ({"HTTPS_PROXY": "http://proxy.invalid:3128"}, False),
+        ({"https_proxy": "http://proxy.invalid:3128", "NO_PROXY": "centre.example"}, True),
+        ({"ALL_PROXY": "http://proxy.invalid:3128"}, False),
+        ({"HTTP_PROXY": "http://proxy.invalid:3128"}, True),  # not for https://
+    ],
+)
+async def test_an_https_centre_behind_a_proxy_stays_on_httpx(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], pooled: bool
+) -> None:
+    for name in (
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "NO_PROXY",
+        "no_proxy",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    store = RemoteStore("https://centre.example", token="t", account_id=ACCOUNT)
+    try:
+        assert isinstance(store._transport, PoolTransport if pooled else HttpxTransport)
+    finally:
+        await store.aclose()
+    # http:// centres always went to the pool, proxy or not.
+    plain = RemoteStore("http://centre.example", token="t", account_id=ACCOUNT)
+    assert isinstance(plain._transport, PoolTransport)
+    await plain.aclose()

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import urllib.request
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -98,6 +100,17 @@ class HttpxTransport:
         await self._client.aclose()
 
 
+def _proxied(url: str) -> bool:
+    """Whether the environment routes this `https://` URL through a proxy (httpx honoured it
+    before the pool spoke TLS; `http://` centres always went to the pool directly)."""
+    if not url.startswith("https://"):
+        return False
+    proxies = urllib.request.getproxies_environment()
+    if not (proxies.get("https") or proxies.get("all")):
+        return False
+    return not bool(urllib.request.proxy_bypass(urlsplit(url).hostname or ""))
+
+
 def open_transport(
     url: str,
     *,
@@ -109,15 +122,17 @@ def open_transport(
     transport: httpx.AsyncBaseTransport | None = None,
     ssl_context: ssl.SSLContext | None = None,
 ) -> Transport:
-    """The transport to `url` (no trailing slash): the pool unless `fast_client=False` or an
-    httpx `transport` is given, else httpx. `headers` go with every request; `connect_timeout`
-    bounds connecting (TLS handshake included), `timeout` the whole exchange. `ssl_context`
-    verifies an `https://` centre; by default the certificates httpx trusts (certifi's, or
-    `SSL_CERT_FILE` / `SSL_CERT_DIR`), whichever transport serves."""
+    """The transport to `url` (no trailing slash): the pool, unless `fast_client=False`, an
+    httpx `transport` is given, or the environment sends `https://` through a proxy
+    (`HTTPS_PROXY`, `ALL_PROXY`, unless `NO_PROXY` names the host; the pool connects
+    directly): then httpx, which honours proxies. `headers` go with every request;
+    `connect_timeout` bounds connecting (TLS handshake included), `timeout` the whole
+    exchange. `ssl_context` verifies an `https://` centre; by default the certificates httpx
+    trusts (certifi's, or `SSL_CERT_FILE` / `SSL_CERT_DIR`), whichever transport serves."""
     connect_timeout = min(connect_timeout, timeout)
     if ssl_context is None and url.startswith("https://"):
         ssl_context = httpx.create_ssl_context()
-    if fast_client and transport is None:
+    if fast_client and transport is None and not _proxied(url):
         pool = Http1Pool(
             url,
             headers=headers,
