@@ -129,6 +129,25 @@ async def test_an_idle_connection_closed_by_the_server_is_retried_once(
     await p.aclose()
 
 
+async def test_the_retry_takes_a_new_connection_not_another_stale_one(
+    serve: Callable[..., Awaitable[RawServer]],
+) -> None:
+    # Many keep-alive connections idle past the server's keep-alive timeout are all dead: a
+    # request that meets one must retry on a fresh connection, not on the next dead one.
+    async def handler(request: bytes, writer: asyncio.StreamWriter) -> bool:
+        await asyncio.sleep(0.05)  # keeps four requests in flight at once: four connections
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        return False  # then closes each one
+
+    raw = await serve(handler)
+    p = pool(raw.url)
+    await asyncio.gather(*(p.request("GET", "/") for _ in range(4)))
+    await asyncio.sleep(0.05)  # the server has closed all four idle connections
+    for _ in range(4):
+        assert (await p.request("GET", "/")).content == b"ok"
+    await p.aclose()
+
+
 async def test_connection_close_header_is_honoured(
     serve: Callable[..., Awaitable[RawServer]],
 ) -> None:

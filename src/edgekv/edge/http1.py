@@ -168,7 +168,9 @@ class Http1Pool:
         request = head + b"\r\n" + body
         async with asyncio.timeout(self.timeout), self._slots:
             for attempt in (0, 1):
-                conn = self._idle.pop() if self._idle else None
+                # The retry takes a new connection: the other idle ones are as old as the one
+                # that just failed, and likely closed by the server's keep-alive timeout too.
+                conn = self._idle.pop() if self._idle and attempt == 0 else None
                 reused = conn is not None
                 if conn is None:
                     conn = await self._connect()
