@@ -28,6 +28,7 @@ from edgekv.api.app import create_app
 from edgekv.api.bootstrap import Credentials, bootstrap
 from edgekv.asgi.accesslog import AccessLog
 from edgekv.asgi.server import DEFAULT_SERVER, ServerName, TLSFiles, check_listen, serve_asgi
+from edgekv.metrics import Metrics
 from edgekv.store import open_store, shown
 
 __all__ = ["StartupError", "run"]
@@ -57,6 +58,7 @@ async def _main(
     access_log: bool,
     on_credentials: Callable[[Credentials], None],
     tls: TLSFiles | None,
+    metrics: bool,
 ) -> None:
     try:
         store = await open_store(target)
@@ -73,7 +75,12 @@ async def _main(
             ) from None
         if credentials is not None:
             on_credentials(credentials)
-        app = create_app(client, access_log=AccessLog(sys.stderr, enabled=access_log))
+        app = create_app(
+            client,
+            access_log=AccessLog(sys.stderr, enabled=access_log),
+            metrics=Metrics(enabled=metrics),
+            dashboard=True,
+        )
         store_shown = shown(target)
 
         def ready() -> None:
@@ -109,6 +116,7 @@ def run(
     access_log: bool = True,
     on_credentials: Callable[[Credentials], None] = _log_credentials,
     tls: TLSFiles | None = None,
+    metrics: bool = True,
 ) -> None:
     """Blocking: the whole life of `edgekv serve` over the store `target` names
     (`edgekv.store.open_store`). `on_credentials` gets admin credentials created at first
@@ -127,5 +135,5 @@ def run(
         runner = uvloop.new_event_loop
     with asyncio.Runner(loop_factory=runner) as loop_runner:
         loop_runner.run(
-            _main(target, data_dir, host, port, server, access_log, on_credentials, tls)
+            _main(target, data_dir, host, port, server, access_log, on_credentials, tls, metrics)
         )

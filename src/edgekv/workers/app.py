@@ -22,19 +22,22 @@ from edgekv.asgi.accesslog import AccessLog
 from edgekv.asgi.body import Body
 from edgekv.asgi.lifespan import serve_lifespan
 from edgekv.asgi.types import Receive, Scope, Send
-from edgekv.edge.stats import stats_payload
+from edgekv.dash.mount import DevConsole
+from edgekv.edge.stats import cache_metrics, stats_payload
+from edgekv.metrics import Metrics
 from edgekv.workers.bindings import check_namespaces, ensure_namespaces, make_env
 from edgekv.workers.config import ConfigError, WorkerConfig
 from edgekv.workers.context import BackgroundTasks, ExecutionContext, response_sent
 from edgekv.workers.http import BodyTooLarge, Response, encode_headers, from_asgi
 from edgekv.workers.loader import Worker, WorkerImportError, file_stamp, load_worker
 
-__all__ = ["HEALTH_PATH", "STATS_PATH", "WorkerApp"]
+__all__ = ["HEALTH_PATH", "METRICS_PATH", "STATS_PATH", "WorkerApp"]
 
 log = logging.getLogger("edgekv.workers")
 
 HEALTH_PATH = "/healthz"
 STATS_PATH = "/__edgekv/stats"  # the location cache's counters (JSON), for operators
+METRICS_PATH = "/metrics"  # a location's counters in Prometheus text (`edgekv edge` only)
 """Answered by the runtime itself (200 `ok`); a worker never sees requests for it."""
 
 _ERROR_BODY = b"Internal Server Error: the worker raised an exception\n"
@@ -91,6 +94,11 @@ class WorkerApp:
         # Imported here, before any server starts, so a broken worker stops the command at once.
         self.worker: Worker = load_worker(config.main, self.env)
         self.startup_error: BaseException | None = None
+        # the worker's requests (op "fetch") and, at a location, the cache's counters
+        self.metrics = Metrics()
+        self.metrics.add_collector(lambda: cache_metrics(self.client._store))
+        # `edgekv dev`: the dashboard and a REST API of the local store under /__edgekv
+        self.console = DevConsole(client) if local else None
         self._tasks = BackgroundTasks()
         self._config_stamp = file_stamp(config.path)
         self._watcher: asyncio.Task[None] | None = None
@@ -148,6 +156,12 @@ class WorkerApp:
         if path == HEALTH_PATH and method in ("GET", "HEAD"):
             await _send_plain(send, 200, b"ok\n", method == "HEAD")
             return
+        if self.console is not None and self.console.handles(path):
+            await self.console(scope, receive, send)
+            return
+        if path == METRICS_PATH and method == "GET" and not self.local:
+            await self._send_metrics(send)
+            return
         if path == STATS_PATH and method == "GET":
             payload = orjson.dumps(stats_payload(self.client.store))
             headers = [
@@ -191,7 +205,17 @@ class WorkerApp:
             size = await _send_response(send, response, headers, method == "HEAD")
         finally:
             response_sent(ctx)
+            self.metrics.observe("fetch", status, time.perf_counter() - started)
             self.access_log.request(scope, status, started, size)
+
+    async def _send_metrics(self, send: Send) -> None:
+        body = self.metrics.prometheus().encode()
+        headers = [
+            (b"content-type", b"text/plain; version=0.0.4; charset=utf-8"),
+            (b"content-length", b"%d" % len(body)),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
     # -- reload ----------------------------------------------------------------------------
     async def _watch(self) -> None:
