@@ -79,6 +79,7 @@ __all__ = [
     "NO_ROUTE",
     "NS_METRICS",
     "OPENAPI_PATH",
+    "READY_PATH",
     "STATS",
     "STORE_ERRORS",
     "TITLE_TAKEN",
@@ -107,6 +108,7 @@ __all__ = [
 # -- paths ---------------------------------------------------------------------------------------
 API_PREFIX = "/client/v4"
 HEALTH_PATH = "/healthz"  # also answered outside the prefix (load balancers)
+READY_PATH = "/readyz"  # liveness above; this one also touches the store (503 when it cannot)
 OPENAPI_PATH = f"{API_PREFIX}/openapi.json"
 VALUES = "values"  # …/{ns}/values/{key}: a value (GET, PUT, DELETE)
 METADATA = "metadata"  # …/{ns}/metadata/{key}: a value's metadata (GET)
@@ -155,6 +157,7 @@ class Match:
 _PREFIX = API_PREFIX.encode()
 _FIXED = {
     b"/healthz": "healthz",
+    b"/readyz": "readyz",
     b"/openapi.json": "openapi",
     b"/memberships": "memberships",
     b"/accounts": "accounts",
@@ -187,6 +190,8 @@ def match_route(raw_path: bytes) -> Match | None:
         return Match(_KEYED[kind], account.decode(), namespace.decode(), key)
     if raw_path == HEALTH_PATH.encode():
         return Match("healthz")
+    if raw_path == READY_PATH.encode():
+        return Match("readyz")
     if raw_path == METRICS_PATH.encode():
         return Match("metrics")
     if not raw_path.startswith(_PREFIX):

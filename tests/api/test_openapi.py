@@ -36,8 +36,8 @@ def test_every_route_is_described_and_nothing_else() -> None:
     }
     described = {(path, method) for path, ops in paths.items() for method in ops}
     assert served == described
-    # outside /client/v4: liveness, the document itself, Prometheus text
-    assert set(ROUTES) - set(PATHS) == {"healthz", "openapi", "metrics"}
+    # outside /client/v4: liveness, readiness, the document itself, Prometheus text
+    assert set(ROUTES) - set(PATHS) == {"healthz", "readyz", "openapi", "metrics"}
 
 
 async def test_served_as_json(api: Api) -> None:

@@ -61,6 +61,15 @@ async def _healthz(ctx: Ctx) -> Response:
     return ok({"status": "ok"})
 
 
+async def _readyz(ctx: Ctx) -> Response:
+    """Ready when the store answers a read (a database down: 503, while /healthz stays 200)."""
+    try:
+        await ctx.services.client.ping()
+    except KVError as exc:
+        return error_response(503, wire.UNAVAILABLE, f"ready: 'store unavailable: {exc.detail}'")
+    return ok({"status": "ready"})
+
+
 async def _openapi(ctx: Ctx) -> Response:
     return Response(200, openapi.document_bytes(), [(b"content-type", b"application/json")])
 
@@ -68,6 +77,7 @@ async def _openapi(ctx: Ctx) -> Response:
 # route kind -> method -> route
 ROUTES: dict[str, dict[str, Route]] = {
     "healthz": {"GET": Route(_healthz, "health", PUBLIC)},
+    "readyz": {"GET": Route(_readyz, "ready", PUBLIC)},
     "openapi": {"GET": Route(_openapi, "openapi", PUBLIC)},
     "memberships": {"GET": Route(routes_accounts.list_memberships, "list memberships", TOKEN)},
     "accounts": {"GET": Route(routes_accounts.list_accounts, "list accounts", TOKEN)},
@@ -225,7 +235,18 @@ class EdgeKVApp:
             error = from_store_error(exc)
             return error_response(error.status, error.code, error.message(operation)), operation
         except ClientDisconnected:
-            raise
+            # The body ended before it was complete. Either the client went away (nobody reads
+            # this answer; sending it is harmless), or its framing was malformed, e.g. a chunk
+            # size that is not hex: granian reports that as a disconnect too and answers 500
+            # itself when the app sends nothing. The client's fault: a 400.
+            response = error_response(
+                400,
+                wire.BAD_REQUEST,
+                f"{operation}: 'request body incomplete or malformed (bad chunked "
+                "framing, or the connection closed mid-body)'",
+            )
+            response.close = True
+            return response, operation
         except Exception:
             log.exception("unexpected error in %s %r", request.method, request.raw_path)
             return error_response(500, wire.INTERNAL, f"{operation}: 'internal error'"), operation

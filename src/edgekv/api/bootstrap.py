@@ -25,7 +25,7 @@ from edgekv._types import Store, TokenRecord
 from edgekv.api.auth import create_token, hash_token
 from edgekv.store.memory import new_id
 
-__all__ = ["Credentials", "bootstrap", "write_credentials"]
+__all__ = ["CREDENTIALS_FILE", "Credentials", "bootstrap", "write_credentials"]
 
 log = logging.getLogger("edgekv.server")
 

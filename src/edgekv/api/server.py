@@ -25,11 +25,20 @@ from typing import Any
 from edgekv._client import Client
 from edgekv._exceptions import KVError, StoreError
 from edgekv.api.app import create_app
-from edgekv.api.bootstrap import Credentials, bootstrap
+from edgekv.api.bootstrap import CREDENTIALS_FILE, Credentials, bootstrap
 from edgekv.asgi.accesslog import AccessLog
-from edgekv.asgi.server import DEFAULT_SERVER, ServerName, TLSFiles, check_listen, serve_asgi
+from edgekv.asgi.server import (
+    DEFAULT_SERVER,
+    ServerName,
+    Stopped,
+    TLSFiles,
+    check_listen,
+    serve_asgi,
+    stop_signals,
+    unless_stopped,
+)
 from edgekv.metrics import Metrics
-from edgekv.store import open_store, shown
+from edgekv.store import is_database_url, open_store, shown
 
 __all__ = ["StartupError", "run"]
 
@@ -49,6 +58,23 @@ def _reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+def _described(target: str | Path) -> str:
+    """The store for the start line: the engine and where its data is (an absolute path: a
+    relative default such as .edgekv depends on where the command ran)."""
+    if is_database_url(target):
+        return shown(target)
+    return f"SQLite in {Path(target).resolve()}"
+
+
+def _credentials_hint(data_dir: Path | None) -> str:
+    """Where the operator finds a token on a later start (the first start printed one)."""
+    if os.environ.get("EDGEKV_ACCOUNT_ID") and os.environ.get("EDGEKV_API_TOKEN"):
+        return "the account and token of EDGEKV_ACCOUNT_ID / EDGEKV_API_TOKEN"
+    if data_dir is not None and (data_dir / CREDENTIALS_FILE).exists():
+        return f"{(data_dir / CREDENTIALS_FILE).resolve()} (written at the first start)"
+    return "printed at the first start; `edgekv token create --account-id A` makes another"
+
+
 async def _main(
     target: str | Path,
     data_dir: Path | None,
@@ -60,28 +86,51 @@ async def _main(
     tls: TLSFiles | None,
     metrics: bool,
 ) -> None:
+    async with stop_signals() as stop:
+        try:
+            await _start_and_serve(
+                target, data_dir, host, port, server, access_log, on_credentials, tls, metrics, stop
+            )
+        except Stopped:
+            log.info("stopped during startup")
+
+
+async def _start_and_serve(
+    target: str | Path,
+    data_dir: Path | None,
+    host: str,
+    port: int,
+    server: ServerName,
+    access_log: bool,
+    on_credentials: Callable[[Credentials], None],
+    tls: TLSFiles | None,
+    metrics: bool,
+    stop: asyncio.Event,
+) -> None:
     try:
-        store = await open_store(target)
+        store = await unless_stopped(stop, open_store(target))
     except (StoreError, KVError, OSError, sqlite3.Error) as exc:
         raise StartupError(f"cannot open the store {shown(target)}: {_reason(exc)}") from None
     client = Client(store, account_id=os.environ.get("EDGEKV_ACCOUNT_ID") or None)
     try:
         try:
-            await client.connect()
-            credentials = await bootstrap(client.store, data_dir)
+            await unless_stopped(stop, client.connect())
+            credentials = await unless_stopped(stop, bootstrap(client.store, data_dir))
         except (StoreError, KVError, OSError, sqlite3.Error) as exc:
             raise StartupError(
                 f"cannot prepare the store {shown(target)}: {_reason(exc)}"
             ) from None
         if credentials is not None:
             on_credentials(credentials)
+        else:
+            log.info("credentials: %s", _credentials_hint(data_dir))
         app = create_app(
             client,
             access_log=AccessLog(sys.stderr, enabled=access_log),
             metrics=Metrics(enabled=metrics),
             dashboard=True,
         )
-        store_shown = shown(target)
+        described = _described(target)
 
         def ready() -> None:
             log.info(
@@ -89,12 +138,14 @@ async def _main(
                 "http" if tls is None else "https",
                 host,
                 port,
-                store_shown,
+                described,
                 server,
             )
 
         try:
-            await serve_asgi(app, host, port, server=server, ready=ready, tls=tls)
+            await serve_asgi(app, host, port, server=server, ready=ready, stop=stop, tls=tls)
+        except OSError as exc:  # the port was taken between the first check and now
+            raise StartupError(f"cannot listen on {host}:{port}: {_reason(exc)}") from None
         finally:
             await app.shutdown()  # flushes the access log; the store closes below
         log.info("stopped")

@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 
 from edgekv._exceptions import (
+    InvalidText,
     NamespaceNotFound,
     NamespaceTitleTaken,
     StoreError,
@@ -307,6 +308,9 @@ class PostgresStore:
             await self._stale(exc)
         except _TRANSIENT as exc:
             raise _Retryable(f"database busy: {exc!r}") from exc
+        except asyncpg.exceptions.CharacterNotInRepertoireError as exc:
+            # PostgreSQL text cannot hold NUL (SQLite can): the client's input, never a 500.
+            raise InvalidText(f"text cannot contain NUL characters: {exc}") from exc
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"database unavailable: {exc!r}") from exc
         except asyncpg.InterfaceError as exc:
@@ -381,6 +385,8 @@ class PostgresStore:
 
     @_retry_once
     async def account_exists(self, account_id: str) -> bool:
+        if "\x00" in account_id:
+            return False  # as get_namespace
         async with self._conn() as con:
             return await self._account_exists(con, account_id)
 
@@ -501,6 +507,8 @@ class PostgresStore:
 
     @_retry_once
     async def get_namespace(self, account_id: str, namespace_id: str) -> NamespaceInfo | None:
+        if "\x00" in namespace_id or "\x00" in account_id:
+            return None  # no id holds a NUL (PostgreSQL text cannot): unknown, as elsewhere
         async with self._conn() as con:
             row = await con.fetchrow(
                 "SELECT id, title, account_id FROM edgekv_namespaces"
@@ -514,6 +522,8 @@ class PostgresStore:
     async def rename_namespace(
         self, account_id: str, namespace_id: str, title: str
     ) -> NamespaceInfo:
+        if "\x00" in namespace_id:
+            raise NamespaceNotFound(namespace_id)  # as get_namespace
         async with self._conn() as con:
             try:
                 row = await con.fetchrow(
@@ -531,6 +541,8 @@ class PostgresStore:
 
     async def delete_namespace(self, account_id: str, namespace_id: str) -> None:
         # Entries go with it (ON DELETE CASCADE), in the same transaction.
+        if "\x00" in namespace_id:
+            raise NamespaceNotFound(namespace_id)  # as get_namespace
         async with self._conn() as con:
             status = await con.execute(
                 "DELETE FROM edgekv_namespaces WHERE id = $1 AND account_id = $2",

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import orjson
 
+from edgekv import wire
 from edgekv._client import Client
-from edgekv._exceptions import ClientDisconnected
+from edgekv._exceptions import ClientDisconnected, KVError
 from edgekv.asgi.accesslog import AccessLog
 from edgekv.asgi.body import Body
 from edgekv.asgi.lifespan import serve_lifespan
@@ -35,12 +36,14 @@ __all__ = ["HEALTH_PATH", "METRICS_PATH", "STATS_PATH", "WorkerApp"]
 
 log = logging.getLogger("edgekv.workers")
 
-HEALTH_PATH = "/healthz"
+HEALTH_PATH = wire.HEALTH_PATH
+READY_PATH = wire.READY_PATH
 STATS_PATH = "/__edgekv/stats"  # the location cache's counters (JSON), for operators
 METRICS_PATH = "/metrics"  # a location's counters in Prometheus text (`edgekv edge` only)
 """Answered by the runtime itself (200 `ok`); a worker never sees requests for it."""
 
 _ERROR_BODY = b"Internal Server Error: the worker raised an exception\n"
+_BAD_BODY = b"Bad Request: the request body is incomplete or malformed (chunked framing)\n"
 _TEXT = (b"content-type", b"text/plain;charset=UTF-8")
 _CLOSE = (b"connection", b"close")
 
@@ -156,6 +159,16 @@ class WorkerApp:
         if path == HEALTH_PATH and method in ("GET", "HEAD"):
             await _send_plain(send, 200, b"ok\n", method == "HEAD")
             return
+        if path == READY_PATH and method in ("GET", "HEAD"):
+            # Ready when the store answers: the local store (dev) or the centre (edge).
+            try:
+                await self.client.ping()
+            except KVError as exc:
+                reason = f"store unavailable: {exc.detail}\n".encode()
+                await _send_plain(send, 503, reason, method == "HEAD")
+                return
+            await _send_plain(send, 200, b"ready\n", method == "HEAD")
+            return
         if self.console is not None and self.console.handles(path):
             await self.console(scope, receive, send)
             return
@@ -188,7 +201,10 @@ class WorkerApp:
                     )
                 headers = encode_headers(response)
             except ClientDisconnected:
-                status, size = 499, 0
+                # Gone mid-body, or malformed chunked framing that granian reports the same
+                # way (and answers 500 to if nothing is sent): the client's fault, a 400.
+                status, size = 400, len(_BAD_BODY)
+                await _send_plain(send, 400, _BAD_BODY, close=True)
                 return
             except BodyTooLarge as exc:
                 log.warning("%s %s: %s", method, scope["path"], exc)
