@@ -12,8 +12,10 @@
   transaction, commits once (group commit: one fsync for many writers) and only then resolves
   the futures. Reads run on a small pool of reader threads, each with its own connection.
   A checkpointer thread copies the WAL into the database beside the writer, not in a commit.
-- `inline_reads=True` (opt-in) serves point reads of small values on the calling thread: a
-  thread round trip costs 50-100 us on a small VM, the read itself ~6 us. See `_get_inline`.
+- `inline_reads=True` serves point reads of small values on the calling thread: a thread
+  round trip costs 50-100 us on a small VM, the read itself ~6 us. See `_get_inline`. Off for
+  a bare `SQLiteStore.open`; on wherever edgekv opens one (`edgekv.open`, `edgekv serve`,
+  `edgekv.store.open_store`).
 
 Unknown namespaces cost nothing on the hot path: a read checks the namespace only when it found
 nothing; a write checks it inside the writer's transaction, before changing anything.
