@@ -8,10 +8,14 @@ layer) turn them into the message of the operation that failed.
 from __future__ import annotations
 
 __all__ = [
+    "HistoryGone",
+    "KVConflict",
     "KVError",
     "KVTypeError",
     "NamespaceNotFound",
     "NamespaceTitleTaken",
+    "PreconditionFailed",
+    "SinceAhead",
     "StoreError",
     "StoreUnavailable",
     "TooManyNamespaces",
@@ -55,6 +59,16 @@ class KVTypeError(KVError, TypeError):
         super().__init__(message, 400, code=code)
 
 
+class KVConflict(KVError):
+    """A conditional write or delete whose condition failed: nothing was written. `version` is
+    the key's current version (None when it is missing)."""
+
+    def __init__(self, op: str, version: str | None) -> None:
+        detail = "Precondition failed."
+        super().__init__(f"KV {op} failed: 412 {detail}", 412, code=10412, detail=detail)
+        self.version = version
+
+
 class StoreError(Exception):
     """Raised by a store; `status`, `code` (Cloudflare API error code) and `detail` become a
     `KVError` or a REST error envelope."""
@@ -94,6 +108,43 @@ class TooManyNamespaces(StoreError):
         self.limit = limit
 
 
+class PreconditionFailed(StoreError):
+    """A conditional write's condition did not hold; `version` is the key's current version
+    (None when it is missing or expired)."""
+
+    status = 412
+    code = 10412
+
+    def __init__(self, version: str | None) -> None:
+        super().__init__("precondition failed")
+        self.version = version
+
+
+class HistoryGone(StoreError):
+    """A change feed read from a `since` older than the history the store keeps: changes
+    before `oldest` are gone (the reader must resynchronise, never skip silently)."""
+
+    status = 410
+    code = 10410
+
+    def __init__(self, oldest: int) -> None:
+        super().__init__(f"history before {oldest} is no longer kept")
+        self.oldest = oldest
+
+
+class SinceAhead(StoreError):
+    """A change feed read from a `since` beyond the namespace's newest change: a cursor of
+    another store (or of a namespace deleted meanwhile) that this feed never handed out."""
+
+    status = 400
+    code = 10001
+
+    def __init__(self, since: int, head: int) -> None:
+        super().__init__(f"since {since} is ahead of the newest change ({head})")
+        self.since = since
+        self.head = head
+
+
 class StoreUnavailable(StoreError):
     """The store (a database, a central server) cannot be reached right now."""
 
@@ -103,4 +154,6 @@ class StoreUnavailable(StoreError):
 
 def kv_error(op: str, exc: StoreError) -> KVError:
     """A store failure as the `KVError` of operation `op` (`KV <OP> failed: <status> ...`)."""
+    if isinstance(exc, PreconditionFailed):
+        return KVConflict(op, exc.version)
     return KVError.for_op(op, exc.status, exc.detail, code=exc.code)

@@ -13,9 +13,11 @@ from typing import Any
 import orjson
 
 from edgekv._exceptions import (
+    HistoryGone,
     KVError,
     NamespaceNotFound,
     NamespaceTitleTaken,
+    PreconditionFailed,
     StoreError,
     StoreUnavailable,
     TooManyNamespaces,
@@ -27,9 +29,11 @@ log = logging.getLogger("edgekv.api")
 __all__ = [
     "ApiError",
     "error_response",
+    "etag",
     "from_kv_error",
     "from_store_error",
     "ok",
+    "precondition_failed",
 ]
 
 # -- error codes (rest-api.md "Error codes clients know", plus a few of Cloudflare's own) ------
@@ -54,6 +58,8 @@ BAD_ORDER = 10043
 BAD_DIRECTION = 10044
 BAD_METADATA = 10047
 UNAVAILABLE = 10050  # the store cannot be reached (503); clients retry
+HISTORY_GONE = 10410  # a change feed `since` older than the kept history (410)
+PRECONDITION_FAILED = 10412  # a conditional write's If-Match / If-None-Match failed (412)
 METHOD_NOT_ALLOWED = 7001
 NO_ROUTE = 7003
 
@@ -134,4 +140,19 @@ def from_store_error(exc: StoreError) -> ApiError:
         return ApiError(400, TOO_MANY_NAMESPACES, exc.detail)
     if isinstance(exc, StoreUnavailable):
         return _unavailable(exc.detail)
+    if isinstance(exc, HistoryGone):
+        return ApiError(410, HISTORY_GONE, exc.detail)
+    if isinstance(exc, PreconditionFailed):
+        return precondition_failed(exc.version)
     return ApiError(exc.status, INTERNAL if exc.status >= 500 else BAD_REQUEST, exc.detail)
+
+
+def etag(version: str) -> tuple[bytes, bytes]:
+    """The `ETag` header of an entry's version (a strong entity tag)."""
+    return (b"etag", f'"{version}"'.encode())
+
+
+def precondition_failed(version: str | None) -> ApiError:
+    """412, code 10412, with the key's current ETag when it exists."""
+    headers = None if version is None else [etag(version)]
+    return ApiError(412, PRECONDITION_FAILED, "precondition failed", headers=headers)

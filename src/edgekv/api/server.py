@@ -88,8 +88,11 @@ def _install_signals(stop: asyncio.Event) -> Callable[[], None]:
     return undo
 
 
-async def _stop_when(event: asyncio.Event, stop: Callable[[], None]) -> None:
+async def _stop_when(event: asyncio.Event, stop: Callable[[], None], app: Any = None) -> None:
     await event.wait()
+    drain = getattr(app, "drain", None)
+    if drain is not None:
+        drain()  # held long polls answer now: they must not hold up the stop
     stop()
 
 
@@ -113,7 +116,7 @@ async def _serve_granian(
         backlog=2048,
     )
     server.on_startup(ready)
-    watcher = asyncio.create_task(_stop_when(stop, server.stop))
+    watcher = asyncio.create_task(_stop_when(stop, server.stop, app))
     try:
         await server.serve()
     finally:
@@ -153,7 +156,7 @@ async def _serve_uvicorn(
     def exit_() -> None:
         server.should_exit = True
 
-    watcher = asyncio.create_task(_stop_when(stop, exit_))
+    watcher = asyncio.create_task(_stop_when(stop, exit_, app))
     try:
         await server.serve()
     finally:
