@@ -48,7 +48,13 @@ async def test_changes_page_and_cursor(api: Api, ns: str) -> None:
             "version": version,
             "expiration": api.clock.now + 600,
         },
-        {"seq": since + 2, "key": "b", "op": "put", "version": str(since + 2), "metadata": {"m": 2}},
+        {
+            "seq": since + 2,
+            "key": "b",
+            "op": "put",
+            "version": str(since + 2),
+            "metadata": {"m": 2},
+        },
         {"seq": since + 3, "key": "a", "op": "delete"},
     ]
     assert body["result_info"] == {"count": 3, "cursor": str(since + 3)}

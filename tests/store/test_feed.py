@@ -135,7 +135,9 @@ async def test_concurrent_writes_against_one_version_exactly_one_wins(store: Sto
 
     async def attempt(i: int) -> Written | None:
         try:
-            return await store.put(ns, "k", Entry(b"%d" % i), condition=Condition(base.version, NOW))
+            return await store.put(
+                ns, "k", Entry(b"%d" % i), condition=Condition(base.version, NOW)
+            )
         except PreconditionFailed:
             return None
 

@@ -17,13 +17,12 @@ import math
 import re
 from typing import Any
 
-from edgekv._exceptions import StoreError
+from edgekv import wire
+from edgekv._exceptions import ClientDisconnected, StoreError
 from edgekv._types import ChangePage
-from edgekv.api import envelope as env
 from edgekv.api.context import Ctx
 from edgekv.api.envelope import ApiError, ok
-from edgekv.api.http import Request, Response
-from edgekv.api.limits import ClientDisconnected
+from edgekv.api.http import Response
 
 __all__ = ["MAX_LIMIT", "MAX_WAIT", "list_changes", "parse_query"]
 
@@ -40,7 +39,7 @@ def parse_query(query: dict[str, str]) -> tuple[int | None, str, int, float]:
         if not _DECIMAL.fullmatch(raw_since):
             raise ApiError(
                 400,
-                env.BAD_REQUEST,
+                wire.BAD_REQUEST,
                 f"Invalid since of {raw_since!r}. Please specify a sequence number"
                 " (a cursor this feed returned).",
             )
@@ -55,7 +54,7 @@ def parse_query(query: dict[str, str]) -> tuple[int | None, str, int, float]:
         if not 1 <= limit <= MAX_LIMIT:
             raise ApiError(
                 400,
-                env.BAD_LIMIT,
+                wire.BAD_LIMIT,
                 f"Invalid limit of {raw_limit!r}. Please specify an integer from 1 to {MAX_LIMIT}.",
             )
     wait = 0.0
@@ -68,21 +67,11 @@ def parse_query(query: dict[str, str]) -> tuple[int | None, str, int, float]:
         if not 0 <= wait <= MAX_WAIT:  # NaN fails too
             raise ApiError(
                 400,
-                env.BAD_REQUEST,
+                wire.BAD_REQUEST,
                 f"Invalid wait of {raw_wait!r}. Please specify a number of seconds from 0 to"
                 f" {MAX_WAIT:g}.",
             )
     return since, query.get("prefix", ""), limit, wait
-
-
-async def _disconnected(request: Request) -> None:
-    """Return when the client has gone away (the body of a GET is empty: read it first)."""
-    while True:
-        message = await request.receive()
-        if message["type"] == "http.disconnect":
-            return
-        if not message.get("more_body", False):
-            request.body_done = True
 
 
 async def list_changes(ctx: Ctx) -> Response:
@@ -100,7 +89,7 @@ async def list_changes(ctx: Ctx) -> Response:
 
 
 async def _hold(ctx: Ctx, poll: asyncio.Future[ChangePage], since: int | None) -> ChangePage:
-    gone = asyncio.ensure_future(_disconnected(ctx.request))
+    gone = asyncio.ensure_future(ctx.request.body.disconnected())
     draining = asyncio.ensure_future(ctx.services.draining.wait())
     watched: set[asyncio.Future[Any]] = {poll, gone, draining}
     try:

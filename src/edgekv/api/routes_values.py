@@ -15,13 +15,12 @@ answer `edgekv-seq`, its sequence number in the namespace's feed.
 
 from __future__ import annotations
 
-import base64
-import re
 from typing import Any
 
 import orjson
 
 from edgekv import _rules as rules
+from edgekv import wire
 from edgekv._exceptions import KVConflict
 from edgekv._models import KeyListEntry
 from edgekv._types import Entry, Written
@@ -35,20 +34,21 @@ from edgekv.api.multipart import boundary_of, read_value_form
 __all__ = ["delete_value", "get_metadata", "get_value", "list_keys", "put_value"]
 
 OCTET_STREAM = (b"content-type", b"application/octet-stream")
-METADATA_HEADER = b"edgekv-metadata"
-BINDING_HEADER = b"edgekv-binding"
-SEQ_HEADER = b"edgekv-seq"
-# A strong entity tag: visible ASCII but '"' between quotes (RFC 9110 entity-tag, minus W/).
-_ENTITY_TAG = re.compile(rb'"([\x21\x23-\x7e]*)"')
+_METADATA = wire.METADATA_HEADER.encode()
+_EXPIRATION = wire.EXPIRATION_HEADER.encode()
+_BINDING = wire.BINDING_HEADER.encode()
+_SEQ = wire.SEQ_HEADER.encode()
+_IF_MATCH = wire.IF_MATCH_HEADER.encode()
+_IF_NONE_MATCH = wire.IF_NONE_MATCH_HEADER.encode()
 
 
 def is_binding_write(ctx: Ctx) -> bool:
     """The write comes from a remote binding that validated it already (docs/edge-protocol.md)."""
-    return ctx.request.headers.get(BINDING_HEADER) == b"1"
+    return ctx.request.headers.get(_BINDING) == b"1"
 
 
 def key_not_found() -> ApiError:
-    return ApiError(404, env.KEY_NOT_FOUND, "key not found")
+    return ApiError(404, wire.KEY_NOT_FOUND, "key not found")
 
 
 async def _entry(ctx: Ctx) -> Entry | None:
@@ -57,19 +57,15 @@ async def _entry(ctx: Ctx) -> Entry | None:
     return await ctx.services.namespace(ctx.namespace_id)._get_entry(ctx.key, None)
 
 
-def metadata_header(metadata: str) -> bytes:
-    return base64.urlsafe_b64encode(metadata.encode()).rstrip(b"=")
-
-
 async def get_value(ctx: Ctx) -> Response:
     entry = await _entry(ctx)
     if entry is None:
         raise key_not_found()
     headers = [OCTET_STREAM]
     if entry.expiration is not None:
-        headers.append((b"expiration", str(entry.expiration).encode()))
+        headers.append((_EXPIRATION, str(entry.expiration).encode()))
     if entry.metadata is not None:
-        headers.append((METADATA_HEADER, metadata_header(entry.metadata)))
+        headers.append((_METADATA, wire.b64url_encode(entry.metadata).encode()))
     if entry.version is not None:
         headers.append(env.etag(entry.version))
     return Response(200, entry.value, headers)
@@ -87,42 +83,42 @@ async def get_metadata(ctx: Ctx) -> Response:
 
 
 def _if_match(ctx: Ctx) -> str | None:
-    raw = ctx.request.headers.get(b"if-match")
+    raw = ctx.request.headers.get(_IF_MATCH)
     if raw is None:
         return None
-    found = _ENTITY_TAG.fullmatch(raw.strip())
-    if found is None:
+    version = wire.parse_entity_tag(raw.decode("latin-1"))
+    if version is None:
         raise ApiError(
             400,
-            env.BAD_REQUEST,
+            wire.BAD_REQUEST,
             'If-Match must be one strong entity tag: "<version>" as an ETag gave it',
         )
-    return found.group(1).decode()
+    return version
 
 
 def _if_none_match(ctx: Ctx) -> str | None:
-    raw = ctx.request.headers.get(b"if-none-match")
+    raw = ctx.request.headers.get(_IF_NONE_MATCH)
     if raw is None:
         return None
     if raw.strip() != b"*":
-        raise ApiError(400, env.BAD_REQUEST, "If-None-Match must be *")
+        raise ApiError(400, wire.BAD_REQUEST, "If-None-Match must be *")
     return "*"
 
 
 def _conditions(ctx: Ctx, *, none_match: bool) -> tuple[str | None, str | None]:
     if_match = _if_match(ctx)
     if_none_match = _if_none_match(ctx) if none_match else None
-    if not none_match and b"if-none-match" in ctx.request.headers:
-        raise ApiError(400, env.BAD_REQUEST, "If-None-Match is not allowed on DELETE")
+    if not none_match and _IF_NONE_MATCH in ctx.request.headers:
+        raise ApiError(400, wire.BAD_REQUEST, "If-None-Match is not allowed on DELETE")
     if if_match is not None and if_none_match is not None:
-        raise ApiError(400, env.BAD_REQUEST, "If-Match and If-None-Match exclude each other")
+        raise ApiError(400, wire.BAD_REQUEST, "If-Match and If-None-Match exclude each other")
     return if_match, if_none_match
 
 
 def _written(written: Written | None) -> Response:
     response = ok(None)
     if written is not None:
-        response.headers.append((SEQ_HEADER, str(written.seq).encode()))
+        response.headers.append((_SEQ, str(written.seq).encode()))
     return response
 
 
@@ -132,7 +128,7 @@ def _metadata(raw: bytes | None) -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise ApiError(400, env.BAD_METADATA, "metadata must be valid JSON") from None
+        raise ApiError(400, wire.BAD_METADATA, "metadata must be valid JSON") from None
 
 
 async def put_value(ctx: Ctx) -> Response:
@@ -192,7 +188,7 @@ def list_limit(text: str | None) -> int | None:
     if value < 1:
         raise ApiError(
             400,
-            env.BAD_LIMIT,
+            wire.BAD_LIMIT,
             f"Invalid key_count_limit of {text!r}. Please specify an integer from 1 to "
             f"{rules.LIST_LIMIT_MAX}.",
         )

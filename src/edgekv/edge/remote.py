@@ -7,7 +7,8 @@ connection pool: the lean `edgekv.edge.http1` keep-alive pool for an `http://` c
 `httpx.AsyncClient` otherwise (`https://`, or `fast_client=False`).
 
 Errors: the server's envelope codes become the store exceptions the binding already knows
-(10013 `NamespaceNotFound`, 10014 `NamespaceTitleTaken`, 10018 `TooManyNamespaces`); a refused
+(10013 `NamespaceNotFound`, 10014 `NamespaceTitleTaken`, 10018 `TooManyNamespaces`, 10412
+`PreconditionFailed` with the ETag's version, 10410 `HistoryGone`); a refused
 connection, a timeout or any 5xx becomes `StoreUnavailable` (503) — every request has an overall
 deadline, so nothing hangs; anything else is a `RemoteError` carrying the server's status and
 message.
@@ -21,9 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
-import re
-import secrets
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -32,14 +30,12 @@ import httpx
 import orjson
 
 from edgekv import _rules as rules
+from edgekv import wire
 from edgekv._exceptions import (
-    HistoryGone,
     NamespaceNotFound,
-    NamespaceTitleTaken,
     PreconditionFailed,
     StoreError,
     StoreUnavailable,
-    TooManyNamespaces,
 )
 from edgekv._models import Change
 from edgekv._types import (
@@ -60,18 +56,9 @@ DEFAULT_TIMEOUT = 10.0  # seconds, the overall deadline of one request
 DEFAULT_CONNECT_TIMEOUT = 2.0  # a centre that does not accept within 2 s is treated as down
 DEFAULT_MAX_CONNECTIONS = 128
 
-CODE_KEY_NOT_FOUND = 10009
-CODE_NAMESPACE_NOT_FOUND = 10013
-CODE_TITLE_TAKEN = 10014
-CODE_TOO_MANY_NAMESPACES = 10018
-CODE_HISTORY_GONE = 10410
-CODE_PRECONDITION_FAILED = 10412
-
 PAGE_MAX = rules.LIST_LIMIT_MAX  # the server's largest key-list page
 BULK_GET_MAX = rules.BULK_GET_MAX_KEYS
 NAMESPACES_PER_PAGE = 1000
-_WRAPPED = re.compile(r"^[\w .-]+: '(.*)'$", re.DOTALL)
-_GONE_BEFORE = re.compile(r"history before (\d+)")
 _POLL_MARGIN = 10.0  # seconds a long poll's request may take beyond its `wait`
 
 
@@ -82,39 +69,9 @@ class RemoteError(StoreError):
     def __init__(self, status: int, detail: str, code: int | None = None) -> None:
         super().__init__(detail)
         self.status = status
-        if code is not None:
-            self.code = code
-
-
-def _multipart(value: bytes, metadata: str) -> tuple[bytes, str]:
-    """A value write with metadata as `multipart/form-data` (what the REST API takes)."""
-    boundary = secrets.token_hex(16)
-    mark = b"--" + boundary.encode()
-    body = b"".join(
-        (
-            mark,
-            b'\r\ncontent-disposition: form-data; name="value"; filename="value"\r\n',
-            b"content-type: application/octet-stream\r\n\r\n",
-            value,
-            b"\r\n",
-            mark,
-            b'\r\ncontent-disposition: form-data; name="metadata"\r\n\r\n',
-            metadata.encode(),
-            b"\r\n",
-            mark,
-            b"--\r\n",
-        )
-    )
-    return body, f"multipart/form-data; boundary={boundary}"
-
-
-def _key_path(key: str) -> str:
-    # One percent-encoded segment: "/" must not split it (the server routes on the raw path).
-    return quote(key, safe="")
-
-
-def _b64url_decode(text: str) -> str:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
+        if code is None:
+            code = wire.INTERNAL if status >= 500 else wire.BAD_REQUEST
+        self.code = code
 
 
 def _meta_text(value: Any) -> str | None:
@@ -125,18 +82,16 @@ def _meta_text(value: Any) -> str | None:
 
 def _version(answer: Answer) -> str | None:
     """The version an `ETag: "<version>"` header carries."""
-    raw = answer.headers.get("etag")
-    if not raw or len(raw) < 2 or raw[0] != '"' or raw[-1] != '"':
-        return None
-    return raw[1:-1]
+    raw = answer.headers.get(wire.ETAG_HEADER)
+    return None if raw is None else wire.parse_entity_tag(raw)
 
 
 def _condition_headers(condition: Condition | None) -> dict[str, str] | None:
     if condition is None:
         return None
     if condition.version is None:
-        return {"if-none-match": "*"}
-    return {"if-match": f'"{condition.version}"'}
+        return {wire.IF_NONE_MATCH_HEADER: "*"}
+    return {wire.IF_MATCH_HEADER: wire.entity_tag(condition.version)}
 
 
 def _change(item: dict[str, Any]) -> Change:
@@ -188,14 +143,14 @@ class RemoteStore:
         self.url = url.rstrip("/")
         self.account_id = account_id
         self._timeout = timeout
-        self._base = f"/client/v4/accounts/{quote(account_id, safe='')}/storage/kv/namespaces"
+        self._base = wire.namespaces_path(account_id)
         auth = {"authorization": f"Bearer {token}"}
         self._http = httpx.AsyncClient(
             base_url=self.url,
             # `edgekv-binding`: these writes were validated by the binding on the location's
             # clock; a centre may then tolerate a write whose "expiration >= now + 60" was true
             # there a moment ago (docs/locations.md, "Limits").
-            headers={**auth, "edgekv-binding": "1"},
+            headers={**auth, wire.BINDING_HEADER: "1"},
             timeout=httpx.Timeout(timeout, connect=min(connect_timeout, timeout)),
             limits=httpx.Limits(
                 max_connections=max_connections,
@@ -210,7 +165,7 @@ class RemoteStore:
         if fast_client and transport is None and self.url.startswith("http://"):
             self._fast = Http1Pool(
                 self.url,
-                headers={**auth, "edgekv-binding": "1"},
+                headers={**auth, wire.BINDING_HEADER: "1"},
                 max_connections=max_connections,
                 timeout=timeout,
                 connect_timeout=min(connect_timeout, timeout),
@@ -246,12 +201,12 @@ class RemoteStore:
     ) -> Answer:
         """One exchange: through the lean pool when there is one (every call: at concurrency 64
         httpx's pool managed ~600 writes/s where this one does thousands), else httpx.
-        `form`: a value and its metadata JSON, sent as multipart."""
+        `form`: a value and its metadata JSON, sent as multipart; `headers`: more headers."""
         content_type = None
         if json_body is not None:
             content, content_type = orjson.dumps(json_body), "application/json"
         elif form is not None:
-            content, content_type = _multipart(*form)
+            content, content_type = wire.value_form(*form)
         fast = self._fast
         if fast is None:
             return await self._request_httpx(method, path, params, content, content_type, headers)
@@ -300,27 +255,22 @@ class RemoteStore:
     def _errors(answer: Answer) -> tuple[int | None, str]:
         """The first error's code and message, without Cloudflare's `<operation>: '...'`
         wrapping (the binding adds its own `KV <OP> failed: <status>` prefix)."""
-        try:
-            body = orjson.loads(answer.content)
-            first = body["errors"][0]
-            message = str(first["message"])
-            match = _WRAPPED.match(message)
-            return int(first["code"]), match.group(1) if match else message
-        except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, ValueError):
-            text = answer.content.decode("utf-8", "replace").strip()
-            return None, text[:200] or f"HTTP {answer.status_code}"
+        error = wire.first_error(answer.content)
+        if error is not None:
+            return error
+        text = answer.content.decode("utf-8", "replace").strip()
+        return None, text[:200] or f"HTTP {answer.status_code}"
 
-    def _fail(self, answer: Answer, namespace_id: str | None = None) -> StoreError:
+    def _fail(self, answer: Answer, namespace_id: str | None = None, title: str = "") -> StoreError:
+        """The store error of a failed answer: its code's class (`wire.STORE_ERRORS`), rebuilt
+        with what the call named, else a `RemoteError`."""
         code, message = self._errors(answer)
-        if code == CODE_NAMESPACE_NOT_FOUND:
-            return NamespaceNotFound(namespace_id or "")
-        if code == CODE_TOO_MANY_NAMESPACES:
-            return TooManyNamespaces(1000)
-        if code == CODE_PRECONDITION_FAILED:
-            return PreconditionFailed(_version(answer))
-        if code == CODE_HISTORY_GONE:
-            found = _GONE_BEFORE.search(message)
-            return HistoryGone(int(found.group(1)) if found else 0)
+        known = None if code is None else wire.STORE_ERRORS.get(code)
+        if known is not None:
+            error = known.from_answer(message, namespace_id=namespace_id or "", title=title)
+            if isinstance(error, PreconditionFailed):
+                error.version = _version(answer)  # the key's current version, if it exists
+            return error
         return RemoteError(answer.status_code, message, code)
 
     def _result(self, answer: Answer, namespace_id: str | None) -> Any:
@@ -339,8 +289,11 @@ class RemoteStore:
     ) -> Any:
         return self._result(await self._request(method, path, **kwargs), namespace_id)
 
-    def _ns(self, namespace_id: str) -> str:
-        return f"{self._base}/{quote(namespace_id, safe='')}"
+    def _ns(self, namespace_id: str, tail: str = "") -> str:
+        return wire.namespace_path(self.account_id, namespace_id, tail)
+
+    def _value(self, namespace_id: str, key: str) -> str:
+        return wire.value_path(self.account_id, namespace_id, key)
 
     # -- accounts and tokens -------------------------------------------------------------
     async def default_account(self) -> str:
@@ -373,10 +326,7 @@ class RemoteStore:
             raise RemoteError(501, "a central server assigns namespace ids itself")
         response = await self._request("POST", self._base, json_body={"title": title})
         if response.status_code >= 300:
-            code, _ = self._errors(response)
-            if code == CODE_TITLE_TAKEN:
-                raise NamespaceTitleTaken(title)
-            raise self._fail(response)
+            raise self._fail(response, title=title)
         return self._info(orjson.loads(response.content)["result"])
 
     async def list_namespaces(self, account_id: str) -> list[NamespaceInfo]:
@@ -404,10 +354,7 @@ class RemoteStore:
     ) -> NamespaceInfo:
         response = await self._request("PUT", self._ns(namespace_id), json_body={"title": title})
         if response.status_code >= 300:
-            code, _ = self._errors(response)
-            if code == CODE_TITLE_TAKEN:
-                raise NamespaceTitleTaken(title)
-            raise self._fail(response, namespace_id)
+            raise self._fail(response, namespace_id, title)
         return self._info(orjson.loads(response.content)["result"])
 
     async def delete_namespace(self, account_id: str, namespace_id: str) -> None:
@@ -418,22 +365,22 @@ class RemoteStore:
         self, namespace_id: str, key: str, *, now: int, cache_ttl: int | None = None
     ) -> Entry | None:
         """One round trip: the raw value, with expiration and metadata in headers."""
-        response = await self._request("GET", f"{self._ns(namespace_id)}/values/{_key_path(key)}")
+        response = await self._request("GET", self._value(namespace_id, key))
         status = response.status_code
         if status == 404:
             code, _ = self._errors(response)
-            if code == CODE_KEY_NOT_FOUND:
+            if code == wire.KEY_NOT_FOUND:
                 return None
             raise self._fail(response, namespace_id)
         if status >= 300:
             raise self._fail(response, namespace_id)
         headers = response.headers
-        raw_exp = headers.get("expiration")
-        raw_meta = headers.get("edgekv-metadata")
+        raw_exp = headers.get(wire.EXPIRATION_HEADER)
+        raw_meta = headers.get(wire.METADATA_HEADER)
         try:
             expiration = int(raw_exp) if raw_exp else None
-            metadata = _b64url_decode(raw_meta) if raw_meta else None
-        except (ValueError, binascii.Error):
+            metadata = wire.b64url_decode(raw_meta) if raw_meta else None
+        except ValueError:
             raise StoreUnavailable(f"central server {self.url} sent malformed headers") from None
         if expiration is not None and expiration <= now:
             return None  # the caller's clock decides, as every engine's `now` does
@@ -444,7 +391,7 @@ class RemoteStore:
     ) -> dict[str, Entry]:
         """`bulk/get` with metadata and base64 values: one round trip per 100 keys."""
         found: dict[str, Entry] = {}
-        path = f"{self._ns(namespace_id)}/bulk/get"
+        path = self._ns(namespace_id, wire.BULK_GET)
         for start in range(0, len(keys), BULK_GET_MAX):
             batch = list(keys[start : start + BULK_GET_MAX])
             try:
@@ -481,7 +428,7 @@ class RemoteStore:
     def _written(self, answer: Answer, namespace_id: str) -> Written | None:
         """What a write answered: its change's seq (`edgekv-seq`), None when none was made."""
         self._result(answer, namespace_id)
-        raw = answer.headers.get("edgekv-seq")
+        raw = answer.headers.get(wire.SEQ_HEADER)
         if raw is None:
             return None
         try:
@@ -493,7 +440,7 @@ class RemoteStore:
     async def put(
         self, namespace_id: str, key: str, entry: Entry, *, condition: Condition | None = None
     ) -> Written:
-        path = f"{self._ns(namespace_id)}/values/{_key_path(key)}"
+        path = self._value(namespace_id, key)
         params = None if entry.expiration is None else {"expiration": entry.expiration}
         value = bytes(entry.value)
         headers = _condition_headers(condition)
@@ -513,7 +460,7 @@ class RemoteStore:
         if not items:
             return
         body = [_entry_payload(key, entry) for key, entry in items]
-        await self._json("PUT", f"{self._ns(namespace_id)}/bulk", namespace_id, json_body=body)
+        await self._json("PUT", self._ns(namespace_id, wire.BULK), namespace_id, json_body=body)
 
     async def delete(
         self,
@@ -525,9 +472,7 @@ class RemoteStore:
     ) -> Written | None:
         """`now` is not sent: the centre's clock decides whether an entry had expired."""
         answer = await self._request(
-            "DELETE",
-            f"{self._ns(namespace_id)}/values/{_key_path(key)}",
-            headers=_condition_headers(condition),
+            "DELETE", self._value(namespace_id, key), headers=_condition_headers(condition)
         )
         return self._written(answer, namespace_id)
 
@@ -537,7 +482,10 @@ class RemoteStore:
         if not keys:
             return
         await self._json(
-            "POST", f"{self._ns(namespace_id)}/bulk/delete", namespace_id, json_body=list(keys)
+            "POST",
+            self._ns(namespace_id, wire.BULK_DELETE),
+            namespace_id,
+            json_body=list(keys),
         )
 
     async def _list_page(
@@ -548,7 +496,7 @@ class RemoteStore:
             params["prefix"] = prefix
         if cursor:
             params["cursor"] = cursor
-        response = await self._request("GET", f"{self._ns(namespace_id)}/keys", params=params)
+        response = await self._request("GET", self._ns(namespace_id, wire.KEYS), params=params)
         if response.status_code >= 300:
             raise self._fail(response, namespace_id)
         body = orjson.loads(response.content)
@@ -600,7 +548,7 @@ class RemoteStore:
             params["wait"] = f"{wait:g}"
         answer = await self._request_httpx(
             "GET",
-            f"{self._ns(namespace_id)}/changes",
+            self._ns(namespace_id, wire.CHANGES),
             params,
             None,
             None,
