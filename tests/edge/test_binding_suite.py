@@ -14,6 +14,7 @@ from tests.test_client import (  # noqa: F401  (the handle's namespace tests, re
     test_titles_unique_and_bounded,
 )
 from tests.test_namespace import *  # noqa: F403  (collected again here, over the remote engines)
+from tests.test_namespace_versions import *  # noqa: F403  (versions and the feed, remotely too)
 
 
 async def test_get_with_metadata(ns: KVNamespace, store: Store) -> None:  # type: ignore[no-redef]
@@ -25,9 +26,14 @@ async def test_get_with_metadata(ns: KVNamespace, store: Store) -> None:  # type
     assert result.value == "v"
     assert result.metadata == {"someMetadataKey": "someMetadataValue"}
     assert result.cache_status == status
-    expected = {"value": "v", "metadata": {"someMetadataKey": "someMetadataValue"}}
+    expected: dict[str, object] = {
+        "value": "v",
+        "metadata": {"someMetadataKey": "someMetadataValue"},
+    }
     if status:
         expected["cacheStatus"] = status
+    assert result.version is not None  # the centre's version, through a location too
+    expected["version"] = result.version
     assert result.to_dict() == expected
     await ns.put("plain", "v")
     assert (await ns.get_with_metadata("plain")).metadata is None

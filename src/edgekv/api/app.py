@@ -22,7 +22,7 @@ from edgekv import wire
 from edgekv._client import SWEEP_INTERVAL, Client
 from edgekv._exceptions import ClientDisconnected, KVError, StoreError
 from edgekv._types import Clock, Store, TokenRecord
-from edgekv.api import auth, openapi, routes_accounts, routes_bulk, routes_stats
+from edgekv.api import auth, openapi, routes_accounts, routes_bulk, routes_changes, routes_stats
 from edgekv.api import routes_namespaces as rns
 from edgekv.api import routes_values as rv
 from edgekv.api.auth import Authenticator
@@ -95,6 +95,7 @@ ROUTES: dict[str, dict[str, Route]] = {
         "DELETE": Route(rns.delete_namespace, "delete namespace", NAMESPACE, write=True),
     },
     "keys": {"GET": Route(rv.list_keys, "list keys", ENTRIES)},
+    "changes": {"GET": Route(routes_changes.list_changes, "changes", ENTRIES)},
     "stats": {"GET": Route(routes_stats.namespace_stats, "namespace stats", ENTRIES)},
     "ns_metrics": {"GET": Route(routes_stats.namespace_metrics, "namespace metrics", ENTRIES)},
     "value": {
@@ -169,7 +170,12 @@ class EdgeKVApp:
     async def startup(self) -> None:
         await self.client.connect()
 
+    def drain(self) -> None:
+        """The server begins to stop: held long polls answer now instead of at their wait."""
+        self.services.draining.set()
+
     async def shutdown(self) -> None:
+        self.drain()
         self.access_log.flush()
         if self._owns_client:
             await self.client.aclose()

@@ -3,6 +3,7 @@ of the app (the binding client over the store, namespace ownership)."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ class Services:
         self.metrics = metrics or Metrics()
         self._owners: dict[str, tuple[str, float]] = {}
         self._binding_client: Client | None = None
+        self.draining = asyncio.Event()  # set when the server begins to stop: long polls end
 
     async def store(self) -> Store:
         return await self.client.connect()

@@ -24,6 +24,7 @@ from typing import Any
 
 from edgekv._client import Client
 from edgekv._exceptions import KVError, StoreError
+from edgekv._types import DEFAULT_FEED_HISTORY
 from edgekv.api.app import create_app
 from edgekv.api.bootstrap import CREDENTIALS_FILE, Credentials, bootstrap
 from edgekv.asgi.accesslog import AccessLog
@@ -85,11 +86,22 @@ async def _main(
     on_credentials: Callable[[Credentials], None],
     tls: TLSFiles | None,
     metrics: bool,
+    feed_history: int = DEFAULT_FEED_HISTORY,
 ) -> None:
     async with stop_signals() as stop:
         try:
             await _start_and_serve(
-                target, data_dir, host, port, server, access_log, on_credentials, tls, metrics, stop
+                target,
+                data_dir,
+                host,
+                port,
+                server,
+                access_log,
+                on_credentials,
+                tls,
+                metrics,
+                stop,
+                feed_history,
             )
         except Stopped:
             log.info("stopped during startup")
@@ -106,9 +118,10 @@ async def _start_and_serve(
     tls: TLSFiles | None,
     metrics: bool,
     stop: asyncio.Event,
+    feed_history: int = DEFAULT_FEED_HISTORY,
 ) -> None:
     try:
-        store = await unless_stopped(stop, open_store(target))
+        store = await unless_stopped(stop, open_store(target, feed_history=feed_history))
     except (StoreError, KVError, OSError, sqlite3.Error) as exc:
         raise StartupError(f"cannot open the store {shown(target)}: {_reason(exc)}") from None
     client = Client(store, account_id=os.environ.get("EDGEKV_ACCOUNT_ID") or None)
@@ -168,11 +181,12 @@ def run(
     on_credentials: Callable[[Credentials], None] = _log_credentials,
     tls: TLSFiles | None = None,
     metrics: bool = True,
+    feed_history: int = DEFAULT_FEED_HISTORY,
 ) -> None:
     """Blocking: the whole life of `edgekv serve` over the store `target` names
     (`edgekv.store.open_store`). `on_credentials` gets admin credentials created at first
-    start (to show them once); `tls` serves `https://` (`edgekv.asgi.server.serve_asgi`).
-    Raises `StartupError` when it cannot start."""
+    start (to show them once); `tls` serves `https://` (`edgekv.asgi.server.serve_asgi`);
+    `feed_history`: changes kept per namespace. Raises `StartupError` when it cannot start."""
     try:
         check_listen(host, port)
     except OSError as exc:
@@ -186,5 +200,16 @@ def run(
         runner = uvloop.new_event_loop
     with asyncio.Runner(loop_factory=runner) as loop_runner:
         loop_runner.run(
-            _main(target, data_dir, host, port, server, access_log, on_credentials, tls, metrics)
+            _main(
+                target,
+                data_dir,
+                host,
+                port,
+                server,
+                access_log,
+                on_credentials,
+                tls,
+                metrics,
+                feed_history,
+            )
         )

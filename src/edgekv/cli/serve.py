@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from edgekv._types import DEFAULT_FEED_HISTORY
 from edgekv.cli._common import setup_logging
 from edgekv.store import is_database_url
 
@@ -50,6 +51,14 @@ def store_target(data: Path | None, database: str | None) -> tuple[str | Path, P
 )
 @click.option("--quiet", is_flag=True, help="No access log (errors and warnings only).")
 @click.option(
+    "--feed-history",
+    default=DEFAULT_FEED_HISTORY,
+    show_default=True,
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Changes kept per namespace for its change feed (an older `since` is answered 410).",
+)
+@click.option(
     "--no-metrics",
     is_flag=True,
     help="Do not count requests (GET /metrics then shows no requests; for measuring their cost).",
@@ -61,6 +70,7 @@ def serve(
     port: int,
     server: str | None,
     quiet: bool,
+    feed_history: int,
     no_metrics: bool,
 ) -> None:
     """Run the central server: the REST API under /client/v4, for wrangler, the cloudflare SDKs,
@@ -90,6 +100,7 @@ def serve(
             server=server or DEFAULT_SERVER,  # type: ignore[arg-type]  # click.Choice checked it
             access_log=not quiet,
             on_credentials=print_credentials,
+            feed_history=feed_history,
             metrics=not no_metrics,
         )
     except StartupError as exc:

@@ -8,10 +8,11 @@ keep-alive pool, or httpx with `fast_client=False`).
 
 Errors: the server's envelope codes become the store exceptions the binding already knows
 (`wire.STORE_ERRORS`: 10013 `NamespaceNotFound`, 10014 `NamespaceTitleTaken`, 10018
-`TooManyNamespaces`); a refused connection, a timeout, any 5xx, and any answer that is not
-what the protocol says (a 200 whose body is not the JSON envelope, malformed headers) become
-`StoreUnavailable` (503) — every request has an overall deadline, so nothing hangs; anything
-else is a `RemoteError` carrying the server's status and message.
+`TooManyNamespaces`, 10412 `PreconditionFailed` with the ETag's version, 10410 `HistoryGone`);
+a refused connection, a timeout, any 5xx, and any answer that is not what the protocol says (a
+200 whose body is not the JSON envelope, malformed headers) become `StoreUnavailable` (503) —
+every request has an overall deadline, so nothing hangs; anything else is a `RemoteError`
+carrying the server's status and message.
 
 Not available through the KV API, by design: choosing a namespace id on creation, and token or
 account management (`create_token`, `find_token`, other accounts) — those raise `RemoteError`
@@ -33,8 +34,24 @@ import orjson
 
 from edgekv import _rules as rules
 from edgekv import wire
-from edgekv._exceptions import NamespaceNotFound, StoreError, StoreUnavailable
-from edgekv._types import Entry, KeyInfo, NamespaceInfo, NamespaceStats, TokenRecord
+from edgekv._exceptions import (
+    NamespaceNotFound,
+    PreconditionFailed,
+    StoreError,
+    StoreUnavailable,
+)
+from edgekv._models import Change
+from edgekv._types import (
+    ChangePage,
+    Condition,
+    Entry,
+    KeyInfo,
+    NamespaceInfo,
+    NamespaceStats,
+    TokenRecord,
+    Written,
+    version_of,
+)
 from edgekv.edge.transport import Answer, Transport, open_transport
 
 __all__ = ["DEFAULT_TIMEOUT", "RemoteError", "RemoteStore"]
@@ -46,6 +63,8 @@ DEFAULT_MAX_CONNECTIONS = 128
 PAGE_MAX = rules.LIST_LIMIT_MAX  # the server's largest key-list page
 BULK_GET_MAX = rules.BULK_GET_MAX_KEYS
 NAMESPACES_PER_PAGE = 1000
+_POLL_MARGIN = 10.0  # seconds a long poll's request may take beyond its `wait`
+MAX_POLL_WAIT = 60.0  # the longest `wait` a centre holds a poll for (rest API: 0..60)
 
 
 class RemoteError(StoreError):
@@ -64,6 +83,31 @@ def _meta_text(value: Any) -> str | None:
     # Values the server parsed back into JSON: orjson writes the same compact text that
     # `_rules.serialize_metadata` stored, so the round trip is exact.
     return None if value is None else orjson.dumps(value).decode()
+
+
+def _version(answer: Answer) -> str | None:
+    """The version an `ETag: "<version>"` header carries."""
+    raw = answer.headers.get(wire.ETAG_HEADER)
+    return None if raw is None else wire.parse_entity_tag(raw)
+
+
+def _condition_headers(condition: Condition | None) -> dict[str, str] | None:
+    if condition is None:
+        return None
+    if condition.version is None:
+        return {wire.IF_NONE_MATCH_HEADER: "*"}
+    return {wire.IF_MATCH_HEADER: wire.entity_tag(condition.version)}
+
+
+def _change(item: dict[str, Any]) -> Change:
+    return Change(
+        int(item["seq"]),
+        str(item["key"]),
+        "delete" if item["op"] == "delete" else "put",
+        item.get("version"),
+        item.get("expiration"),
+        _meta_text(item.get("metadata")),
+    )
 
 
 def _entry_payload(key: str, entry: Entry) -> dict[str, Any]:
@@ -106,12 +150,18 @@ class RemoteStore:
         self.url = url.rstrip("/")
         self.account_id = account_id
         self._base = wire.namespaces_path(account_id)
+        # `edgekv-binding`: these writes were validated by the binding on the location's
+        # clock; a centre may then tolerate a write whose "expiration >= now + 60" was true
+        # there a moment ago (docs/edge-protocol.md).
+        self._headers = {"authorization": f"Bearer {token}", wire.BINDING_HEADER: "1"}
+        self._connect_timeout = connect_timeout
+        self._max_connections = max_connections
+        self._httpx_transport = transport
+        self._ssl_context = ssl_context
+        self._poll: Transport | None = None
         self._transport: Transport = open_transport(
             self.url,
-            # `edgekv-binding`: these writes were validated by the binding on the location's
-            # clock; a centre may then tolerate a write whose "expiration >= now + 60" was true
-            # there a moment ago (docs/edge-protocol.md).
-            headers={"authorization": f"Bearer {token}", wire.BINDING_HEADER: "1"},
+            headers=self._headers,
             timeout=timeout,
             connect_timeout=connect_timeout,
             max_connections=max_connections,
@@ -133,9 +183,12 @@ class RemoteStore:
         content: bytes = b"",
         json_body: Any = None,
         form: tuple[bytes, str] | None = None,
+        headers: dict[str, str] | None = None,
+        deadline: float | None = None,
     ) -> Answer:
         """One exchange through the transport; a 5xx answer is `StoreUnavailable`.
-        `form`: a value and its metadata JSON, sent as multipart."""
+        `form`: a value and its metadata JSON, sent as multipart; `headers`: more headers;
+        `deadline`: seconds for this exchange instead of the client's timeout."""
         content_type = None
         if json_body is not None:
             content, content_type = orjson.dumps(json_body), "application/json"
@@ -143,7 +196,9 @@ class RemoteStore:
             content, content_type = wire.value_form(*form)
         if params:
             path = f"{path}?{urlencode(params, quote_via=quote, safe='')}"
-        answer = await self._transport.request(method, path, content, content_type)
+        answer = await self._transport.request(
+            method, path, content, content_type, headers, deadline
+        )
         if answer.status_code >= 500:
             raise StoreUnavailable(
                 f"central server {self.url} answered {answer.status_code}: "
@@ -167,7 +222,10 @@ class RemoteStore:
         code, message = self._errors(answer)
         known = None if code is None else wire.STORE_ERRORS.get(code)
         if known is not None:
-            return known.from_answer(message, namespace_id=namespace_id or "", title=title)
+            error = known.from_answer(message, namespace_id=namespace_id or "", title=title)
+            if isinstance(error, PreconditionFailed):
+                error.version = _version(answer)  # the key's current version, if it exists
+            return error
         return RemoteError(answer.status_code, message, code)
 
     @contextlib.contextmanager
@@ -299,7 +357,7 @@ class RemoteStore:
             metadata = wire.b64url_decode(raw_meta) if raw_meta else None
         if expiration is not None and expiration <= now:
             return None  # the caller's clock decides, as every engine's `now` does
-        return Entry(response.content, expiration, metadata)
+        return Entry(response.content, expiration, metadata, None, _version(response))
 
     async def get_many(
         self, namespace_id: str, keys: Sequence[str], *, now: int, cache_ttl: int | None = None
@@ -331,18 +389,44 @@ class RemoteStore:
                     expiration = item.get("expiration")
                     if expiration is not None and expiration <= now:
                         continue
-                    value = base64.b64decode(item["value"])
-                    found[key] = Entry(value, expiration, _meta_text(item.get("metadata")))
+                    found[key] = Entry(
+                        base64.b64decode(item["value"]),
+                        expiration,
+                        _meta_text(item.get("metadata")),
+                        None,
+                        item.get("version"),
+                    )
         return found
 
-    async def put(self, namespace_id: str, key: str, entry: Entry) -> None:
+    def _written(self, answer: Answer, namespace_id: str) -> Written | None:
+        """What a write answered: its change's seq (`edgekv-seq`), None when none was made."""
+        self._envelope(answer, namespace_id)
+        raw = answer.headers.get(wire.SEQ_HEADER)
+        if raw is None:
+            return None
+        try:
+            seq = int(raw)
+        except ValueError:
+            raise StoreUnavailable(f"central server {self.url} sent malformed headers") from None
+        return Written(seq, _version(answer) or version_of(seq))
+
+    async def put(
+        self, namespace_id: str, key: str, entry: Entry, *, condition: Condition | None = None
+    ) -> Written:
         path = self._value(namespace_id, key)
         params = None if entry.expiration is None else {"expiration": entry.expiration}
         value = bytes(entry.value)
+        headers = _condition_headers(condition)
         if entry.metadata is None:
-            await self._json("PUT", path, namespace_id, params=params, content=value)
+            answer = await self._request("PUT", path, params=params, content=value, headers=headers)
         else:
-            await self._json("PUT", path, namespace_id, params=params, form=(value, entry.metadata))
+            answer = await self._request(
+                "PUT", path, params=params, form=(value, entry.metadata), headers=headers
+            )
+        written = self._written(answer, namespace_id)
+        if written is None:
+            raise StoreUnavailable(f"central server {self.url} did not say what it wrote")
+        return written
 
     async def put_many(self, namespace_id: str, items: Sequence[tuple[str, Entry]]) -> None:
         """One `PUT bulk` request (the server applies it all or nothing)."""
@@ -351,14 +435,23 @@ class RemoteStore:
         body = [_entry_payload(key, entry) for key, entry in items]
         await self._json("PUT", self._ns(namespace_id, wire.BULK), namespace_id, json_body=body)
 
-    async def delete(self, namespace_id: str, key: str) -> None:
-        await self._json(
-            "DELETE",
-            self._value(namespace_id, key),
-            namespace_id,
+    async def delete(
+        self,
+        namespace_id: str,
+        key: str,
+        *,
+        condition: Condition | None = None,
+        now: int | None = None,
+    ) -> Written | None:
+        """`now` is not sent: the centre's clock decides whether an entry had expired."""
+        answer = await self._request(
+            "DELETE", self._value(namespace_id, key), headers=_condition_headers(condition)
         )
+        return self._written(answer, namespace_id)
 
-    async def delete_many(self, namespace_id: str, keys: Sequence[str]) -> None:
+    async def delete_many(
+        self, namespace_id: str, keys: Sequence[str], *, now: int | None = None
+    ) -> None:
         if not keys:
             return
         await self._json(
@@ -410,5 +503,63 @@ class RemoteStore:
     async def purge_expired(self, now: int, limit: int = 1000) -> int:
         return 0  # the central server sweeps its own store
 
+    # -- the change feed ---------------------------------------------------------------------
+    async def changes(
+        self,
+        namespace_id: str,
+        *,
+        since: int | None,
+        prefix: str = "",
+        limit: int = 1000,
+        wait: float = 0,
+    ) -> ChangePage:
+        """One `GET …/changes` (a long poll when `wait` > 0: the centre holds it, at most 60 s;
+        on httpx, so a held poll never takes a slot of the lean pool's reads)."""
+        params: dict[str, Any] = {"limit": limit}
+        if since is not None:
+            params["since"] = since
+        if prefix:
+            params["prefix"] = prefix
+        if wait > 0:
+            params["wait"] = f"{wait:g}"
+        answer = await self._poll_transport().request(
+            "GET",
+            f"{self._ns(namespace_id, wire.CHANGES)}?{urlencode(params, quote_via=quote, safe='')}",
+            b"",
+            None,
+            None,
+            wait + _POLL_MARGIN,
+        )
+        if answer.status_code >= 300:
+            raise self._fail(answer, namespace_id)
+        try:
+            body = orjson.loads(answer.content)
+            changes = [_change(item) for item in body["result"]]
+            cursor = int(body["result_info"]["cursor"])
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            raise StoreUnavailable(f"central server {self.url} sent a malformed answer") from None
+        return ChangePage(changes, cursor, max(cursor, changes[-1].seq if changes else 0))
+
+    async def head(self, namespace_id: str) -> int:
+        return (await self.changes(namespace_id, since=None)).cursor
+
     async def aclose(self) -> None:
         await self._transport.aclose()
+        if self._poll is not None:
+            await self._poll.aclose()
+
+    def _poll_transport(self) -> Transport:
+        """Long polls go on a transport of their own (httpx, made on first use), so a held
+        poll never takes a connection slot of the lean pool's reads and writes."""
+        if self._poll is None:
+            self._poll = open_transport(
+                self.url,
+                headers=self._headers,
+                timeout=MAX_POLL_WAIT + _POLL_MARGIN,
+                connect_timeout=self._connect_timeout,
+                max_connections=self._max_connections,
+                fast_client=False,
+                transport=self._httpx_transport,
+                ssl_context=self._ssl_context,
+            )
+        return self._poll

@@ -40,8 +40,17 @@ class Transport(Protocol):
     url: str
 
     async def request(
-        self, method: str, target: str, body: bytes, content_type: str | None
-    ) -> Answer: ...
+        self,
+        method: str,
+        target: str,
+        body: bytes,
+        content_type: str | None,
+        headers: dict[str, str] | None = None,
+        deadline: float | None = None,
+    ) -> Answer:
+        """`headers`: more request headers (If-Match...); `deadline`: seconds for this exchange
+        instead of the transport's timeout (a long poll of the change feed)."""
+        ...
 
     async def aclose(self) -> None: ...
 
@@ -61,10 +70,20 @@ class PoolTransport:
         self._pool = pool
 
     async def request(
-        self, method: str, target: str, body: bytes, content_type: str | None
+        self,
+        method: str,
+        target: str,
+        body: bytes,
+        content_type: str | None,
+        headers: dict[str, str] | None = None,
+        deadline: float | None = None,
     ) -> Answer:
         try:
-            return await self._pool.request(method, target, body, content_type)
+            if deadline is None:
+                return await self._pool.request(method, target, body, content_type, headers)
+            # The pool's own timeout still applies: a deadline here can only shorten it.
+            async with asyncio.timeout(deadline):
+                return await self._pool.request(method, target, body, content_type, headers)
         except (OSError, TimeoutError, ProtocolError, ValueError, asyncio.IncompleteReadError) as e:
             raise _unreachable(self.url, e) from None
 
@@ -82,14 +101,27 @@ class HttpxTransport:
         self._timeout = timeout
 
     async def request(
-        self, method: str, target: str, body: bytes, content_type: str | None
+        self,
+        method: str,
+        target: str,
+        body: bytes,
+        content_type: str | None,
+        headers: dict[str, str] | None = None,
+        deadline: float | None = None,
     ) -> Answer:
-        headers = None if content_type is None else {"content-type": content_type}
+        sent = dict(headers or {})
+        if content_type is not None:
+            sent["content-type"] = content_type
         content = body if body or method in ("POST", "PUT") else None  # PUT "" has a length
+        timeout = self._timeout if deadline is None else deadline
         try:
-            async with asyncio.timeout(self._timeout):
+            async with asyncio.timeout(timeout):
                 response = await self._client.request(
-                    method, target, content=content, headers=headers
+                    method,
+                    target,
+                    content=content,
+                    headers=sent,
+                    timeout=httpx.USE_CLIENT_DEFAULT if deadline is None else deadline,
                 )
         except (httpx.TransportError, TimeoutError) as exc:
             raise _unreachable(self.url, exc) from None

@@ -23,7 +23,15 @@ from edgekv._exceptions import (
     StoreUnavailable,
     TooManyNamespaces,
 )
-from edgekv._types import Clock, Entry, KeyInfo, NamespaceInfo, Store, TokenRecord
+from edgekv._types import (
+    DEFAULT_FEED_HISTORY,
+    Clock,
+    Entry,
+    KeyInfo,
+    NamespaceInfo,
+    Store,
+    TokenRecord,
+)
 
 __all__ = [
     "Clock",
@@ -60,19 +68,27 @@ def shown(target: str | Path | None) -> str:
     return text
 
 
-async def open_store(target: str | Path | None, *, inline_reads: bool = True) -> Store:
+async def open_store(
+    target: str | Path | None,
+    *,
+    inline_reads: bool = True,
+    feed_history: int = DEFAULT_FEED_HISTORY,
+) -> Store:
     """Open the engine `target` names. `inline_reads` (SQLite): small point reads run on the
-    event loop's thread, because a thread hop costs ten times the read (store/sqlite.py)."""
+    event loop's thread, because a thread hop costs ten times the read (store/sqlite.py).
+    `feed_history`: changes of the change feed kept per namespace."""
     if target is None:
         from edgekv.store.memory import MemoryStore
 
-        return MemoryStore()
+        return MemoryStore(feed_history=feed_history)
     if is_database_url(target):
         from edgekv.store.postgres import PostgresStore
 
         # cast: the engine's methods are typed as returning Awaitable, the protocol's as
         # coroutines; they are interchangeable for callers that only await them.
-        return cast(Store, await PostgresStore.open(str(target)))
+        return cast(Store, await PostgresStore.open(str(target), feed_history=feed_history))
     from edgekv.store.sqlite import SQLiteStore
 
-    return await SQLiteStore.open(Path(target), inline_reads=inline_reads)
+    return await SQLiteStore.open(
+        Path(target), inline_reads=inline_reads, feed_history=feed_history
+    )
