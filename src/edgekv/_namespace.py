@@ -18,7 +18,7 @@ import orjson
 from edgekv import _rules as rules
 from edgekv._exceptions import StoreError, kv_error
 from edgekv._models import ListResult, ValueStream, ValueWithMetadata
-from edgekv._types import Entry, Store
+from edgekv._types import Absent, Entry, Store
 
 if TYPE_CHECKING:
     from edgekv._client import Client
@@ -193,7 +193,7 @@ class KVNamespace:
             return await self._get_bulk(key, type, cache_ttl, with_metadata=False)
         else:
             entry = await self._get_entry(key, cache_ttl)
-        if entry is None:
+        if entry is None or entry.__class__ is Absent:
             return None
         if type == "text":  # the common case, without a call
             return entry.value.decode("utf-8", "replace")
@@ -219,6 +219,8 @@ class KVNamespace:
         entry = await self._get_entry(key, cache_ttl)
         if entry is None:
             return ValueWithMetadata(None, None)
+        if entry.__class__ is Absent:  # a miss a location cache answered: keep its status
+            return ValueWithMetadata(None, None, entry.cache_status)
         return ValueWithMetadata(
             _decode(entry.value, type), _metadata(entry.metadata), entry.cache_status
         )

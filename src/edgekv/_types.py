@@ -19,6 +19,9 @@ from typing import Protocol, runtime_checkable
 from edgekv._models import KeyListEntry
 
 __all__ = [
+    "ABSENT_HIT",
+    "ABSENT_MISS",
+    "Absent",
     "Clock",
     "Entry",
     "KeyInfo",
@@ -43,6 +46,16 @@ class Entry:
     expiration: int | None = None
     metadata: str | None = None
     cache_status: str | None = None
+
+
+@dataclass(slots=True)
+class Absent(Entry):
+    """A location cache's answer "no such key" that keeps its `cache_status`: production
+    reports `cacheStatus: "HIT"` for a miss served from cache. Readers treat it as missing."""
+
+
+ABSENT_HIT = Absent(b"", cache_status="HIT")
+ABSENT_MISS = Absent(b"", cache_status="MISS")
 
 
 KeyInfo = KeyListEntry
@@ -118,8 +131,9 @@ class Store(Protocol):
     async def get(
         self, namespace_id: str, key: str, *, now: int, cache_ttl: int | None = None
     ) -> Entry | None:
-        """The live entry (expiration None or > now), else None. `cache_ttl` (validated, or
-        None for the default) matters only to a location cache; other engines ignore it."""
+        """The live entry (expiration None or > now), else None (a location cache may answer
+        an `Absent` entry instead, to tell a cached miss). `cache_ttl` (validated, or None for
+        the default) matters only to a location cache; other engines ignore it."""
         ...
 
     async def get_many(

@@ -23,7 +23,8 @@ How each rule is met (docs/locations.md has the long form):
    stale without waiting on it, and no refreshes are started. One fetch per key is ever in flight.
 8. `list_keys` always goes to the centre.
 9. LRU within a byte budget: value + key + metadata bytes + `ENTRY_OVERHEAD` per entry.
-10. `Entry.cache_status`: `HIT`, `MISS`, `STALE`, `UPDATING`.
+10. `Entry.cache_status`: `HIT`, `MISS`, `STALE`, `UPDATING`; a miss is an `Absent` entry with
+    `HIT` (a negative copy) or `MISS` (the centre said so just now), as in production.
 
 Time: reads use the `now` they are given (the binding passes the floor of its clock); writes and
 the down window use `clock`. Nothing sleeps.
@@ -42,7 +43,17 @@ from collections.abc import Awaitable, Coroutine, Iterable, Sequence
 from typing import Any
 
 from edgekv._exceptions import NamespaceNotFound, StoreUnavailable
-from edgekv._types import Clock, Entry, KeyInfo, NamespaceInfo, Store, TokenRecord
+from edgekv._types import (
+    ABSENT_HIT,
+    ABSENT_MISS,
+    Absent,
+    Clock,
+    Entry,
+    KeyInfo,
+    NamespaceInfo,
+    Store,
+    TokenRecord,
+)
 from edgekv.edge.stats import CacheStats
 
 __all__ = [
@@ -116,7 +127,7 @@ class _Slot:
         self.updating: Entry | None = None  # built when a refresh starts
         if entry is None:
             self.expires = _NEVER
-            self.hit: Entry | None = None
+            self.hit: Entry | None = ABSENT_HIT  # a miss served from cache is a HIT too
         else:
             exp = entry.expiration
             self.expires = _NEVER if exp is None else exp
@@ -235,7 +246,7 @@ class LocationCache:
                 raise
             except _LeaderGone:
                 continue  # the reader that fetched was cancelled: fetch again
-            return _live(entry, now)
+            return _live(entry, now) or ABSENT_MISS
 
     async def get_many(
         self, namespace_id: str, keys: Sequence[str], *, now: int, cache_ttl: int | None = None
@@ -261,7 +272,7 @@ class LocationCache:
             ):
                 self._refresh(slot, namespace_id, key, now, ttl)
                 entry = slot.updating
-            if entry is not None:
+            if entry is not None and entry.__class__ is not Absent:
                 out[key] = entry
         if cold:
             await self._get_many_cold(namespace_id, list(dict.fromkeys(cold)), now, ttl, out)
