@@ -296,8 +296,10 @@ def __getattr__(name: str) -> Any:
         from fastapi import Depends
         from fastapi import Request as FastAPIRequest
 
-        async def env(request: FastAPIRequest) -> Any:
+        async def env(request: Any) -> Any:
             return request.scope["env"]
 
+        # Set here, not as a string annotation: FastAPI resolves those in module globals.
+        env.__annotations__["request"] = FastAPIRequest
         return Depends(env)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
