@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "KVError",
     "KVTypeError",
+    "NamespaceIdTaken",
     "NamespaceNotFound",
     "NamespaceTitleTaken",
     "StoreError",
@@ -83,6 +84,18 @@ class NamespaceTitleTaken(StoreError):
     def __init__(self, title: str) -> None:
         super().__init__("A namespace with this account ID and title already exists")
         self.title = title
+
+
+class NamespaceIdTaken(NamespaceTitleTaken):
+    """`create_namespace` with a chosen id that exists already (a `NamespaceTitleTaken`, so
+    that callers retrying under another title see the same status)."""
+
+    MESSAGE = "A namespace with this ID already exists"
+
+    def __init__(self, namespace_id: str) -> None:
+        StoreError.__init__(self, self.MESSAGE)
+        self.title = ""
+        self.namespace_id = namespace_id
 
 
 class TooManyNamespaces(StoreError):

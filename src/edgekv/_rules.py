@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import re
 from typing import Any
 
 import orjson
@@ -19,6 +20,7 @@ from edgekv._exceptions import KVError, KVTypeError
 __all__ = [
     "BULK_GET_MAX_KEYS",
     "BULK_WRITE_MAX_PAIRS",
+    "JURISDICTIONS",
     "KEY_MAX_BYTES",
     "LIST_LIMIT_MAX",
     "METADATA_MAX_BYTES",
@@ -28,8 +30,10 @@ __all__ = [
     "VALUE_MAX_BYTES",
     "check_bulk_get",
     "check_cache_ttl",
+    "check_jurisdiction",
     "check_key",
     "check_list_limit",
+    "check_namespace_id",
     "check_prefix",
     "check_title",
     "check_value_size",
@@ -52,6 +56,8 @@ BULK_GET_MAX_KEYS = 100
 BULK_WRITE_MAX_PAIRS = 10_000
 TITLE_MAX_CHARS = 512
 SHORT_KEY_CHARS = KEY_MAX_BYTES // 4  # characters that can never exceed the byte limit
+JURISDICTIONS = ("eu", "us", "fedramp")  # where a namespace's data must stay (Cloudflare's set)
+_NAMESPACE_ID = re.compile(r"[0-9a-f]{32}")
 
 # Cloudflare API error codes (rest-api.md), attached to errors for the REST layer.
 CODE_KEY_TOO_LONG = 10030
@@ -270,6 +276,28 @@ def check_bulk_get(keys: list[Any], type_: object, cache_ttl: object) -> None:
             )
         encode_key(key, op)
     check_cache_ttl(cache_ttl, op)
+
+
+def check_jurisdiction(jurisdiction: object, op: str) -> None:
+    """`eu`, `us`, `fedramp`, or None (no jurisdiction)."""
+    if jurisdiction is not None and jurisdiction not in JURISDICTIONS:
+        raise fail(
+            op,
+            400,
+            f"Invalid jurisdiction {jurisdiction!r}: use 'eu', 'us' or 'fedramp'",
+            CODE_BAD_REQUEST,
+        )
+
+
+def check_namespace_id(namespace_id: object, op: str) -> None:
+    """A chosen namespace id: 32 lowercase hexadecimal characters, as the ones edgekv makes."""
+    if not isinstance(namespace_id, str) or not _NAMESPACE_ID.fullmatch(namespace_id):
+        raise fail(
+            op,
+            400,
+            f"Invalid namespace id {namespace_id!r}: use 32 lowercase hexadecimal characters",
+            CODE_BAD_REQUEST,
+        )
 
 
 def check_title(title: object, op: str) -> None:

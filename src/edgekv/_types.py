@@ -68,6 +68,8 @@ class NamespaceInfo:
     id: str
     title: str
     account_id: str
+    jurisdiction: str | None = None
+    """`eu`, `us` or `fedramp` when set at creation (fixed from then on), else None."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,11 +108,17 @@ class Store(Protocol):
 
     # -- namespaces ------------------------------------------------------------------------
     async def create_namespace(
-        self, account_id: str, title: str, namespace_id: str | None = None
+        self,
+        account_id: str,
+        title: str,
+        namespace_id: str | None = None,
+        *,
+        jurisdiction: str | None = None,
     ) -> NamespaceInfo:
         """A new namespace with a fresh id, or with `namespace_id` when given (local `dev` creates
-        bindings on first use under the id of wrangler.toml). Raises `NamespaceTitleTaken`
-        (also when that id exists already) or `TooManyNamespaces` (1000 per account)."""
+        bindings on first use under the id of wrangler.toml; `kv namespace create --id`), and
+        its `jurisdiction` (validated by the caller). Raises `NamespaceIdTaken` when that id
+        exists already, `NamespaceTitleTaken`, or `TooManyNamespaces` (1000 per account)."""
         ...
 
     async def list_namespaces(self, account_id: str) -> list[NamespaceInfo]:

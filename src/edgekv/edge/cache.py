@@ -592,9 +592,16 @@ class LocationCache:
         return await self.inner.find_token(token_hash)
 
     async def create_namespace(
-        self, account_id: str, title: str, namespace_id: str | None = None
+        self,
+        account_id: str,
+        title: str,
+        namespace_id: str | None = None,
+        *,
+        jurisdiction: str | None = None,
     ) -> NamespaceInfo:
-        return await self.inner.create_namespace(account_id, title, namespace_id)
+        return await self.inner.create_namespace(
+            account_id, title, namespace_id, jurisdiction=jurisdiction
+        )
 
     async def list_namespaces(self, account_id: str) -> list[NamespaceInfo]:
         return await self.inner.list_namespaces(account_id)

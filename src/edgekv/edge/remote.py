@@ -12,9 +12,10 @@ connection, a timeout or any 5xx becomes `StoreUnavailable` (503) — every requ
 deadline, so nothing hangs; anything else is a `RemoteError` carrying the server's status and
 message.
 
-Not available through the KV API, by design: choosing a namespace id on creation, and token or
-account management (`create_token`, `find_token`, other accounts) — those raise `RemoteError`
-with status 501; tokens are managed on the central server (`edgekv token create`).
+A chosen namespace id goes in edgekv's extension of the create body (`"id"`, rest-api.md).
+Not available through the KV API, by design: token or account management (`create_token`,
+`find_token`, other accounts) — those raise `RemoteError` with status 501; tokens are managed on
+the central server (`edgekv token create`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import orjson
 
 from edgekv import _rules as rules
 from edgekv._exceptions import (
+    NamespaceIdTaken,
     NamespaceNotFound,
     NamespaceTitleTaken,
     StoreError,
@@ -301,18 +303,32 @@ class RemoteStore:
 
     # -- namespaces ------------------------------------------------------------------------
     def _info(self, result: Any) -> NamespaceInfo:
+        jurisdiction = result.get("jurisdiction")
         return NamespaceInfo(
-            id=str(result["id"]), title=str(result["title"]), account_id=self.account_id
+            id=str(result["id"]),
+            title=str(result["title"]),
+            account_id=self.account_id,
+            jurisdiction=None if jurisdiction is None else str(jurisdiction),
         )
 
     async def create_namespace(
-        self, account_id: str, title: str, namespace_id: str | None = None
+        self,
+        account_id: str,
+        title: str,
+        namespace_id: str | None = None,
+        *,
+        jurisdiction: str | None = None,
     ) -> NamespaceInfo:
+        body: dict[str, Any] = {"title": title}
         if namespace_id is not None:
-            raise RemoteError(501, "a central server assigns namespace ids itself")
-        response = await self._request("POST", self._base, json_body={"title": title})
+            body["id"] = namespace_id  # edgekv's extension of the create body (rest-api.md)
+        if jurisdiction is not None:
+            body["jurisdiction"] = jurisdiction
+        response = await self._request("POST", self._base, json_body=body)
         if response.status_code >= 300:
-            code, _ = self._errors(response)
+            code, message = self._errors(response)
+            if code == CODE_TITLE_TAKEN and message == NamespaceIdTaken.MESSAGE:
+                raise NamespaceIdTaken(namespace_id or "")
             if code == CODE_TITLE_TAKEN:
                 raise NamespaceTitleTaken(title)
             raise self._fail(response)

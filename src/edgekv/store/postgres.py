@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 
 from edgekv._exceptions import (
+    NamespaceIdTaken,
     NamespaceNotFound,
     NamespaceTitleTaken,
     StoreError,
@@ -72,6 +73,8 @@ _MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX edgekv_entries_expiration ON edgekv_entries (expiration)
         WHERE expiration IS NOT NULL;
     """,
+    # 2: a namespace's jurisdiction (eu, us, fedramp; NULL = none), fixed at creation.
+    "ALTER TABLE edgekv_namespaces ADD COLUMN jurisdiction text",
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -356,10 +359,15 @@ class PostgresStore:
     # -- namespaces ------------------------------------------------------------------------
     @staticmethod
     def _ns_info(row: Any) -> NamespaceInfo:
-        return NamespaceInfo(id=row["id"], title=row["title"], account_id=row["account_id"])
+        return NamespaceInfo(row["id"], row["title"], row["account_id"], row["jurisdiction"])
 
     async def create_namespace(
-        self, account_id: str, title: str, namespace_id: str | None = None
+        self,
+        account_id: str,
+        title: str,
+        namespace_id: str | None = None,
+        *,
+        jurisdiction: str | None = None,
     ) -> NamespaceInfo:
         async with self._conn() as con:
             if not await self._account_exists(con, account_id):
@@ -371,37 +379,40 @@ class PostgresStore:
                 )
                 row = await con.fetchrow(
                     "SELECT (SELECT count(*) FROM edgekv_namespaces WHERE account_id = $1) AS n,"
+                    " EXISTS (SELECT 1 FROM edgekv_namespaces WHERE id = $3) AS id_taken,"
                     " EXISTS (SELECT 1 FROM edgekv_namespaces"
-                    "  WHERE (account_id = $1 AND title = $2) OR id = $3) AS taken",
+                    "  WHERE account_id = $1 AND title = $2) AS taken",
                     account_id,
                     title,
                     namespace_id,
                 )
+                if row["id_taken"]:
+                    raise NamespaceIdTaken(namespace_id or "")
                 if row["taken"]:
                     raise NamespaceTitleTaken(title)
                 if row["n"] >= MAX_NAMESPACES:
                     raise TooManyNamespaces(MAX_NAMESPACES)
-                info = NamespaceInfo(
-                    id=namespace_id or new_id(), title=title, account_id=account_id
-                )
+                info = NamespaceInfo(namespace_id or new_id(), title, account_id, jurisdiction)
                 try:
                     await con.execute(
-                        "INSERT INTO edgekv_namespaces (id, account_id, title) VALUES ($1, $2, $3)",
+                        "INSERT INTO edgekv_namespaces (id, account_id, title, jurisdiction)"
+                        " VALUES ($1, $2, $3, $4)",
                         info.id,
                         account_id,
                         title,
+                        jurisdiction,
                     )
                 except asyncpg.UniqueViolationError as exc:
                     # The same id created meanwhile under another account (different lock).
-                    raise NamespaceTitleTaken(title) from exc
+                    raise NamespaceIdTaken(info.id) from exc
         return info
 
     @_retry_once
     async def list_namespaces(self, account_id: str) -> list[NamespaceInfo]:
         async with self._conn() as con:
             rows = await con.fetch(
-                "SELECT id, title, account_id FROM edgekv_namespaces WHERE account_id = $1"
-                " ORDER BY seq",
+                "SELECT id, title, account_id, jurisdiction FROM edgekv_namespaces"
+                " WHERE account_id = $1 ORDER BY seq",
                 account_id,
             )
         return [self._ns_info(r) for r in rows]
@@ -410,7 +421,7 @@ class PostgresStore:
     async def get_namespace(self, account_id: str, namespace_id: str) -> NamespaceInfo | None:
         async with self._conn() as con:
             row = await con.fetchrow(
-                "SELECT id, title, account_id FROM edgekv_namespaces"
+                "SELECT id, title, account_id, jurisdiction FROM edgekv_namespaces"
                 " WHERE id = $1 AND account_id = $2",
                 namespace_id,
                 account_id,
@@ -425,7 +436,7 @@ class PostgresStore:
             try:
                 row = await con.fetchrow(
                     "UPDATE edgekv_namespaces SET title = $3 WHERE id = $1 AND account_id = $2"
-                    " RETURNING id, title, account_id",
+                    " RETURNING id, title, account_id, jurisdiction",
                     namespace_id,
                     account_id,
                     title,
