@@ -29,10 +29,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, MutableMapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from edgekv.asgi.types import ASGIApp, Message
 from edgekv.workers.context import ExecutionContext
 from edgekv.workers.http import Request, Response
 
@@ -40,10 +41,6 @@ __all__ = ["fetch", "shutdown_lifespans", "websocket"]
 
 log = logging.getLogger("edgekv.workers")
 
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[MutableMapping[str, Any], Receive, Send], Awaitable[None]]
 
 _ASGI = {"version": "3.0", "spec_version": "2.3"}
 _STREAM_BUFFER = 16  # body chunks the application may be ahead of the client

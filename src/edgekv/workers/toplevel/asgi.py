@@ -4,4 +4,6 @@ import sys
 
 from edgekv.workers import asgi
 
+__all__: list[str] = []
+
 sys.modules[__name__] = asgi

@@ -2,6 +2,8 @@
 
 from edgekv.workers.compat import unsupported
 
+__all__: list[str] = []
+
 raise unsupported(
     "`js`",
     "is the JavaScript runtime of Cloudflare's Pyodide-based workers, which edgekv does not "

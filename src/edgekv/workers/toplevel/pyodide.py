@@ -2,6 +2,8 @@
 
 from edgekv.workers.compat import unsupported
 
+__all__: list[str] = []
+
 raise unsupported(
     "`pyodide`",
     "(pyodide.ffi, JsProxy, to_js) is Cloudflare's Pyodide runtime, which edgekv does not "
