@@ -241,3 +241,100 @@ def test_the_fastapi_worker_at_a_location(
         )
     assert edge.stop() == 0
     assert "Traceback" not in edge.log()
+
+
+# -- the config keys Python workers share with JavaScript ones ------------------------------------
+ENV_WORKER = """
+from workers import Response, WorkerEntrypoint
+
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        await self.env.FOO.put("where", self.env.MESSAGE)
+        limits = getattr(self.env, "LIMITS", None)
+        return Response.json({"message": self.env.MESSAGE, "limits": limits, "ns": self.env.FOO.id})
+"""
+
+TOP_ID, STAGING_ID, PREVIEW_ID = "1" * 32, "2" * 32, "3" * 32
+
+
+def write_jsonc_project(root: Path) -> None:
+    """A Python Worker configured by wrangler.jsonc, with an [env.staging] section whose
+    binding has a preview_id, as wrangler's own templates write it."""
+    (root / "src").mkdir(parents=True)
+    (root / "src" / "entry.py").write_text(ENV_WORKER.lstrip())
+    (root / "wrangler.jsonc").write_text(
+        f"""
+        // A Python Worker's config, in the JSON dialect wrangler reads.
+        {{
+          "name": "py-env",
+          "main": "src/entry.py",
+          "compatibility_flags": ["python_workers"],
+          "kv_namespaces": [{{ "binding": "FOO", "id": "{TOP_ID}" }}],
+          "vars": {{ "MESSAGE": "top level" }},
+          "env": {{
+            "staging": {{
+              "kv_namespaces": [
+                {{ "binding": "FOO", "id": "{STAGING_ID}", "preview_id": "{PREVIEW_ID}" }},
+              ],
+              "vars": {{ "MESSAGE": "staging", "LIMITS": {{ "max": 3 }} }},  /* a JSON var */
+            }},
+          }},
+        }}
+        """
+    )
+
+
+def test_a_python_worker_reads_wrangler_jsonc_env_sections_and_preview_ids(
+    tmp_path: Path,
+) -> None:
+    write_jsonc_project(tmp_path)
+    # No --config: wrangler.jsonc is found as wrangler finds it. --env staging picks the section,
+    # and `dev` binds its preview_id.
+    dev = Server(
+        ["dev", "--persist-to", "state", "--env", "staging"],
+        cwd=tmp_path,
+        log_path=tmp_path / "dev.log",
+    )
+    with dev, dev.client() as http:
+        assert http.get("/").json() == {
+            "message": "staging",
+            "limits": {"max": 3},
+            "ns": PREVIEW_ID,
+        }
+    got = run_cli(
+        ["kv", "key", "get", "where", "--namespace-id", PREVIEW_ID, "--persist-to", "state"],
+        cwd=tmp_path,
+    )
+    assert got.stdout == b"staging", got.stderr
+    plain = Server(["dev", "--persist-to", "state"], cwd=tmp_path, log_path=tmp_path / "dev2.log")
+    with plain, plain.client() as http:
+        assert http.get("/").json() == {"message": "top level", "limits": None, "ns": TOP_ID}
+
+
+def test_at_a_location_the_env_sections_id_is_bound_not_its_preview_id(
+    centre: tuple[Server, dict[str, str]], tmp_path: Path
+) -> None:
+    server, env = centre
+    write_jsonc_project(tmp_path)
+    # A location never creates namespaces: the centre gets the one the config names, by its id.
+    created = run_cli(
+        ["kv", "namespace", "create", "py-env staging", "--id", STAGING_ID], cwd=tmp_path, env=env
+    )
+    assert created.returncode == 0, created.stderr
+    edge = Server(
+        ["edge", "--central", server.url, "--location", "ams", "--env", "staging"],
+        cwd=tmp_path,
+        log_path=tmp_path / "edge.log",
+        env=env,
+    )
+    with edge, edge.client() as http:
+        assert http.get("/").json() == {
+            "message": "staging",
+            "limits": {"max": 3},
+            "ns": STAGING_ID,
+        }
+    at_centre = run_cli(
+        ["kv", "key", "get", "where", "--namespace-id", STAGING_ID], cwd=tmp_path, env=env
+    )
+    assert at_centre.stdout == b"staging"
