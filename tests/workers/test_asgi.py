@@ -127,6 +127,28 @@ async def test_a_streamed_response_arrives_chunk_by_chunk() -> None:
     assert await body_of(response) == b"".join(b"%d," % i for i in range(100))
 
 
+async def test_a_head_request_to_a_streamed_response_is_not_buffered() -> None:
+    app = FastAPI()
+    produced: list[int] = []
+
+    @app.api_route("/", methods=["GET", "HEAD"])
+    async def stream() -> StreamingResponse:
+        async def chunks() -> AsyncIterator[bytes]:
+            for i in range(1000):  # Starlette streams a HEAD answer's body too
+                produced.append(i)
+                yield b"x"
+
+        return StreamingResponse(chunks())
+
+    response = await asgi.fetch(app, Request("http://h/", method="HEAD"), Env({}))
+    assert (response.status, response.body) == (200, b"")
+    for _ in range(100):
+        await asyncio.sleep(0)
+        if len(produced) == 1000:
+            break
+    assert len(produced) == 1000  # the application ran to its end, nothing waits on a client
+
+
 async def test_a_client_that_goes_away_ends_the_applications_stream() -> None:
     sent: list[int] = []
     ended = asyncio.Event()

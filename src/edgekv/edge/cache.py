@@ -599,6 +599,8 @@ class LocationCache:
         *,
         jurisdiction: str | None = None,
     ) -> NamespaceInfo:
+        if jurisdiction is None:  # as before: stores without jurisdictions keep working
+            return await self.inner.create_namespace(account_id, title, namespace_id)
         return await self.inner.create_namespace(
             account_id, title, namespace_id, jurisdiction=jurisdiction
         )

@@ -191,6 +191,7 @@ async def fetch(app: ASGIApp, request: Request, env: Any, ctx: Any = None) -> Re
     headers: list[tuple[str, str]] = []
     request_sent = False
     streaming = False
+    head = request.method == "HEAD"
 
     async def receive() -> Message:
         nonlocal request_sent
@@ -250,11 +251,11 @@ async def fetch(app: ASGIApp, request: Request, env: Any, ctx: Any = None) -> Re
                 await put(data)
                 if not more:
                     await put(None)
-            elif more:
+            elif more and not head:
                 streaming = True
                 answer.set_result(Response(stream(data), status, headers))
-            else:
-                answer.set_result(Response(data, status, headers))
+            else:  # the whole body (a HEAD answer has none: the rest is dropped, not buffered)
+                answer.set_result(Response(b"" if head else data, status, headers))
                 finished.set()
 
     async def run() -> None:
