@@ -220,7 +220,8 @@ class KVNamespace:
     async def get_entry(self, key: str, *, cache_ttl: int | str | None = None) -> Entry | None:
         """Single get's full form, for servers (the KV backend of workerd): every check of a
         get, then the stored `Entry` (value bytes, metadata as its JSON text, cache status)
-        or None when missing."""
+        or None when missing. Through a location cache a miss may also be an `Absent` entry,
+        which carries the miss's `cache_status` (`HIT` when served from the cache)."""
         return await self._get_entry(key, cache_ttl)
 
     async def _get_entry(self, key: object, cache_ttl: object) -> Entry | None:

@@ -17,7 +17,7 @@ import orjson
 from edgekv import _rules as rules
 from edgekv import wire
 from edgekv._models import KeyListEntry
-from edgekv._types import Entry
+from edgekv._types import Absent, Entry
 from edgekv.api.context import Ctx
 from edgekv.api.envelope import ApiError, ok
 from edgekv.api.http import Response
@@ -44,7 +44,8 @@ def key_not_found() -> ApiError:
 async def _entry(ctx: Ctx) -> Entry | None:
     # The binding's single-key read (key checks, then the store), keeping the whole entry:
     # the REST answer needs expiration and metadata, not only the decoded value.
-    return await ctx.services.namespace(ctx.namespace_id)._get_entry(ctx.key, None)
+    entry = await ctx.services.namespace(ctx.namespace_id)._get_entry(ctx.key, None)
+    return None if entry.__class__ is Absent else entry  # (a location cache's miss: missing)
 
 
 async def get_value(ctx: Ctx) -> Response:
