@@ -89,6 +89,9 @@ async def test_misspelled_or_doubled_options_are_a_clear_type_error(kv: WorkerKV
         await kv.get("k", {"cacheTtl": 60}, cacheTtl=120)
     with pytest.raises(TypeError, match=r"KV list\(\) takes an options dict, not str"):
         await kv.list("prefix")
+    pending = kv.put("k", "v", {"bad": 1})  # refused when awaited, as a rejected promise is
+    with pytest.raises(TypeError, match="unknown option 'bad'"):
+        await pending
     assert await kv.get("k") is None  # nothing was written by the refused calls
 
 
