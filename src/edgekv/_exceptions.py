@@ -12,6 +12,7 @@ from __future__ import annotations
 
 __all__ = [
     "ClientDisconnected",
+    "InvalidText",
     "KVError",
     "KVTypeError",
     "NamespaceIdTaken",
@@ -141,6 +142,13 @@ class TooManyNamespaces(StoreError):
     def from_answer(cls, detail: str, *, namespace_id: str = "", title: str = "") -> StoreError:
         digits = "".join(c for c in detail if c.isdigit())
         return cls(int(digits) if digits else 1000)  # the text names the limit
+
+
+class InvalidText(StoreError):
+    """Text a store cannot hold (PostgreSQL: a NUL character): the client's error."""
+
+    status = 400
+    code = 10001
 
 
 class StoreUnavailable(StoreError):

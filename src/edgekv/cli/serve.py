@@ -42,6 +42,11 @@ def store_target(data: Path | None, database: str | None) -> tuple[str | Path, P
     help="ASGI server to run on (default: granian, chosen by measurement).",
 )
 @click.option("--quiet", is_flag=True, help="No access log (errors and warnings only).")
+@click.option(
+    "--no-metrics",
+    is_flag=True,
+    help="Do not count requests (GET /metrics then shows no requests; for measuring their cost).",
+)
 def serve(
     data: Path | None,
     database: str | None,
@@ -49,14 +54,15 @@ def serve(
     port: int,
     server: str | None,
     quiet: bool,
+    no_metrics: bool,
 ) -> None:
     """Run the central server: the REST API under /client/v4, for wrangler, the cloudflare SDKs,
     remote bindings and locations.
 
     On first start it creates an account and an admin token, writes them to
     DIR/credentials.json (mode 0600) and prints them; with EDGEKV_ACCOUNT_ID and
-    EDGEKV_API_TOKEN set, that account and token are created instead. Stops cleanly on
-    SIGTERM/SIGINT.
+    EDGEKV_API_TOKEN set, that account and token are created instead. The dashboard is at /,
+    Prometheus counters at /metrics (same token). Stops cleanly on SIGTERM/SIGINT.
     """
     from edgekv.api import server as api_server
 
@@ -75,4 +81,5 @@ def serve(
         port=port,
         server=chosen,  # type: ignore[arg-type]  # click.Choice checked it
         access_log=not quiet,
+        metrics=not no_metrics,
     )

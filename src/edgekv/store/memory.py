@@ -7,6 +7,7 @@ so listing is a keyset seek like the SQL engines.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,9 +18,9 @@ from edgekv._exceptions import (
     NamespaceTitleTaken,
     TooManyNamespaces,
 )
-from edgekv._types import Entry, KeyInfo, NamespaceInfo, TokenRecord
+from edgekv._types import Entry, KeyInfo, NamespaceInfo, NamespaceStats, TokenRecord
 
-__all__ = ["MAX_NAMESPACES", "MemoryStore", "new_id"]
+__all__ = ["MAX_NAMESPACES", "MemoryStore", "entry_size", "new_id"]
 
 MAX_NAMESPACES = 1000
 
@@ -34,6 +35,17 @@ class _Namespace:
     info: NamespaceInfo
     entries: dict[bytes, Entry] = field(default_factory=dict)
     order: list[bytes] = field(default_factory=list)  # sorted UTF-8 keys
+    # Running totals for namespace_stats (every stored entry, expired or not), and the keys
+    # that can expire, so expired-not-yet-purged ones can be subtracted.
+    key_count: int = 0
+    size: int = 0
+    expiring: dict[bytes, int] = field(default_factory=dict)
+
+
+def entry_size(raw_key: bytes, entry: Entry) -> int:
+    """What an entry counts in `NamespaceStats.bytes`: key, value and metadata, in bytes."""
+    meta = entry.metadata
+    return len(raw_key) + len(entry.value) + (len(meta.encode()) if meta else 0)
 
 
 class MemoryStore:
@@ -43,6 +55,7 @@ class MemoryStore:
         self._accounts: list[str] = []
         self._tokens: dict[str, TokenRecord] = {}
         self._namespaces: dict[str, _Namespace] = {}
+        self._revision = 0  # bumped by every revocation (token_revision)
 
     # -- accounts and tokens -------------------------------------------------------------
     async def default_account(self) -> str:
@@ -62,6 +75,21 @@ class MemoryStore:
 
     async def find_token(self, token_hash: str) -> TokenRecord | None:
         return self._tokens.get(token_hash)
+
+    async def list_tokens(self, account_id: str) -> list[TokenRecord]:
+        found = [t for t in self._tokens.values() if t.account_id == account_id]
+        return sorted(found, key=lambda t: (t.name, t.id))
+
+    async def revoke_token(self, token_id: str) -> TokenRecord | None:
+        for token_hash, token in self._tokens.items():
+            if token.id == token_id:
+                self._tokens[token_hash] = revoked = dataclasses.replace(token, revoked=True)
+                self._revision += 1
+                return revoked
+        return None
+
+    def token_revision(self) -> int | None:
+        return self._revision  # one process: the change is seen by the next request
 
     # -- namespaces ------------------------------------------------------------------------
     def _owned(self, account_id: str) -> list[_Namespace]:
@@ -141,10 +169,19 @@ class MemoryStore:
 
     def _put(self, ns: _Namespace, key: str, entry: Entry) -> None:
         raw = key.encode()
-        if raw not in ns.entries:
+        old = ns.entries.get(raw)
+        if old is None:
             bisect.insort(ns.order, raw)
+            ns.key_count += 1
+        else:
+            ns.size -= entry_size(raw, old)
         # Copy: a caller's bytearray must not change what was stored.
-        ns.entries[raw] = Entry(bytes(entry.value), entry.expiration, entry.metadata)
+        stored = ns.entries[raw] = Entry(bytes(entry.value), entry.expiration, entry.metadata)
+        ns.size += entry_size(raw, stored)
+        if entry.expiration is not None:
+            ns.expiring[raw] = entry.expiration
+        elif old is not None and old.expiration is not None:
+            del ns.expiring[raw]
 
     async def put(self, namespace_id: str, key: str, entry: Entry) -> None:
         self._put(self._ns(namespace_id), key, entry)
@@ -156,8 +193,13 @@ class MemoryStore:
 
     def _delete(self, ns: _Namespace, key: str) -> None:
         raw = key.encode()
-        if ns.entries.pop(raw, None) is not None:
+        old = ns.entries.pop(raw, None)
+        if old is not None:
             del ns.order[bisect.bisect_left(ns.order, raw)]
+            ns.key_count -= 1
+            ns.size -= entry_size(raw, old)
+            if old.expiration is not None:
+                del ns.expiring[raw]
 
     async def delete(self, namespace_id: str, key: str) -> None:
         self._delete(self._ns(namespace_id), key)
@@ -189,6 +231,15 @@ class MemoryStore:
                 continue
             out.append(KeyInfo(raw.decode(), entry.expiration, entry.metadata))
         return out
+
+    async def namespace_stats(self, namespace_id: str, *, now: int) -> NamespaceStats:
+        ns = self._ns(namespace_id)
+        count, size = ns.key_count, ns.size
+        for raw, expiration in ns.expiring.items():
+            if expiration <= now:
+                count -= 1
+                size -= entry_size(raw, ns.entries[raw])
+        return NamespaceStats(count, size)
 
     async def purge_expired(self, now: int, limit: int = 1000) -> int:
         purged = 0
