@@ -174,7 +174,7 @@ def test_cloudflares_fastapi_example_under_dev(fastapi_dev: Server, fastapi_root
         )
         return got.stdout == b"written after the response"
 
-    wait_for(audited)
+    wait_for(audited, timeout=60)  # each check starts a CLI process: slow on a loaded machine
 
 
 # -- at a location ------------------------------------------------------------------------------
