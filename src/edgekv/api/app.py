@@ -167,7 +167,7 @@ class EdgeKVApp:
 
     # -- lifespan --------------------------------------------------------------------------
     async def startup(self) -> None:
-        await self.client._open()
+        await self.client.connect()
 
     async def shutdown(self) -> None:
         self.access_log.flush()
