@@ -16,7 +16,7 @@ from starlette.background import BackgroundTask
 from starlette.responses import JSONResponse, StreamingResponse
 
 from edgekv.workers import Env, ExecutionContext, Request, Response, asgi
-from edgekv.workers.context import BackgroundTasks
+from edgekv.workers.context import BackgroundTasks, response_sent
 
 
 @pytest.fixture(autouse=True)
@@ -188,7 +188,7 @@ async def test_work_after_the_response_runs_as_wait_until_work() -> None:
     response = await asgi.fetch(app, Request("http://h/"), Env({}), ctx)
     assert await body_of(response) == b'{"ok":true}'
     assert not done.is_set()
-    ctx._response_sent()
+    response_sent(ctx)
     await tasks.drain(5)
     assert done.is_set()
 

@@ -4,6 +4,7 @@ results) beside the Python ones, with the binding's exact errors. In process, in
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -38,6 +39,13 @@ async def test_env_bindings_are_worker_kv_and_still_kv_namespaces() -> None:
         env = make_env(client, config)
         assert isinstance(env.KV, WorkerKV) and isinstance(env.KV, KVNamespace)
         assert env.KV.id == NS_ID
+
+
+async def test_binding_methods_are_coroutine_functions(kv: WorkerKV) -> None:
+    # Frameworks pick await-or-thread by this check: Starlette's background task runs a plain
+    # callable in a thread, where `env.FOO.put` would only make a coroutine never awaited.
+    for name in ("get", "getWithMetadata", "put", "list", "delete"):
+        assert inspect.iscoroutinefunction(getattr(kv, name)), name
 
 
 async def test_get_takes_a_type_string_an_options_dict_or_keywords(kv: WorkerKV) -> None:

@@ -14,7 +14,7 @@ the JavaScript dialect is a property of the worker runtime, like Pyodide's conve
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from edgekv._models import KeyListEntry, ListResult, ValueWithMetadata
@@ -161,10 +161,6 @@ def _options(
     return merged
 
 
-async def _raise(exc: BaseException) -> Any:
-    raise exc
-
-
 class WorkerKV(KVNamespace):
     """`env.<BINDING>` of a worker: the `KVNamespace` of that id, whose calls also take the
     JavaScript forms of Cloudflare's Python Workers:
@@ -180,13 +176,9 @@ class WorkerKV(KVNamespace):
 
     __slots__ = ()
 
-    def get(self, key: Any, options: Any = None, /, **kwargs: Any) -> Awaitable[Any]:  # type: ignore[override]
-        if options is None and not kwargs:
-            # The hot path: KVNamespace's own coroutine, without a second one around it.
-            return KVNamespace.get(self, key)
-        return self._get(key, options, kwargs)
-
-    async def _get(self, key: Any, options: Any, kwargs: dict[str, Any]) -> Any:
+    async def get(self, key: Any, options: Any = None, /, **kwargs: Any) -> Any:  # type: ignore[override]
+        if options is None and not kwargs:  # the hot path: no options to translate
+            return await KVNamespace.get(self, key)
         opts = _options("get", options, kwargs, _GET_OPTIONS)
         type_: Any = opts.pop("type", None) or "text"
         value = await KVNamespace.get(self, key, type_, **opts)
@@ -210,14 +202,12 @@ class WorkerKV(KVNamespace):
         out["cacheStatus"] = result.cache_status
         return out
 
-    def put(self, key: Any, value: Any, options: Any = None, /, **kwargs: Any) -> Awaitable[None]:  # type: ignore[override]
+    async def put(self, key: Any, value: Any, options: Any = None, /, **kwargs: Any) -> None:  # type: ignore[override]
         if options is None and not kwargs:
-            return KVNamespace.put(self, key, value)
-        try:
-            translated = _options("put", options, kwargs, _PUT_OPTIONS)
-        except TypeError as exc:
-            return _raise(exc)  # raised on await, as from a coroutine
-        return KVNamespace.put(self, key, value, **translated)
+            return await KVNamespace.put(self, key, value)
+        return await KVNamespace.put(
+            self, key, value, **_options("put", options, kwargs, _PUT_OPTIONS)
+        )
 
     async def list(self, options: Any = None, /, **kwargs: Any) -> JsListResult:  # type: ignore[override]
         opts = _options("list", options, kwargs, _LIST_OPTIONS) if options or kwargs else {}
