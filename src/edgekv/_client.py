@@ -177,24 +177,34 @@ class Client:
         assert self.account_id is not None
         return store, self.account_id
 
-    async def create_namespace(self, title: str, *, namespace_id: str | None = None) -> KVNamespace:
+    async def create_namespace(
+        self, title: str, *, namespace_id: str | None = None, jurisdiction: str | None = None
+    ) -> KVNamespace:
+        """A new namespace titled `title`; `namespace_id` chooses its id (an id that exists is
+        an error), `jurisdiction` (`eu`, `us`, `fedramp`) is fixed at creation."""
         op = "CREATE_NAMESPACE"
         rules.check_title(title, op)
+        rules.check_jurisdiction(jurisdiction, op)
         store, account = await self._account()
         with store_errors(op):
-            info = await store.create_namespace(account, title, namespace_id)
+            info = await store.create_namespace(
+                account, title, namespace_id, jurisdiction=jurisdiction
+            )
         return KVNamespace(self, info.id, info.title)
 
     async def list_namespaces(self) -> list[Namespace]:
         store, account = await self._account()
         with store_errors("LIST_NAMESPACES"):
-            return [Namespace(n.id, n.title) for n in await store.list_namespaces(account)]
+            return [
+                Namespace(n.id, n.title, n.jurisdiction)
+                for n in await store.list_namespaces(account)
+            ]
 
     async def get_namespace(self, namespace_id: str) -> Namespace | None:
         store, account = await self._account()
         with store_errors("GET_NAMESPACE"):
             info = await store.get_namespace(account, namespace_id)
-        return None if info is None else Namespace(info.id, info.title)
+        return None if info is None else Namespace(info.id, info.title, info.jurisdiction)
 
     async def rename_namespace(self, namespace_id: str, title: str) -> Namespace:
         op = "RENAME_NAMESPACE"
@@ -202,7 +212,7 @@ class Client:
         store, account = await self._account()
         with store_errors(op):
             info = await store.rename_namespace(account, namespace_id, title)
-        return Namespace(info.id, info.title)
+        return Namespace(info.id, info.title, info.jurisdiction)
 
     async def delete_namespace(self, namespace_id: str) -> None:
         store, account = await self._account()

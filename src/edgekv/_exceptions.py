@@ -18,6 +18,7 @@ __all__ = [
     "KVConflict",
     "KVError",
     "KVTypeError",
+    "NamespaceIdTaken",
     "NamespaceNotFound",
     "NamespaceTitleTaken",
     "PreconditionFailed",
@@ -128,7 +129,21 @@ class NamespaceTitleTaken(StoreError):
 
     @classmethod
     def from_answer(cls, detail: str, *, namespace_id: str = "", title: str = "") -> StoreError:
+        if detail == NamespaceIdTaken.MESSAGE:  # the same code (10014) for a chosen id taken
+            return NamespaceIdTaken(namespace_id)
         return cls(title)
+
+
+class NamespaceIdTaken(NamespaceTitleTaken):
+    """`create_namespace` with a chosen id that exists already (a `NamespaceTitleTaken`, so
+    that callers retrying under another title see the same status)."""
+
+    MESSAGE = "A namespace with this ID already exists"
+
+    def __init__(self, namespace_id: str) -> None:
+        StoreError.__init__(self, self.MESSAGE)
+        self.title = ""
+        self.namespace_id = namespace_id
 
 
 class TooManyNamespaces(StoreError):

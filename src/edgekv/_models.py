@@ -124,9 +124,14 @@ class Namespace:
 
     id: str
     title: str
+    jurisdiction: str | None = None
+    """`eu`, `us` or `fedramp` when the namespace was created with one."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "title": self.title}
+        out = {"id": self.id, "title": self.title}
+        if self.jurisdiction is not None:
+            out["jurisdiction"] = self.jurisdiction
+        return out
 
 
 @dataclass(slots=True)

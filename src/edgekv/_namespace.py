@@ -19,7 +19,7 @@ from edgekv import _rules as rules
 from edgekv import wire
 from edgekv._exceptions import StoreError, kv_error, store_errors
 from edgekv._models import Change, ListResult, ValueStream, ValueWithMetadata
-from edgekv._types import Condition, Entry, Store, Written
+from edgekv._types import Absent, Condition, Entry, Store, Written
 
 if TYPE_CHECKING:
     from edgekv._client import Client
@@ -192,7 +192,7 @@ class KVNamespace:
             return await self._get_bulk(key, type, cache_ttl, with_metadata=False)
         else:
             entry = await self.get_entry(key, cache_ttl=cache_ttl)
-        if entry is None:
+        if entry is None or entry.__class__ is Absent:
             return None
         if type == "text":  # the common case, without a call
             return entry.value.decode("utf-8", "replace")
@@ -218,6 +218,8 @@ class KVNamespace:
         entry = await self.get_entry(key, cache_ttl=cache_ttl)
         if entry is None:
             return ValueWithMetadata(None, None)
+        if entry.__class__ is Absent:  # a miss a location cache answered: keep its status
+            return ValueWithMetadata(None, None, entry.cache_status)
         return ValueWithMetadata(
             _decode(entry.value, type),
             _metadata(entry.metadata),
@@ -228,7 +230,9 @@ class KVNamespace:
     async def get_entry(self, key: str, *, cache_ttl: int | str | None = None) -> Entry | None:
         """Single get's full form, for servers (the REST value read, the KV backend of
         workerd): every check of a get, then the stored `Entry` (value bytes, metadata as its
-        JSON text, cache status) or None when missing."""
+        JSON text, cache status) or None when missing. Through a location cache a miss may
+        also be an `Absent` entry, which carries the miss's `cache_status` (`HIT` when served
+        from the cache)."""
         rules.check_key(key, "GET")
         ttl = None
         if cache_ttl is not None:

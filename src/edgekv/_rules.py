@@ -8,6 +8,7 @@ API error code the REST layer answers with, and `detail`, the message without th
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import orjson
@@ -18,6 +19,7 @@ from edgekv._exceptions import KVError, KVTypeError
 __all__ = [
     "BULK_GET_MAX_KEYS",
     "BULK_WRITE_MAX_PAIRS",
+    "JURISDICTIONS",
     "KEY_MAX_BYTES",
     "LIST_LIMIT_MAX",
     "MAX_EXPIRATION",
@@ -29,8 +31,10 @@ __all__ = [
     "cache_ttl_seconds",
     "check_bulk_get",
     "check_cache_ttl",
+    "check_jurisdiction",
     "check_key",
     "check_list_limit",
+    "check_namespace_id",
     "check_prefix",
     "check_title",
     "check_value_size",
@@ -58,6 +62,8 @@ TITLE_MAX_CHARS = 512
 # integers, which a larger number overflowed (a 500 instead of a 400).
 MAX_EXPIRATION = 2**53 - 1
 SHORT_KEY_CHARS = KEY_MAX_BYTES // 4  # characters that can never exceed the byte limit
+JURISDICTIONS = ("eu", "us", "fedramp")  # where a namespace's data must stay (Cloudflare's set)
+_NAMESPACE_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def fail(op: str, status: int, detail: str, code: int = wire.BAD_REQUEST) -> KVError:
@@ -295,6 +301,28 @@ def check_bulk_get(keys: list[Any], type_: object, cache_ttl: object) -> None:
             )
         encode_key(key, op)
     check_cache_ttl(cache_ttl, op)
+
+
+def check_jurisdiction(jurisdiction: object, op: str) -> None:
+    """`eu`, `us`, `fedramp`, or None (no jurisdiction)."""
+    if jurisdiction is not None and jurisdiction not in JURISDICTIONS:
+        raise fail(
+            op,
+            400,
+            f"Invalid jurisdiction {jurisdiction!r}: use 'eu', 'us' or 'fedramp'",
+            wire.BAD_REQUEST,
+        )
+
+
+def check_namespace_id(namespace_id: object, op: str) -> None:
+    """A chosen namespace id: 32 lowercase hexadecimal characters, as the ones edgekv makes."""
+    if not isinstance(namespace_id, str) or not _NAMESPACE_ID.fullmatch(namespace_id):
+        raise fail(
+            op,
+            400,
+            f"Invalid namespace id {namespace_id!r}: use 32 lowercase hexadecimal characters",
+            wire.BAD_REQUEST,
+        )
 
 
 def check_title(title: object, op: str) -> None:

@@ -29,7 +29,10 @@ from typing import NamedTuple, Protocol, runtime_checkable
 from edgekv._models import Change, KeyListEntry
 
 __all__ = [
+    "ABSENT_HIT",
+    "ABSENT_MISS",
     "DEFAULT_FEED_HISTORY",
+    "Absent",
     "Change",
     "ChangePage",
     "Clock",
@@ -104,6 +107,16 @@ class ChangePage:
     head: int = 0
 
 
+@dataclass(slots=True)
+class Absent(Entry):
+    """A location cache's answer "no such key" that keeps its `cache_status`: production
+    reports `cacheStatus: "HIT"` for a miss served from cache. Readers treat it as missing."""
+
+
+ABSENT_HIT = Absent(b"", cache_status="HIT")
+ABSENT_MISS = Absent(b"", cache_status="MISS")
+
+
 KeyInfo = KeyListEntry
 """One row of a key listing, as engines return it: the binding hands these to the caller
 unchanged (`name`, `expiration`, `metadata_json` = the stored JSON text or None)."""
@@ -114,6 +127,8 @@ class NamespaceInfo:
     id: str
     title: str
     account_id: str
+    jurisdiction: str | None = None
+    """`eu`, `us` or `fedramp` when set at creation (fixed from then on), else None."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,11 +192,17 @@ class Store(Protocol):
 
     # -- namespaces ------------------------------------------------------------------------
     async def create_namespace(
-        self, account_id: str, title: str, namespace_id: str | None = None
+        self,
+        account_id: str,
+        title: str,
+        namespace_id: str | None = None,
+        *,
+        jurisdiction: str | None = None,
     ) -> NamespaceInfo:
         """A new namespace with a fresh id, or with `namespace_id` when given (local `dev` creates
-        bindings on first use under the id of wrangler.toml). Raises `NamespaceTitleTaken`
-        (also when that id exists already) or `TooManyNamespaces` (1000 per account)."""
+        bindings on first use under the id of wrangler.toml; `kv namespace create --id`), and
+        its `jurisdiction` (validated by the caller). Raises `NamespaceIdTaken` when that id
+        exists already, `NamespaceTitleTaken`, or `TooManyNamespaces` (1000 per account)."""
         ...
 
     async def list_namespaces(self, account_id: str) -> list[NamespaceInfo]:
@@ -202,8 +223,9 @@ class Store(Protocol):
     async def get(
         self, namespace_id: str, key: str, *, now: int, cache_ttl: int | None = None
     ) -> Entry | None:
-        """The live entry (expiration None or > now), else None. `cache_ttl` (validated, or
-        None for the default) matters only to a location cache; other engines ignore it."""
+        """The live entry (expiration None or > now), else None (a location cache may answer
+        an `Absent` entry instead, to tell a cached miss). `cache_ttl` (validated, or None for
+        the default) matters only to a location cache; other engines ignore it."""
         ...
 
     async def get_many(

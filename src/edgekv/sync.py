@@ -168,8 +168,14 @@ class Client:
     def namespace(self, namespace_id: str) -> KVNamespace:
         return KVNamespace(self._inner.namespace(namespace_id), self._loop)
 
-    def create_namespace(self, title: str, *, namespace_id: str | None = None) -> KVNamespace:
-        inner = self._loop.run(self._inner.create_namespace(title, namespace_id=namespace_id))
+    def create_namespace(
+        self, title: str, *, namespace_id: str | None = None, jurisdiction: str | None = None
+    ) -> KVNamespace:
+        inner = self._loop.run(
+            self._inner.create_namespace(
+                title, namespace_id=namespace_id, jurisdiction=jurisdiction
+            )
+        )
         return KVNamespace(inner, self._loop)
 
     def list_namespaces(self) -> list[Namespace]:

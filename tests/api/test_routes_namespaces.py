@@ -138,6 +138,74 @@ async def test_too_many_namespaces_is_10018(api: Api) -> None:
     assert r.status_code == 400 and codes(r) == [10018]
 
 
+# -- edgekv's extension: a chosen id -------------------------------------------------------------
+async def test_create_with_a_chosen_id(api: Api) -> None:
+    chosen = "06779da6940b431db6e566b4846d64db"
+    r = await api.http.post(api.namespaces, json={"title": "bound", "id": chosen})
+    assert r.status_code == 200
+    assert r.json()["result"] == {"id": chosen, "title": "bound", "supports_url_encoding": True}
+    await api.http.put(f"{api.namespaces}/{chosen}/values/k", content=b"v")
+    r = await api.http.post(api.namespaces, json={"title": "another", "id": chosen})
+    assert r.status_code == 400 and codes(r) == [10014]
+    assert message(r) == "create namespace: 'A namespace with this ID already exists'"
+    assert (await api.http.get(f"{api.namespaces}/{chosen}/values/k")).content == b"v"
+    titles = [n["title"] for n in (await api.http.get(api.namespaces)).json()["result"]]
+    assert titles.count("another") == 0
+
+
+@pytest.mark.parametrize(
+    "bad", ["06779DA6940B431DB6E566B4846D64DB", "abc", "0" * 33, "g" * 32, 5, "", ["x"]]
+)
+async def test_a_chosen_id_must_be_32_lowercase_hex(api: Api, bad: object) -> None:
+    r = await api.http.post(api.namespaces, json={"title": "t", "id": bad})
+    assert r.status_code == 400 and codes(r) == [10001]
+    assert message(r) == (
+        f"create namespace: 'Invalid namespace id {bad!r}: use 32 lowercase hexadecimal characters'"
+    )
+    assert (await api.http.get(api.namespaces)).json()["result"] == []
+
+
+# -- jurisdiction --------------------------------------------------------------------------------
+@pytest.mark.parametrize("jurisdiction", ["eu", "us", "fedramp"])
+async def test_create_with_a_jurisdiction(api: Api, jurisdiction: str) -> None:
+    r = await api.http.post(api.namespaces, json={"title": "t", "jurisdiction": jurisdiction})
+    created = r.json()["result"]
+    assert created["jurisdiction"] == jurisdiction
+    ns = created["id"]
+    assert (await api.http.get(f"{api.namespaces}/{ns}")).json()["result"] == created
+    (listed,) = (await api.http.get(api.namespaces)).json()["result"]
+    assert listed == created
+    renamed = await api.http.put(f"{api.namespaces}/{ns}", json={"title": "renamed"})
+    assert renamed.json()["result"]["jurisdiction"] == jurisdiction
+
+
+async def test_no_jurisdiction_is_absent_from_answers(api: Api) -> None:
+    r = await api.http.post(api.namespaces, json={"title": "t", "jurisdiction": None})
+    assert "jurisdiction" not in r.json()["result"]
+
+
+@pytest.mark.parametrize("bad", ["EU", "fedramp-high", "", 1, ["eu"]])
+async def test_an_invalid_jurisdiction_is_400(api: Api, bad: object) -> None:
+    r = await api.http.post(api.namespaces, json={"title": "t", "jurisdiction": bad})
+    assert r.status_code == 400 and codes(r) == [10001]
+    assert message(r) == (
+        f"create namespace: 'Invalid jurisdiction {bad!r}: use 'eu', 'us' or 'fedramp''"
+    )
+    assert (await api.http.get(api.namespaces)).json()["result"] == []
+
+
+async def test_the_jurisdiction_is_fixed_at_creation(api: Api) -> None:
+    r = await api.http.post(api.namespaces, json={"title": "t", "jurisdiction": "eu"})
+    ns = r.json()["result"]["id"]
+    r = await api.http.put(f"{api.namespaces}/{ns}", json={"title": "t2", "jurisdiction": "us"})
+    assert r.status_code == 400 and codes(r) == [10001]
+    assert message(r) == (
+        "rename namespace: 'the jurisdiction of a namespace can only be set at creation'"
+    )
+    got = (await api.http.get(f"{api.namespaces}/{ns}")).json()["result"]
+    assert (got["title"], got["jurisdiction"]) == ("t", "eu")
+
+
 NUL_IDS = ["ab%00cd", "%00", "0" * 31 + "%00"]
 
 

@@ -59,6 +59,25 @@ def test_namespace_lifecycle(cf: Cloudflare, account: str) -> None:
     assert "10013" in str(info.value)
 
 
+def test_a_jurisdiction_and_a_chosen_id_through_the_sdk(cf: Cloudflare, account: str) -> None:
+    eu = cf.kv.namespaces.create(account_id=account, title="sdk eu", jurisdiction="eu")
+    assert eu is not None and eu.jurisdiction == "eu"
+    listed = {n.id: n.jurisdiction for n in cf.kv.namespaces.list(account_id=account)}
+    assert listed[eu.id] == "eu"
+    got = cf.kv.namespaces.get(eu.id, account_id=account)
+    assert got is not None and got.jurisdiction == "eu"
+    # edgekv's extension field, sent the way the SDK sends any extra body field.
+    chosen = cf.kv.namespaces.create(
+        account_id=account, title="sdk chosen", extra_body={"id": "5" * 32}
+    )
+    assert chosen is not None and (chosen.id, chosen.jurisdiction) == ("5" * 32, None)
+    with pytest.raises(BadRequestError) as info:
+        cf.kv.namespaces.create(account_id=account, title="sdk bad", jurisdiction="mars")  # type: ignore[arg-type]
+    assert "Invalid jurisdiction 'mars'" in str(info.value)
+    for ns in (eu.id, chosen.id):
+        cf.kv.namespaces.delete(ns, account_id=account)
+
+
 def test_namespace_auto_pagination(cf: Cloudflare, account: str) -> None:
     titles = [f"page-test-{i:02d}" for i in range(23)]
     ids = [cf.kv.namespaces.create(account_id=account, title=t).id for t in titles]  # type: ignore[union-attr]

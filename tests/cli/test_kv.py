@@ -51,6 +51,43 @@ def test_namespace_errors(run: Run) -> None:
     assert missing.code == 2 and "Missing option '--new-name'" in missing.stderr
 
 
+def test_namespace_create_with_a_chosen_id(run: Run) -> None:
+    created = run("kv", "namespace", "create", "bound", "--id", NS_ID)
+    assert created.code == 0, created.stderr
+    assert created.json() == {"id": NS_ID, "title": "bound"}
+    assert f'{{ binding = "BOUND", id = "{NS_ID}" }}' in created.stderr
+    assert run("kv", "key", "put", "k", "v", "--namespace-id", NS_ID).code == 0
+    taken = run("kv", "namespace", "create", "other", "--id", NS_ID)
+    assert taken.code == 1
+    assert taken.stderr == (
+        f"error: a namespace with id {NS_ID} already exists in the local store in .edgekv\n"
+    )
+    assert run("kv", "namespace", "list").json() == [{"id": NS_ID, "title": "bound"}]
+    assert run("kv", "key", "get", "k", "--namespace-id", NS_ID).stdout == b"v"
+
+
+@pytest.mark.parametrize("bad", [NS_ID.upper(), NS_ID[:-1], NS_ID + "0", "z" * 32, ""])
+def test_namespace_create_refuses_an_id_that_is_not_32_lowercase_hex(run: Run, bad: str) -> None:
+    refused = run("kv", "namespace", "create", "t", "--id", bad)
+    assert refused.code == 1
+    assert refused.stderr == (
+        f"error: --id {bad!r}: a namespace id is 32 lowercase hexadecimal characters\n"
+    )
+    assert run("kv", "namespace", "list").json() == []
+
+
+def test_namespace_create_with_a_jurisdiction(run: Run) -> None:
+    created = run("kv", "namespace", "create", "in eu", "--jurisdiction", "eu")
+    assert created.code == 0, created.stderr
+    info = created.json()
+    assert info["jurisdiction"] == "eu"
+    assert run("kv", "namespace", "list").json() == [info]
+    renamed = run("kv", "namespace", "rename", "--namespace-id", info["id"], "--new-name", "x")
+    assert renamed.json() == {**info, "title": "x"}
+    bad = run("kv", "namespace", "create", "t", "--jurisdiction", "mars")
+    assert bad.code == 2 and "'mars' is not one of 'eu', 'us', 'fedramp'" in bad.stderr
+
+
 def test_persist_to_chooses_the_folder(run: Run, tmp_path: Path) -> None:
     assert run("kv", "namespace", "create", "a", "--persist-to", "elsewhere").code == 0
     assert run("kv", "namespace", "list").json() == []

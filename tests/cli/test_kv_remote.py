@@ -5,6 +5,7 @@ target can get wrong (credentials, reachability)."""
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,6 +46,24 @@ def test_namespaces_on_the_centre(remote: Run, tmp_path: Path) -> None:
     assert renamed.json() == {"id": info["id"], "title": "r2"}
     assert remote("kv", "namespace", "delete", "--namespace-id", info["id"]).code == 0
     assert info["id"] not in [n["id"] for n in remote("kv", "namespace", "list").json()]
+
+
+def test_namespace_create_with_an_id_and_a_jurisdiction_on_the_centre(
+    remote: Run, centre: tuple[Server, dict[str, str]]
+) -> None:
+    chosen = secrets.token_hex(16)
+    created = remote(
+        "kv", "namespace", "create", f"chosen {chosen}", "--id", chosen, "--jurisdiction", "us"
+    )
+    assert created.code == 0, created.stderr
+    assert created.json() == {"id": chosen, "title": f"chosen {chosen}", "jurisdiction": "us"}
+    assert created.json() in remote("kv", "namespace", "list").json()
+    taken = remote("kv", "namespace", "create", "again", "--id", chosen)
+    assert taken.code == 1
+    assert taken.stderr == (
+        f"error: a namespace with id {chosen} already exists in {centre[0].url}\n"
+    )
+    assert remote("kv", "namespace", "delete", "--namespace-id", chosen).code == 0
 
 
 def test_keys_and_bulk_on_the_centre(remote: Run, tmp_path: Path) -> None:

@@ -81,10 +81,17 @@ class CountingStore:
         return await self.inner.namespace_stats(namespace_id, now=now)
 
     async def create_namespace(
-        self, account_id: str, title: str, namespace_id: str | None = None
+        self,
+        account_id: str,
+        title: str,
+        namespace_id: str | None = None,
+        *,
+        jurisdiction: str | None = None,
     ) -> NamespaceInfo:
         self._enter("create_namespace")
-        return await self.inner.create_namespace(account_id, title, namespace_id)
+        return await self.inner.create_namespace(
+            account_id, title, namespace_id, jurisdiction=jurisdiction
+        )
 
     async def list_namespaces(self, account_id: str) -> list[NamespaceInfo]:
         self._enter("list_namespaces")

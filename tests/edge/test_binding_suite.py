@@ -17,6 +17,18 @@ from tests.test_namespace import *  # noqa: F403  (collected again here, over th
 from tests.test_namespace_versions import *  # noqa: F403  (versions and the feed, remotely too)
 
 
+async def test_missing_key_is_none_for_every_type(  # type: ignore[no-redef]
+    ns: KVNamespace, store: Store
+) -> None:
+    """As the suite's, except `cache_status`: the location read the miss from the centre once,
+    then answers it from its cache (HIT, as production does); no cache, no status."""
+    for type_ in ("text", "json", "bytes", "arrayBuffer", "stream", "bogus"):
+        assert await ns.get("missing", type_) is None  # type: ignore[arg-type]
+    result = await ns.get_with_metadata("missing")
+    assert result.value is None and result.metadata is None
+    assert result.cache_status == ("HIT" if isinstance(store, LocationCache) else None)
+
+
 async def test_get_with_metadata(ns: KVNamespace, store: Store) -> None:  # type: ignore[no-redef]
     """As the suite's, except `cache_status`: a location says where it served the read (here
     its own write: HIT); the plain remote binding involves no cache (None)."""

@@ -150,6 +150,24 @@ async def test_lower_cache_ttl_refetches(world: World) -> None:
 # -- rule 4: negative lookups -------------------------------------------------------------
 
 
+async def test_a_cached_miss_answers_hit_as_production_does(world: World) -> None:
+    ams = await world.location("ams")
+    first = await ams.ns.get_with_metadata("nope")
+    assert (first.value, first.metadata, first.cache_status) == (None, None, "MISS")
+    again = await ams.ns.get_with_metadata("nope")
+    assert again.to_dict() == {"value": None, "metadata": None, "cacheStatus": "HIT"}
+    assert await ams.ns.get("nope") is None  # plain get: still just "missing"
+    assert await ams.ns.get("nope", "json") is None
+    assert await ams.ns.get(["nope"]) == {"nope": None}
+    assert await ams.ns.get_with_metadata(["nope"]) == {"nope": None}
+    await world.admin.put("nope", "now here")  # at the centre: this copy stays until its TTL
+    assert (await ams.ns.get_with_metadata("nope")).cache_status == "HIT"
+    world.advance(60)
+    seen = await ams.ns.get_with_metadata("nope")
+    assert (seen.value, seen.cache_status) == ("now here", "MISS")
+    assert world.central.reads == 2
+
+
 async def test_a_storm_on_a_missing_key_reaches_the_centre_once(world: World) -> None:
     ams = await world.location("ams")
     results = await asyncio.gather(*(ams.ns.get("nope") for _ in range(200)))

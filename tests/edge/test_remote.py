@@ -4,6 +4,7 @@ round trips, key encoding, error mapping, never hanging."""
 from __future__ import annotations
 
 import asyncio
+import secrets
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -13,6 +14,7 @@ import pytest
 import edgekv
 from edgekv import KVError
 from edgekv._exceptions import (
+    NamespaceIdTaken,
     NamespaceNotFound,
     NamespaceTitleTaken,
     StoreUnavailable,
@@ -151,12 +153,30 @@ async def test_accounts_and_tokens_stay_on_the_centre(
         store.ensure_account("f" * 32),
         store.create_token(TokenRecord("i", "a", "h")),
         store.find_token("h"),
-        store.create_namespace(kv.account_id or "", "x", "a" * 32),
     ):
         with pytest.raises(RemoteError) as info:
             await call
         assert info.value.status == 501
     assert await store.purge_expired(2**40) == 0
+
+
+async def test_a_namespace_with_a_chosen_id_and_jurisdiction_on_the_centre(
+    remote: tuple[edgekv.Client, SessionCentral],
+) -> None:
+    kv, _ = remote
+    chosen = secrets.token_hex(16)
+    ns = await kv.create_namespace(f"chosen {chosen}", namespace_id=chosen, jurisdiction="eu")
+    assert ns.id == chosen
+    listed = {n.id: n for n in await kv.list_namespaces()}
+    assert listed[chosen].jurisdiction == "eu"
+    with pytest.raises(NamespaceIdTaken):
+        await kv.store.create_namespace(kv.account_id or "", "another", chosen)
+    with pytest.raises(edgekv.KVError) as info:
+        await kv.create_namespace("another", namespace_id=chosen)
+    assert str(info.value) == (
+        "KV CREATE_NAMESPACE failed: 400 A namespace with this ID already exists"
+    )
+    await kv.delete_namespace(chosen)
 
 
 async def test_a_wrong_token_is_a_clear_error(session_central: SessionCentral) -> None:

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from edgekv._exceptions import NamespaceNotFound, NamespaceTitleTaken
+from edgekv._exceptions import NamespaceIdTaken, NamespaceNotFound, NamespaceTitleTaken
 from edgekv._types import Entry, KeyInfo, Store, TokenRecord
 
 NOW = 1_700_000_000
@@ -47,8 +47,32 @@ async def test_create_namespace_with_given_id(store: Store) -> None:
     ns = await store.create_namespace(acct, "bound", "06779da6940b431db6e566b4846d64db")
     assert ns.id == "06779da6940b431db6e566b4846d64db"
     await store.put(ns.id, "k", Entry(b"v"))
-    with pytest.raises(NamespaceTitleTaken):
+    with pytest.raises(NamespaceIdTaken) as caught:
         await store.create_namespace(acct, "another title", ns.id)
+    assert caught.value.detail == "A namespace with this ID already exists"
+    assert isinstance(caught.value, NamespaceTitleTaken)  # same status and code (10014)
+    other = "c" * 32
+    await store.ensure_account(other)
+    with pytest.raises(NamespaceIdTaken):  # ids are unique across accounts
+        await store.create_namespace(other, "bound", ns.id)
+    assert await store.get(ns.id, "k", now=NOW) == Entry(b"v")  # nothing lost
+
+
+async def test_a_jurisdiction_is_kept_listed_and_survives_a_rename(store: Store) -> None:
+    acct = await store.default_account()
+    plain = await store.create_namespace(acct, "plain")
+    eu = await store.create_namespace(acct, "in the eu", jurisdiction="eu")
+    chosen = await store.create_namespace(acct, "us", "a" * 32, jurisdiction="fedramp")
+    assert (plain.jurisdiction, eu.jurisdiction, chosen.jurisdiction) == (None, "eu", "fedramp")
+    listed = await store.list_namespaces(acct)
+    assert [(n.title, n.jurisdiction) for n in listed] == [
+        ("plain", None),
+        ("in the eu", "eu"),
+        ("us", "fedramp"),
+    ]
+    renamed = await store.rename_namespace(acct, eu.id, "still in the eu")
+    assert renamed.jurisdiction == "eu"
+    assert await store.get_namespace(acct, eu.id) == renamed
 
 
 async def test_namespaces_are_per_account(store: Store) -> None:

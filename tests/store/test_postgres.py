@@ -19,6 +19,7 @@ from edgekv._exceptions import (
     TooManyNamespaces,
 )
 from edgekv._types import Entry, KeyInfo, TokenRecord
+from edgekv.store import postgres as postgres_engine
 from edgekv.store.memory import MAX_NAMESPACES
 from edgekv.store.postgres import SCHEMA_VERSION, PostgresStore
 from tests import pgcluster
@@ -114,6 +115,40 @@ async def test_concurrent_opens_migrate_once_and_agree_on_default_account(dsn: s
         assert await again.default_account() == accounts[0]
     finally:
         await again.aclose()
+
+
+async def test_a_round_1_database_opens_with_its_data(dsn: str) -> None:
+    con = await asyncpg.connect(dsn)
+    try:  # schema version 1 as round 1 wrote it, with a namespace and an entry
+        await con.execute(
+            "CREATE TABLE edgekv_schema (version integer PRIMARY KEY,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        await con.execute(postgres_engine._MIGRATIONS[0])
+        await con.execute("INSERT INTO edgekv_schema (version) VALUES (1)")
+        await con.execute("INSERT INTO edgekv_accounts (id) VALUES ($1)", "a" * 32)
+        await con.execute(
+            "INSERT INTO edgekv_namespaces (id, account_id, title) VALUES ($1, $2, 'old')",
+            "b" * 32,
+            "a" * 32,
+        )
+        await con.execute(
+            "INSERT INTO edgekv_entries (namespace_id, key, value) VALUES ($1, $2, $3)",
+            "b" * 32,
+            b"k",
+            b"v",
+        )
+    finally:
+        await con.close()
+    store = await PostgresStore.open(dsn)
+    try:
+        (old,) = await store.list_namespaces("a" * 32)
+        assert (old.id, old.title, old.jurisdiction) == ("b" * 32, "old", None)
+        assert await store.get("b" * 32, "k", now=NOW) == Entry(b"v")
+        us = await store.create_namespace("a" * 32, "new", jurisdiction="us")
+        assert await store.get_namespace("a" * 32, us.id) == us
+    finally:
+        await store.aclose()
 
 
 async def test_newer_schema_is_refused(dsn: str) -> None:

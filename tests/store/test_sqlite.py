@@ -97,6 +97,39 @@ async def test_wal_mode_and_schema_version(store: SQLiteStore, tmp_path: Path) -
         con.close()
 
 
+async def test_a_round_1_file_opens_with_its_data(tmp_path: Path) -> None:
+    # Schema version 1 as round 1 wrote it, with a namespace and an entry.
+    con = raw(tmp_path)
+    for statement in engine._MIGRATIONS[0].split(";"):
+        con.execute(statement)
+    con.execute("PRAGMA user_version = 1")
+    con.execute("INSERT INTO accounts (id) VALUES (?)", ("a" * 32,))
+    con.execute(
+        "INSERT INTO namespaces (id, account_id, title) VALUES (?, ?, ?)",
+        ("b" * 32, "a" * 32, "old"),
+    )
+    con.execute(
+        "INSERT INTO entries (namespace_id, key, value, expiration, metadata)"
+        " VALUES (?, ?, ?, ?, ?)",
+        ("b" * 32, b"k", b"v", None, '{"m":1}'),
+    )
+    con.close()
+    store = await SQLiteStore.open(tmp_path)
+    try:
+        (old,) = await store.list_namespaces("a" * 32)
+        assert (old.id, old.title, old.jurisdiction) == ("b" * 32, "old", None)
+        assert await store.get("b" * 32, "k", now=NOW) == Entry(b"v", None, '{"m":1}')
+        eu = await store.create_namespace("a" * 32, "new", jurisdiction="eu")
+        assert (await store.get_namespace("a" * 32, eu.id)) == eu
+    finally:
+        await store.aclose()
+    con = raw(tmp_path)
+    try:
+        assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    finally:
+        con.close()
+
+
 async def test_newer_schema_is_refused(tmp_path: Path) -> None:
     store = await SQLiteStore.open(tmp_path)
     await store.aclose()

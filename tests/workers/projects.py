@@ -107,3 +107,146 @@ def write_project(
     module.parent.mkdir(parents=True, exist_ok=True)
     module.write_text(textwrap.dedent(worker).lstrip())
     return config
+
+
+# A Python Worker written for Cloudflare, as Cloudflare's docs and examples write it: the
+# `workers` module, `class Default(WorkerEntrypoint)`, and the binding's JavaScript spellings.
+CLOUDFLARE_WORKER = """
+from urllib.parse import parse_qs, urlparse
+
+from workers import Response, WorkerEntrypoint
+
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        url = urlparse(request.url)
+        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        key = query.get("key", "")
+        if url.path == "/":
+            await self.env.FOO.put("bar", "baz")
+            bar = await self.env.FOO.get("bar")
+            return Response(bar)  # returns "baz"
+        if url.path == "/put":
+            await self.env.FOO.put(
+                key, await request.text(), expirationTtl=int(query["ttl"]), metadata={"by": "cf"}
+            )
+            return Response("stored", status=201)
+        if url.path == "/put-options":
+            await self.env.FOO.put(key, await request.text(), {"metadata": {"opts": True}})
+            return Response("stored", status=201)
+        if url.path == "/get":
+            return Response.json({"value": await self.env.FOO.get(key, cacheTtl=60)})
+        if url.path == "/json":
+            data = await self.env.FOO.get(key, {"type": "json"})
+            return Response.json({"name": data["name"], "same": data.name})
+        if url.path == "/meta":
+            result = await self.env.FOO.getWithMetadata(key)
+            return Response.json(
+                {
+                    "value": result["value"],
+                    "metadata": result.metadata,
+                    "cacheStatus": result["cacheStatus"],
+                }
+            )
+        if url.path == "/list":
+            options = {"prefix": query.get("prefix"), "limit": int(query.get("limit", "1000"))}
+            if "cursor" in query:
+                options["cursor"] = query["cursor"]
+            result = await self.env.FOO.list(options)
+            return Response.json(
+                {
+                    "names": [k["name"] for k in result["keys"]],
+                    "metadata": [k.get("metadata") for k in result["keys"]],
+                    "list_complete": result["list_complete"],
+                    "cursor": result.get("cursor"),
+                }
+            )
+        if url.path == "/later":
+            self.ctx.waitUntil(self.env.FOO.put("later", "done"))
+            return Response("accepted", status=202)
+        if url.path == "/bad-ttl":
+            await self.env.FOO.put(key, "x", expirationTtl=5)
+        return Response("no route", status=404)
+"""
+
+# Cloudflare's FastAPI example (`import asgi`, `request.js_object`), with a KV binding, a
+# lifespan, a streamed response and a background task added.
+FASTAPI_WORKER = """
+from contextlib import asynccontextmanager
+
+from fastapi import BackgroundTasks, FastAPI, HTTPException, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+from workers import WorkerEntrypoint
+
+STARTS = []
+
+
+@asynccontextmanager
+async def lifespan(app):
+    STARTS.append(1)
+    yield {"started": len(STARTS)}
+
+
+app = FastAPI(lifespan=lifespan)
+
+
+@app.get("/")
+async def root():
+    message = "This is an example of FastAPI"
+    return {"message": message}
+
+
+@app.get("/env")
+async def env(req: Request):
+    env = req.scope["env"]
+    message = f"Here is an example of getting an environment variable: {env.MESSAGE}"
+    return {"message": message}
+
+
+class Item(BaseModel):
+    name: str
+    price: float
+
+
+@app.put("/items/{item_id}")
+async def put_item(item_id: str, item: Item, req: Request, tasks: BackgroundTasks):
+    await req.scope["env"].FOO.put(f"item:{item_id}", item.model_dump_json())
+    tasks.add_task(req.scope["env"].FOO.put, f"audit:{item_id}", "written after the response")
+    return item
+
+
+@app.get("/items/{item_id}")
+async def get_item(item_id: str, req: Request):
+    item = await req.scope["env"].FOO.get(f"item:{item_id}", type="json")
+    if item is None:
+        raise HTTPException(status_code=404, detail="no such item")
+    return item
+
+
+@app.get("/items")
+async def list_items(req: Request):
+    result = await req.scope["env"].FOO.list(prefix="item:")
+    return [k["name"] for k in result["keys"]]
+
+
+@app.get("/lifespan")
+async def started(req: Request):
+    return {"starts": len(STARTS), "state": req.state.started}
+
+
+@app.get("/stream")
+async def stream():
+    async def chunks():
+        for i in range(3):
+            yield f"chunk {i}\\n"
+
+    return StreamingResponse(chunks(), media_type="text/plain")
+
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        import asgi
+
+        return await asgi.fetch(app, request.js_object, self.env)
+"""

@@ -75,6 +75,21 @@ def _paths() -> dict[str, Any]:
             "properties": {"title": {"type": "string", "maxLength": 512}},
         }
     )
+    create_body = _json_body(
+        {
+            "type": "object",
+            "required": ["title"],
+            "properties": {
+                "title": {"type": "string", "maxLength": 512},
+                "jurisdiction": {"type": "string", "enum": ["eu", "us", "fedramp"]},
+                "id": {
+                    "type": "string",
+                    "pattern": "^[0-9a-f]{32}$",
+                    "description": "edgekv extension: the id of the new namespace",
+                },
+            },
+        }
+    )
     keys_params = [
         _param(
             "limit",
@@ -182,7 +197,7 @@ def _paths() -> dict[str, Any]:
                 "Create a namespace",
                 {"200": _envelope(_ref("Namespace"))},
                 parameters=[ACCOUNT],
-                requestBody=title_body,
+                requestBody=create_body,
             ),
         },
         NS + "/{namespace_id}": {
@@ -346,6 +361,7 @@ def document() -> dict[str, Any]:
                         "id": {"type": "string"},
                         "title": {"type": "string"},
                         "supports_url_encoding": {"type": "boolean"},
+                        "jurisdiction": {"type": "string", "enum": ["eu", "us", "fedramp"]},
                     },
                 },
                 "Key": {

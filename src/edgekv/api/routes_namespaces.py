@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 from edgekv import wire
-from edgekv._rules import check_title
+from edgekv._rules import check_jurisdiction, check_namespace_id, check_title
 from edgekv._types import NamespaceInfo
 from edgekv.api.auth import may_use_namespace
 from edgekv.api.context import Ctx, namespace_not_found
@@ -31,7 +31,10 @@ PER_PAGE_MAX = 1000
 
 
 def namespace_json(info: NamespaceInfo) -> dict[str, Any]:
-    return {"id": info.id, "title": info.title, "supports_url_encoding": True}
+    out: dict[str, Any] = {"id": info.id, "title": info.title, "supports_url_encoding": True}
+    if info.jurisdiction is not None:  # absent when unset, as in Cloudflare's answers
+        out["jurisdiction"] = info.jurisdiction
+    return out
 
 
 def _int_param(query: dict[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -84,14 +87,15 @@ async def list_namespaces(ctx: Ctx) -> Response:
     )
 
 
-async def _title(ctx: Ctx, op: str) -> str:
+async def _body(ctx: Ctx, op: str) -> tuple[str, dict[str, Any]]:
+    """The title of a create / rename body, and the body."""
     body = await ctx.json()
     title = body.get("title") if isinstance(body, dict) else None
     if title is None:
         raise ApiError(400, wire.MISSING_TITLE, "request body must hold a title")
     check_title(title, op)
-    assert isinstance(title, str)
-    return title
+    assert isinstance(title, str) and isinstance(body, dict)
+    return title, body
 
 
 async def create_namespace(ctx: Ctx) -> Response:
@@ -100,9 +104,18 @@ async def create_namespace(ctx: Ctx) -> Response:
         raise ApiError(
             403, wire.FORBIDDEN, "a token limited to some namespaces cannot create namespaces"
         )
-    title = await _title(ctx, "CREATE_NAMESPACE")
+    op = "CREATE_NAMESPACE"
+    title, body = await _body(ctx, op)
+    jurisdiction = body.get("jurisdiction")
+    check_jurisdiction(jurisdiction, op)
+    # edgekv's extension: "id" chooses the namespace id (configs that name ids before they exist).
+    namespace_id = body.get("id")
+    if namespace_id is not None:
+        check_namespace_id(namespace_id, op)
     store = await ctx.services.store()
-    info = await store.create_namespace(ctx.account_id, title)
+    info = await store.create_namespace(
+        ctx.account_id, title, namespace_id, jurisdiction=jurisdiction
+    )
     return ok(namespace_json(info))
 
 
@@ -115,7 +128,11 @@ async def get_namespace(ctx: Ctx) -> Response:
 
 
 async def rename_namespace(ctx: Ctx) -> Response:
-    title = await _title(ctx, "RENAME_NAMESPACE")
+    title, body = await _body(ctx, "RENAME_NAMESPACE")
+    if body.get("jurisdiction") is not None:
+        raise ApiError(
+            400, wire.BAD_REQUEST, "the jurisdiction of a namespace can only be set at creation"
+        )
     store = await ctx.services.store()
     info = await store.rename_namespace(ctx.account_id, ctx.namespace_id, title)
     return ok(namespace_json(info))

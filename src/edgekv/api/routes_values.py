@@ -23,7 +23,7 @@ from edgekv import _rules as rules
 from edgekv import wire
 from edgekv._exceptions import KVConflict
 from edgekv._models import KeyListEntry
-from edgekv._types import Entry, Written
+from edgekv._types import Absent, Entry, Written
 from edgekv.api import envelope as env
 from edgekv.api.context import Ctx
 from edgekv.api.envelope import ApiError, ok
@@ -54,7 +54,8 @@ def key_not_found() -> ApiError:
 async def _entry(ctx: Ctx) -> Entry | None:
     # The binding's single-key read (key checks, then the store), keeping the whole entry:
     # the REST answer needs expiration and metadata, not only the decoded value.
-    return await ctx.services.namespace(ctx.namespace_id).get_entry(ctx.key)
+    entry = await ctx.services.namespace(ctx.namespace_id).get_entry(ctx.key)
+    return None if entry.__class__ is Absent else entry  # (a location cache's miss: missing)
 
 
 async def get_value(ctx: Ctx) -> Response:

@@ -23,7 +23,7 @@ import orjson
 
 from edgekv import _rules as rules
 from edgekv._client import Client
-from edgekv._exceptions import KVError
+from edgekv._exceptions import KVError, NamespaceIdTaken
 from edgekv._namespace import KVNamespace
 from edgekv.cli._common import (
     CLIError,
@@ -133,12 +133,38 @@ def _info(message: str) -> None:
 
 
 # -- namespaces ----------------------------------------------------------------------------------
-def namespace_create(target: KVTarget, title: str) -> None:
+def namespace_create(
+    target: KVTarget,
+    title: str,
+    *,
+    namespace_id: str | None = None,
+    jurisdiction: str | None = None,
+) -> None:
+    if namespace_id is not None:
+        try:
+            rules.check_namespace_id(namespace_id, "CREATE_NAMESPACE")
+        except KVError:
+            raise CLIError(
+                f"--id {namespace_id!r}: a namespace id is 32 lowercase hexadecimal characters"
+            ) from None
+
     async def work(client: Client) -> KVNamespace:
-        return await client.create_namespace(title)
+        try:
+            return await client.create_namespace(
+                title, namespace_id=namespace_id, jurisdiction=jurisdiction
+            )
+        except KVError as exc:
+            if namespace_id is not None and NamespaceIdTaken.MESSAGE in str(exc):
+                raise CLIError(
+                    f"a namespace with id {namespace_id} already exists in {target.where}"
+                ) from None
+            raise
 
     ns = _run(target, work)
-    print_json({"id": ns.id, "title": ns.title})
+    shown: dict[str, Any] = {"id": ns.id, "title": ns.title}
+    if jurisdiction is not None:
+        shown["jurisdiction"] = jurisdiction
+    print_json(shown)
     ident = "".join(c if c.isalnum() else "_" for c in title).upper().strip("_") or "KV"
     if not ident.isidentifier():
         ident = f"KV_{ident}"

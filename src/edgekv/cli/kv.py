@@ -125,12 +125,29 @@ def namespace() -> None:
 
 @namespace.command("create")
 @click.argument("title")
+@click.option(
+    "--id",
+    "namespace_id",
+    metavar="ID",
+    default=None,
+    help="Create it under this id (32 lowercase hex characters), e.g. the id a wrangler.toml "
+    "names; an id that exists already is an error.",
+)
+@click.option(
+    "--jurisdiction",
+    type=click.Choice(["eu", "us", "fedramp"]),
+    default=None,
+    help="Where its data must be kept; fixed at creation.",
+)
 @store_options
-def namespace_create_cmd(title: str, **kwargs: Any) -> None:
+def namespace_create_cmd(
+    title: str, namespace_id: str | None, jurisdiction: str | None, **kwargs: Any
+) -> None:
     """Create a namespace titled TITLE.
 
-    Prints it as JSON ({"id", "title"}), and on stderr the wrangler.toml line that binds it."""
-    namespace_create(_target(kwargs), title)
+    Prints it as JSON ({"id", "title"}, and "jurisdiction" when given), and on stderr the
+    wrangler.toml line that binds it."""
+    namespace_create(_target(kwargs), title, namespace_id=namespace_id, jurisdiction=jurisdiction)
 
 
 @namespace.command("list")

@@ -26,7 +26,8 @@ How each rule is met (docs/locations.md has the long form):
    the cache) and the change feed; a successful write installs the copy with the version the
    centre gave it.
 9. LRU within a byte budget: value + key + metadata bytes + `ENTRY_OVERHEAD` per entry.
-10. `Entry.cache_status`: `HIT`, `MISS`, `STALE`, `UPDATING`.
+10. `Entry.cache_status`: `HIT`, `MISS`, `STALE`, `UPDATING`; a miss is an `Absent` entry with
+    `HIT` (a negative copy) or `MISS` (the centre said so just now), as in production.
 
 Time: reads use the `now` they are given (the binding passes the floor of its clock); writes and
 the down window use `clock`. Nothing sleeps.
@@ -46,6 +47,9 @@ from typing import Any, TypeVar
 
 from edgekv._exceptions import NamespaceNotFound, StoreUnavailable
 from edgekv._types import (
+    ABSENT_HIT,
+    ABSENT_MISS,
+    Absent,
     ChangePage,
     Clock,
     Condition,
@@ -131,7 +135,7 @@ class _Slot:
         self.updating: Entry | None = None  # built when a refresh starts
         if entry is None:
             self.expires = _NEVER
-            self.hit: Entry | None = None
+            self.hit: Entry | None = ABSENT_HIT  # a miss served from cache is a HIT too
         else:
             exp = entry.expiration
             self.expires = _NEVER if exp is None else exp
@@ -252,7 +256,7 @@ class LocationCache:
                 raise
             except _LeaderGone:
                 continue  # the reader that fetched was cancelled: fetch again
-            return _live(entry, now)
+            return _live(entry, now) or ABSENT_MISS
 
     async def get_many(
         self, namespace_id: str, keys: Sequence[str], *, now: int, cache_ttl: int | None = None
@@ -280,7 +284,7 @@ class LocationCache:
                 entry = slot.updating
             if slot.refreshing:
                 self.stats.updating += 1
-            if entry is not None:
+            if entry is not None and entry.__class__ is not Absent:
                 out[key] = entry
         if cold:
             await self._get_many_cold(namespace_id, list(dict.fromkeys(cold)), now, ttl, out)
@@ -662,9 +666,18 @@ class LocationCache:
         return await self.inner.namespace_stats(namespace_id, now=now)
 
     async def create_namespace(
-        self, account_id: str, title: str, namespace_id: str | None = None
+        self,
+        account_id: str,
+        title: str,
+        namespace_id: str | None = None,
+        *,
+        jurisdiction: str | None = None,
     ) -> NamespaceInfo:
-        return await self.inner.create_namespace(account_id, title, namespace_id)
+        if jurisdiction is None:  # as before: stores without jurisdictions keep working
+            return await self.inner.create_namespace(account_id, title, namespace_id)
+        return await self.inner.create_namespace(
+            account_id, title, namespace_id, jurisdiction=jurisdiction
+        )
 
     async def list_namespaces(self, account_id: str) -> list[NamespaceInfo]:
         return await self.inner.list_namespaces(account_id)

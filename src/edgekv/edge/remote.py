@@ -14,9 +14,10 @@ a refused connection, a timeout, any 5xx, and any answer that is not what the pr
 every request has an overall deadline, so nothing hangs; anything else is a `RemoteError`
 carrying the server's status and message.
 
-Not available through the KV API, by design: choosing a namespace id on creation, and token or
-account management (`create_token`, `find_token`, other accounts) — those raise `RemoteError`
-with status 501; tokens are managed on the central server (`edgekv token create`).
+A chosen namespace id goes in edgekv's extension of the create body (`"id"`, rest-api.md).
+Not available through the KV API, by design: token or account management (`create_token`,
+`find_token`, other accounts) — those raise `RemoteError` with status 501; tokens are managed on
+the central server (`edgekv token create`).
 """
 
 from __future__ import annotations
@@ -293,17 +294,29 @@ class RemoteStore:
     # -- namespaces ------------------------------------------------------------------------
     def _info(self, result: Any) -> NamespaceInfo:
         with self._reading():
+            jurisdiction = result.get("jurisdiction")
             return NamespaceInfo(
-                id=str(result["id"]), title=str(result["title"]), account_id=self.account_id
+                id=str(result["id"]),
+                title=str(result["title"]),
+                account_id=self.account_id,
+                jurisdiction=None if jurisdiction is None else str(jurisdiction),
             )
 
     async def create_namespace(
-        self, account_id: str, title: str, namespace_id: str | None = None
+        self,
+        account_id: str,
+        title: str,
+        namespace_id: str | None = None,
+        *,
+        jurisdiction: str | None = None,
     ) -> NamespaceInfo:
+        body: dict[str, Any] = {"title": title}
         if namespace_id is not None:
-            raise RemoteError(501, "a central server assigns namespace ids itself")
-        answer = await self._request("POST", self._base, json_body={"title": title})
-        return self._info(self._envelope(answer, title=title)["result"])
+            body["id"] = namespace_id  # edgekv's extension of the create body (rest-api.md)
+        if jurisdiction is not None:
+            body["jurisdiction"] = jurisdiction
+        answer = await self._request("POST", self._base, json_body=body)
+        return self._info(self._envelope(answer, namespace_id, title=title)["result"])
 
     async def list_namespaces(self, account_id: str) -> list[NamespaceInfo]:
         out: list[NamespaceInfo] = []
@@ -425,7 +438,9 @@ class RemoteStore:
             )
         written = self._written(answer, namespace_id)
         if written is None:
-            raise StoreUnavailable(f"central server {self.url} did not say what it wrote")
+            raise StoreUnavailable(
+                f"central server {self.url} sent a malformed answer: a write without its seq"
+            )
         return written
 
     async def put_many(self, namespace_id: str, items: Sequence[tuple[str, Entry]]) -> None:

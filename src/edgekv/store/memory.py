@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from edgekv._exceptions import (
+    NamespaceIdTaken,
     NamespaceNotFound,
     NamespaceTitleTaken,
     PreconditionFailed,
@@ -123,15 +124,22 @@ class MemoryStore:
         return [ns for ns in self._namespaces.values() if ns.info.account_id == account_id]
 
     async def create_namespace(
-        self, account_id: str, title: str, namespace_id: str | None = None
+        self,
+        account_id: str,
+        title: str,
+        namespace_id: str | None = None,
+        *,
+        jurisdiction: str | None = None,
     ) -> NamespaceInfo:
         owned = self._owned(account_id)
-        if any(ns.info.title == title for ns in owned) or namespace_id in self._namespaces:
+        if namespace_id in self._namespaces:
+            raise NamespaceIdTaken(namespace_id or "")
+        if any(ns.info.title == title for ns in owned):
             raise NamespaceTitleTaken(title)
         if len(owned) >= MAX_NAMESPACES:
             raise TooManyNamespaces(MAX_NAMESPACES)
         await self.ensure_account(account_id)
-        info = NamespaceInfo(id=namespace_id or new_id(), title=title, account_id=account_id)
+        info = NamespaceInfo(namespace_id or new_id(), title, account_id, jurisdiction)
         base = self._retired + 1  # above every seq of a deleted namespace (of this id too)
         self._namespaces[info.id] = _Namespace(info, head=base, floor=base)
         return info
@@ -155,7 +163,7 @@ class MemoryStore:
         ns = self._ns_of(account_id, namespace_id)
         if any(o.info.title == title and o is not ns for o in self._owned(account_id)):
             raise NamespaceTitleTaken(title)
-        ns.info = NamespaceInfo(id=namespace_id, title=title, account_id=account_id)
+        ns.info = NamespaceInfo(namespace_id, title, account_id, ns.info.jurisdiction)
         return ns.info
 
     async def delete_namespace(self, account_id: str, namespace_id: str) -> None:

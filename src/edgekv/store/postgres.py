@@ -31,6 +31,7 @@ import asyncpg
 
 from edgekv._exceptions import (
     InvalidText,
+    NamespaceIdTaken,
     NamespaceNotFound,
     NamespaceTitleTaken,
     PreconditionFailed,
@@ -161,7 +162,9 @@ _MIGRATIONS: tuple[str, ...] = (
         REFERENCING OLD TABLE AS removed
         FOR EACH STATEMENT EXECUTE FUNCTION edgekv_stats_add();
     """,
-    # 3: versions and the change feed. Entries written before it have version "0" (seq 0).
+    # 3: a namespace's jurisdiction (eu, us, fedramp; NULL = none), fixed at creation.
+    "ALTER TABLE edgekv_namespaces ADD COLUMN jurisdiction text",
+    # 4: versions and the change feed. Entries written before it have version "0" (seq 0).
     # A low fillfactor leaves room for the namespace row's frequent head updates (HOT).
     """
     ALTER TABLE edgekv_namespaces
@@ -580,10 +583,15 @@ class PostgresStore:
     # -- namespaces ------------------------------------------------------------------------
     @staticmethod
     def _ns_info(row: Any) -> NamespaceInfo:
-        return NamespaceInfo(id=row["id"], title=row["title"], account_id=row["account_id"])
+        return NamespaceInfo(row["id"], row["title"], row["account_id"], row["jurisdiction"])
 
     async def create_namespace(
-        self, account_id: str, title: str, namespace_id: str | None = None
+        self,
+        account_id: str,
+        title: str,
+        namespace_id: str | None = None,
+        *,
+        jurisdiction: str | None = None,
     ) -> NamespaceInfo:
         async with self._conn() as con:
             if not await self._account_exists(con, account_id):
@@ -595,43 +603,45 @@ class PostgresStore:
                 )
                 row = await con.fetchrow(
                     "SELECT (SELECT count(*) FROM edgekv_namespaces WHERE account_id = $1) AS n,"
+                    " EXISTS (SELECT 1 FROM edgekv_namespaces WHERE id = $3) AS id_taken,"
                     " EXISTS (SELECT 1 FROM edgekv_namespaces"
-                    "  WHERE (account_id = $1 AND title = $2) OR id = $3) AS taken",
+                    "  WHERE account_id = $1 AND title = $2) AS taken",
                     account_id,
                     title,
                     namespace_id,
                 )
+                if row["id_taken"]:
+                    raise NamespaceIdTaken(namespace_id or "")
                 if row["taken"]:
                     raise NamespaceTitleTaken(title)
                 if row["n"] >= MAX_NAMESPACES:
                     raise TooManyNamespaces(MAX_NAMESPACES)
-                info = NamespaceInfo(
-                    id=namespace_id or new_id(), title=title, account_id=account_id
-                )
+                info = NamespaceInfo(namespace_id or new_id(), title, account_id, jurisdiction)
                 # Locked: a delete of this very id commits its head before we read `retired`.
                 base = await con.fetchval(
                     "SELECT retired + 1 FROM edgekv_feed_state WHERE id = 1 FOR UPDATE"
                 )
                 try:
                     await con.execute(
-                        "INSERT INTO edgekv_namespaces (id, account_id, title, head, floor)"
-                        " VALUES ($1, $2, $3, $4, $4)",
+                        "INSERT INTO edgekv_namespaces (id, account_id, title, jurisdiction,"
+                        " head, floor) VALUES ($1, $2, $3, $4, $5, $5)",
                         info.id,
                         account_id,
                         title,
+                        jurisdiction,
                         base,
                     )
                 except asyncpg.UniqueViolationError as exc:
                     # The same id created meanwhile under another account (different lock).
-                    raise NamespaceTitleTaken(title) from exc
+                    raise NamespaceIdTaken(info.id) from exc
         return info
 
     @_retry_once
     async def list_namespaces(self, account_id: str) -> list[NamespaceInfo]:
         async with self._conn() as con:
             rows = await con.fetch(
-                "SELECT id, title, account_id FROM edgekv_namespaces WHERE account_id = $1"
-                " ORDER BY seq",
+                "SELECT id, title, account_id, jurisdiction FROM edgekv_namespaces"
+                " WHERE account_id = $1 ORDER BY seq",
                 account_id,
             )
         return [self._ns_info(r) for r in rows]
@@ -642,7 +652,7 @@ class PostgresStore:
             return None  # no id holds a NUL (PostgreSQL text cannot): unknown, as elsewhere
         async with self._conn() as con:
             row = await con.fetchrow(
-                "SELECT id, title, account_id FROM edgekv_namespaces"
+                "SELECT id, title, account_id, jurisdiction FROM edgekv_namespaces"
                 " WHERE id = $1 AND account_id = $2",
                 namespace_id,
                 account_id,
@@ -659,7 +669,7 @@ class PostgresStore:
             try:
                 row = await con.fetchrow(
                     "UPDATE edgekv_namespaces SET title = $3 WHERE id = $1 AND account_id = $2"
-                    " RETURNING id, title, account_id",
+                    " RETURNING id, title, account_id, jurisdiction",
                     namespace_id,
                     account_id,
                     title,

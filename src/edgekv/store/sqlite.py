@@ -45,6 +45,7 @@ from typing import Any, NamedTuple, TypeVar
 import orjson
 
 from edgekv._exceptions import (
+    NamespaceIdTaken,
     NamespaceNotFound,
     NamespaceTitleTaken,
     PreconditionFailed,
@@ -202,7 +203,9 @@ _MIGRATIONS: tuple[str | tuple[str, ...], ...] = (
             DELETE FROM blobs WHERE id = OLD.blob;
         END""",
     ),
-    # 4: versions and the change feed. Entries written before it have version "0" (seq 0);
+    # 4: a namespace's jurisdiction (eu, us, fedramp; NULL = none), fixed at creation.
+    "ALTER TABLE namespaces ADD COLUMN jurisdiction TEXT",
+    # 5: versions and the change feed. Entries written before it have version "0" (seq 0);
     # their namespaces start their feed at 0 with no history.
     """
     ALTER TABLE namespaces ADD COLUMN head INTEGER NOT NULL DEFAULT 0;
@@ -283,7 +286,7 @@ _PURGE = (
     " (SELECT namespace_id, key FROM entries WHERE expiration <= ? LIMIT ?)"
 )
 _NS_EXISTS = "SELECT 1 FROM namespaces WHERE id = ?"
-_NS_OWNED = "SELECT title FROM namespaces WHERE id = ? AND account_id = ?"
+_NS_OWNED = "SELECT title, jurisdiction FROM namespaces WHERE id = ? AND account_id = ?"
 _OLDEST_ACCOUNT = "SELECT id FROM accounts ORDER BY seq LIMIT 1"
 _TOKEN_COLUMNS = "id, account_id, read_only, namespaces, name, token_hash, revoked"
 _STATS = "SELECT key_count, bytes FROM namespace_stats WHERE namespace_id = ?"
@@ -749,16 +752,23 @@ class SQLiteStore:
 
     # -- namespaces ------------------------------------------------------------------------
     async def create_namespace(
-        self, account_id: str, title: str, namespace_id: str | None = None
+        self,
+        account_id: str,
+        title: str,
+        namespace_id: str | None = None,
+        *,
+        jurisdiction: str | None = None,
     ) -> NamespaceInfo:
         def create(conn: sqlite3.Connection) -> NamespaceInfo:
-            taken = conn.execute(
-                "SELECT 1 FROM namespaces WHERE account_id = ? AND title = ?", (account_id, title)
-            ).fetchone()
-            if taken is not None or (
+            if (
                 namespace_id is not None
                 and conn.execute(_NS_EXISTS, (namespace_id,)).fetchone() is not None
             ):
+                raise NamespaceIdTaken(namespace_id)
+            taken = conn.execute(
+                "SELECT 1 FROM namespaces WHERE account_id = ? AND title = ?", (account_id, title)
+            ).fetchone()
+            if taken is not None:
                 raise NamespaceTitleTaken(title)
             (count,) = conn.execute(
                 "SELECT count(*) FROM namespaces WHERE account_id = ?", (account_id,)
@@ -766,13 +776,13 @@ class SQLiteStore:
             if count >= MAX_NAMESPACES:
                 raise TooManyNamespaces(MAX_NAMESPACES)
             conn.execute("INSERT OR IGNORE INTO accounts (id) VALUES (?)", (account_id,))
-            info = NamespaceInfo(id=namespace_id or new_id(), title=title, account_id=account_id)
+            info = NamespaceInfo(namespace_id or new_id(), title, account_id, jurisdiction)
             # Above every seq a deleted namespace (maybe of this very id) handed out.
             (base,) = conn.execute("SELECT retired + 1 FROM feed_state").fetchone()
             conn.execute(
-                "INSERT INTO namespaces (id, account_id, title, head, floor)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (info.id, account_id, title, base, base),
+                "INSERT INTO namespaces (id, account_id, title, jurisdiction, head, floor)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (info.id, account_id, title, jurisdiction, base, base),
             )
             return info
 
@@ -781,16 +791,17 @@ class SQLiteStore:
     async def list_namespaces(self, account_id: str) -> list[NamespaceInfo]:
         rows = await self._read(
             lambda c: c.execute(
-                "SELECT id, title FROM namespaces WHERE account_id = ? ORDER BY seq", (account_id,)
+                "SELECT id, title, jurisdiction FROM namespaces WHERE account_id = ? ORDER BY seq",
+                (account_id,),
             ).fetchall()
         )
-        return [NamespaceInfo(id=i, title=t, account_id=account_id) for i, t in rows]
+        return [NamespaceInfo(i, t, account_id, j) for i, t, j in rows]
 
     async def get_namespace(self, account_id: str, namespace_id: str) -> NamespaceInfo | None:
         row = await self._read(
             lambda c: c.execute(_NS_OWNED, (namespace_id, account_id)).fetchone()
         )
-        return None if row is None else NamespaceInfo(namespace_id, row[0], account_id)
+        return None if row is None else NamespaceInfo(namespace_id, row[0], account_id, row[1])
 
     async def rename_namespace(
         self, account_id: str, namespace_id: str, title: str
@@ -806,7 +817,7 @@ class SQLiteStore:
                     )
                 except sqlite3.IntegrityError:  # UNIQUE (account_id, title); nothing changed
                     raise NamespaceTitleTaken(title) from None
-            return NamespaceInfo(namespace_id, title, account_id)
+            return NamespaceInfo(namespace_id, title, account_id, row[1])
 
         return await self._write(rename)
 

@@ -26,6 +26,7 @@ from edgekv.asgi.types import Receive, Scope, Send
 from edgekv.dash.mount import DevConsole
 from edgekv.edge.stats import cache_metrics, stats_payload
 from edgekv.metrics import Metrics
+from edgekv.workers.asgi import shutdown_lifespans
 from edgekv.workers.bindings import check_namespaces, ensure_namespaces, make_env
 from edgekv.workers.config import ConfigError, WorkerConfig
 from edgekv.workers.context import BackgroundTasks, ExecutionContext, response_sent
@@ -138,6 +139,7 @@ class WorkerApp:
                 await self._watcher
             self._watcher = None
         await self._tasks.drain(self.drain_timeout)
+        await shutdown_lifespans()  # of ASGI apps the worker served through asgi.fetch
         await self.client.aclose()
         self.access_log.flush()
         self._started = False
@@ -265,6 +267,7 @@ class WorkerApp:
             self.worker.stamps = {p: file_stamp(p) for p in {*self.worker.stamps, config.main}}
             return
         self.config, self.env, self.worker = config, env, worker
+        self._tasks.spawn(shutdown_lifespans())  # the old version's ASGI apps
         log.info("reloaded %s", _display(config.main))
 
 

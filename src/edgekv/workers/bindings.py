@@ -10,6 +10,7 @@ from edgekv._exceptions import KVError
 from edgekv._rules import TITLE_MAX_CHARS
 from edgekv.workers.config import ConfigError, KVBinding, WorkerConfig
 from edgekv.workers.context import Env
+from edgekv.workers.kv import WorkerKV
 
 __all__ = ["check_namespaces", "ensure_namespace", "ensure_namespaces", "make_env"]
 
@@ -17,8 +18,9 @@ log = logging.getLogger("edgekv.workers")
 
 
 def make_env(client: Client, config: WorkerConfig) -> Env:
-    """`env` of the worker: every KV binding (no I/O: bindings resolve on first use) and vars."""
-    bindings = {b.binding: client.namespace(b.id) for b in config.kv_namespaces}
+    """`env` of the worker: every KV binding (no I/O: bindings resolve on first use) and vars.
+    A binding is a `WorkerKV`: the `KVNamespace` that also takes the JavaScript spellings."""
+    bindings = {b.binding: WorkerKV(client, b.id) for b in config.kv_namespaces}
     return Env({**config.vars, **bindings})
 
 

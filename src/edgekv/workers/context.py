@@ -103,6 +103,10 @@ class ExecutionContext:
     def pass_through_on_exception(self) -> None:
         """Accepted for compatibility with Workers; there is no origin to fall back to."""
 
+    # The JavaScript spellings, as `self.ctx` offers them to Cloudflare's Python Workers.
+    waitUntil = wait_until
+    passThroughOnException = pass_through_on_exception
+
 
 def response_sent(ctx: ExecutionContext) -> None:
     """For the runtime: the response of `ctx`'s request is out (or failed: in Workers the

@@ -211,6 +211,12 @@ class Request:
             query.setdefault(name, value)
         return query
 
+    @property
+    def js_object(self) -> Request:
+        """This request: Cloudflare's Python Workers pass `request.js_object` (the JavaScript
+        Request) to `asgi.fetch`, and here the request is that object."""
+        return self
+
     # -- body ------------------------------------------------------------------------------
     async def bytes(self) -> bytes:
         """The whole body (read from the client on first call, at most `MAX_BODY_BYTES`)."""

@@ -20,6 +20,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from edgekv.workers import compat
 from edgekv.workers.config import ConfigError
 from edgekv.workers.context import Env, ExecutionContext, WorkerEntrypoint
 from edgekv.workers.http import Request, Response
@@ -97,6 +98,7 @@ def load_worker(main: Path, env: Env, previous: Worker | None = None) -> Worker:
     `ConfigError` (one line) for a syntax error or a missing entry point, `WorkerImportError`
     when the module body raises. `previous` is the worker being replaced on reload."""
     main = main.absolute()
+    compat.install()  # `from workers import ...` of Cloudflare's Python Workers
     root = str(main.parent)
     if root not in sys.path:
         sys.path.insert(0, root)
@@ -123,6 +125,8 @@ def load_worker(main: Path, env: Env, previous: Worker | None = None) -> Worker:
         sys.modules.update(stashed)
         if isinstance(exc, ConfigError):
             raise
+        if isinstance(exc, compat.UnsupportedImport):
+            raise ConfigError(f"{_where(exc, main.parent) or _display(main)}: {exc}") from None
         if isinstance(exc, SyntaxError):
             where = f"{_display(Path(exc.filename))}:{exc.lineno}" if exc.filename else name
             raise ConfigError(f"{where}: {exc.msg}") from None
@@ -148,6 +152,15 @@ def load_worker(main: Path, env: Env, previous: Worker | None = None) -> Worker:
         modules=tuple(owned),
         stamps={f: file_stamp(f) for f in files},
     )
+
+
+def _where(exc: BaseException, root: Path) -> str | None:
+    """`file:line` of the innermost frame of the worker's own code in `exc`'s traceback."""
+    found = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if Path(frame.filename).absolute().is_relative_to(root):
+            found = f"{_display(Path(frame.filename))}:{frame.lineno}"
+    return found
 
 
 def _positional_arity(fn: Callable[..., Any]) -> int:

@@ -76,11 +76,19 @@ def test_the_consistency_model_across_two_locations(
     assert seen["value"] in ("blue", "green")
     if seen["value"] == "blue":
         assert seen["cacheStatus"] == "HIT" and seen["metadata"] == {"by": "ams"}
+    # A miss: asked of the centre once (MISS), then answered from the location's negative copy
+    # with the status production gives it (HIT); plain get is just null.
     assert lhr.ok("getWithMetadata", "later") == {
         "value": None,
         "metadata": None,
-        "cacheStatus": None,
+        "cacheStatus": "MISS",
     }
+    assert lhr.ok("getWithMetadata", "later") == {
+        "value": None,
+        "metadata": None,
+        "cacheStatus": "HIT",
+    }
+    assert lhr.ok("get", "later") is None
     # Lists go to the centre: both locations list the same keys.
     assert [k["name"] for k in ams.ok("list")["keys"]] == ["colour"]
     assert [k["name"] for k in lhr.ok("list")["keys"]] == ["colour"]

@@ -22,6 +22,7 @@ import orjson
 from edgekv import _rules as rules
 from edgekv._exceptions import KVError
 from edgekv._namespace import KVNamespace
+from edgekv._types import Absent
 
 __all__ = ["BULK_BODY_MAX_BYTES", "Body", "KVBackend", "Reply"]
 
@@ -88,8 +89,12 @@ def _error(exc: KVError) -> Reply:
     return Reply(exc.status, _reason(exc.detail))
 
 
-def _not_found() -> Reply:
-    return Reply(404, b"Not Found")
+def _not_found(cache_status: str | None = None) -> Reply:
+    # workerd keeps the CF-Cache-Status of a 404: a miss a location answered from its cache is
+    # {value: null, metadata: null, cacheStatus: "HIT"} in JS, as in production.
+    if cache_status is None:
+        return Reply(404, b"Not Found")
+    return Reply(404, b"Not Found", [(b"cf-cache-status", cache_status.encode())])
 
 
 def _key(raw_path: bytes, op: str) -> str:
@@ -168,6 +173,8 @@ class KVBackend:
         entry = await ns.get_entry(key, cache_ttl=cache_ttl)
         if entry is None:
             return _not_found()
+        if entry.__class__ is Absent:
+            return _not_found(entry.cache_status)
         headers: Headers = []
         if entry.metadata is not None:
             headers.append((b"cf-kv-metadata", entry.metadata.encode()))
