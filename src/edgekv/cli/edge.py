@@ -33,6 +33,12 @@ __all__ = ["edge"]
     metavar="N",
     help="Byte budget of the location cache (default: the cache's own, 64 MiB).",
 )
+@click.option(
+    "--push/--no-push",
+    default=True,
+    help="Follow the centre's change feed, so writes made elsewhere are seen within about a "
+    "second (default). --no-push: only cache_ttl bounds how long an old copy is served.",
+)
 @quiet_option
 def edge(
     central: str,
@@ -41,12 +47,15 @@ def edge(
     host: str,
     port: int,
     cache_bytes: int | None,
+    push: bool,
     quiet: bool,
 ) -> None:
     """Run a location: a worker with cached KV bindings.
 
     The worker's KV reads go through a bounded cache in front of a central server; writes go
-    to the centre.
+    to the centre. The location follows the centre's change feed of every namespace it holds
+    copies of and drops or re-reads what changed (unless --no-push); its counters are at GET
+    /__edgekv/stats.
 
     Credentials for the centre come from EDGEKV_API_TOKEN and EDGEKV_ACCOUNT_ID. Every binding
     must exist on the centre (create it with `edgekv kv namespace create --url ...`). GET
@@ -60,7 +69,12 @@ def edge(
 
     async def open_client() -> Client:
         return edgekv.open(
-            central, token=token, account_id=account, location=location, cache_bytes=cache_bytes
+            central,
+            token=token,
+            account_id=account,
+            location=location,
+            cache_bytes=cache_bytes,
+            push=push,
         )
 
     serve_worker(

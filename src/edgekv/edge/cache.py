@@ -25,6 +25,13 @@ How each rule is met (docs/locations.md has the long form):
 9. LRU within a byte budget: value + key + metadata bytes + `ENTRY_OVERHEAD` per entry.
 10. `Entry.cache_status`: `HIT`, `MISS`, `STALE`, `UPDATING`.
 
+Pushed invalidation (`edgekv.edge.follower`, on unless `push=False`): the namespace's feed is
+followed before its first fetch or write here (so no change can slip between a fetch and the
+start of following), and each change drops the key's copy or, for a key read within the last
+`hot_window` seconds, re-reads it in the background while the old copy is served `UPDATING`
+(a hot key never turns into a burst of misses). A fetch in flight when its key changes is
+disowned. Push only ever shortens a copy's life: rule 3's `cache_ttl` bound holds as before.
+
 Time: reads use the `now` they are given (the binding passes the floor of its clock); writes and
 the down window use `clock`. Nothing sleeps.
 
@@ -43,11 +50,13 @@ from typing import Any
 
 from edgekv._exceptions import NamespaceNotFound, StoreUnavailable
 from edgekv._types import Clock, Entry, KeyInfo, NamespaceInfo, Store, TokenRecord
+from edgekv.edge.follower import DEFAULT_FEED_WAIT, ChangeSource, Follower
 from edgekv.edge.stats import CacheStats
 
 __all__ = [
     "DEFAULT_CACHE_BYTES",
     "DEFAULT_CACHE_TTL",
+    "DEFAULT_HOT_WINDOW",
     "DEFAULT_REFRESH_AHEAD",
     "DEFAULT_STALE_IF_ERROR",
     "ENTRY_OVERHEAD",
@@ -63,6 +72,7 @@ DEFAULT_CACHE_TTL = 60  # seconds, the binding's default cache_ttl
 DEFAULT_STALE_IF_ERROR = 300  # seconds a copy may outlive its TTL while the centre is down
 DEFAULT_REFRESH_AHEAD = 0.25  # the last quarter of a TTL window refreshes in the background
 DEFAULT_RETRY_INTERVAL = 1  # seconds the centre counts as down after a failure
+DEFAULT_HOT_WINDOW = 10  # a key read within this many seconds is re-read when it changes
 # Counted per entry on top of its bytes: the Python objects holding it (slot, prebuilt entries,
 # dict and LRU links), so a flood of tiny or negative entries is bounded too.
 ENTRY_OVERHEAD = 256
@@ -73,6 +83,7 @@ STALE = "STALE"
 UPDATING = "UPDATING"
 
 _NEVER = 1 << 62  # "no expiration", so the hot path compares ints without a None test
+_CLOSED = -_NEVER  # `fetched` of a copy whose window a change closed (kept for stale-if-error)
 
 _Key = tuple[str, str]
 _Future = asyncio.Future[Entry | None]
@@ -95,35 +106,48 @@ class _Slot:
     objects to hand out, built once so that a hit allocates nothing."""
 
     __slots__ = (
+        "born",
         "entry",
         "expires",
         "fetched",
         "hit",
         "lru_key",
+        "read",
+        "refresh",
         "refreshing",
         "size",
         "stale",
         "updating",
+        "version",
     )
 
-    def __init__(self, lru_key: _Key, entry: Entry | None, fetched: int, size: int) -> None:
+    def __init__(
+        self, lru_key: _Key, entry: Entry | None, fetched: int, size: int, read: int
+    ) -> None:
         self.lru_key = lru_key
         self.entry = entry
-        self.fetched = fetched
+        self.fetched = fetched  # start of its cache_ttl window (_CLOSED once a change closed it)
+        self.born = fetched  # when it was fetched, for stale-if-error
+        self.read = read  # the last second a reader asked for it (hot keys are re-read)
         self.size = size
         self.refreshing = False
+        self.refresh: _Future | None = None  # the fetch refreshing it, when `refreshing`
         self.stale: Entry | None = None
         self.updating: Entry | None = None  # built when a refresh starts
         if entry is None:
             self.expires = _NEVER
             self.hit: Entry | None = None
+            self.version: str | None = None
         else:
             exp = entry.expiration
             self.expires = _NEVER if exp is None else exp
+            self.version = entry.version
             self.hit = Entry(entry.value, exp, entry.metadata, HIT)
 
-    def refreshed(self, _fut: _Future) -> None:
-        self.refreshing = False
+    def refreshed(self, fut: _Future) -> None:
+        if fut is self.refresh:
+            self.refreshing = False
+            self.refresh = None
 
 
 class _Pending:
@@ -141,7 +165,13 @@ class LocationCache:
     64 MiB), `stale_if_error` how long (s) a copy may be served past its TTL while the centre is
     down, `refresh_ahead` the fraction of the TTL window at its end in which a hit refreshes the
     key in the background (0 disables), `retry_interval` how long (s) a failed centre counts as
-    down. Counters: `.stats`."""
+    down. Counters: `.stats`.
+
+    Push: with `push` (the default) and a `feed` to follow (default: `inner`, when it has a
+    change feed), `.follower` follows it (`feed_wait`: seconds of each long poll;
+    `manual_feed=True`: nothing runs in the background, `await cache.follower.pump()` reads
+    the feed). `hot_window`: a key read within this many seconds is re-read on a change
+    instead of dropped."""
 
     def __init__(
         self,
@@ -153,21 +183,28 @@ class LocationCache:
         stale_if_error: int = DEFAULT_STALE_IF_ERROR,
         refresh_ahead: float = DEFAULT_REFRESH_AHEAD,
         retry_interval: int = DEFAULT_RETRY_INTERVAL,
+        push: bool = True,
+        feed: ChangeSource | None = None,
+        feed_wait: float = DEFAULT_FEED_WAIT,
+        manual_feed: bool = False,
+        hot_window: int = DEFAULT_HOT_WINDOW,
     ) -> None:
         budget = DEFAULT_CACHE_BYTES if cache_bytes is None else int(cache_bytes)
         if budget < 0:
             raise ValueError("cache_bytes must be >= 0")
         if not 0 <= refresh_ahead < 1:
             raise ValueError("refresh_ahead must be in [0, 1)")
-        if stale_if_error < 0 or retry_interval < 0:
-            raise ValueError("stale_if_error and retry_interval must be >= 0")
+        if stale_if_error < 0 or retry_interval < 0 or hot_window < 0:
+            raise ValueError("stale_if_error, retry_interval and hot_window must be >= 0")
         self.inner = inner
         self.location = location
         self.budget = budget
         self.stale_if_error = stale_if_error
         self.refresh_ahead = refresh_ahead
         self.retry_interval = retry_interval
-        self._clock: Clock = clock or time.time
+        self.hot_window = hot_window
+        self.clock: Clock = clock or time.time
+        self._clock = self.clock
         # A hit refreshes once its age reaches ttl * _refresh_after (inf: never).
         self._refresh_after = 1.0 - refresh_ahead if refresh_ahead > 0 else math.inf
         self._index: dict[str, dict[str, _Slot]] = {}  # namespace -> key -> slot (no tuple per hit)
@@ -178,6 +215,11 @@ class LocationCache:
         self._tasks: set[asyncio.Task[None]] = set()
         self._down_until = 0  # second before which the centre counts as down
         self.stats = CacheStats(location, budget)
+        if feed is None and callable(getattr(inner, "changes", None)):
+            feed = inner
+        self.follower: Follower | None = None
+        if push and feed is not None:
+            self.follower = Follower(self, feed, wait=feed_wait, background=not manual_feed)
 
     def __repr__(self) -> str:
         return f"<LocationCache {self.location} {self.stats.entries} entries over {self.inner!r}>"
@@ -195,6 +237,7 @@ class LocationCache:
                 if age < ttl and now < slot.expires:
                     self._lru.move_to_end(slot.lru_key)
                     self.stats.hits += 1
+                    slot.read = now
                     if slot.refreshing:
                         return slot.updating
                     if age >= ttl * self._refresh_after and now >= self._down_until:
@@ -204,10 +247,13 @@ class LocationCache:
         return await self._get_cold(namespace_id, key, now, cache_ttl or DEFAULT_CACHE_TTL)
 
     async def _get_cold(self, ns: str, key: str, now: int, ttl: int) -> Entry | None:
+        if self.follower is not None:
+            await self.follower.follow(ns)  # before any fetch fills a copy (see the docstring)
         slot = self._slot(ns, key)
         if slot is not None:
             if now - slot.fetched < ttl:
                 self.stats.hits += 1
+                slot.read = now
                 if now < slot.expires:  # filled meanwhile (a retry of `get_many`)
                     return slot.hit
                 # Within its window but expired: as of its fetch the centre says "missing".
@@ -253,6 +299,7 @@ class LocationCache:
                 continue
             self._lru.move_to_end(slot.lru_key)
             self.stats.hits += 1
+            slot.read = now
             entry = slot.updating if slot.refreshing else slot.hit
             if (
                 not slot.refreshing
@@ -270,6 +317,8 @@ class LocationCache:
     async def _get_many_cold(
         self, ns: str, keys: list[str], now: int, ttl: int, out: dict[str, Entry]
     ) -> None:
+        if self.follower is not None:
+            await self.follower.follow(ns)
         waits: list[tuple[str, _Future]] = []
         fetch: list[str] = []
         down = now < self._down_until
@@ -350,10 +399,18 @@ class LocationCache:
             raise
 
     async def _fetch(
-        self, ns: str, keys: Sequence[str], futs: list[_Future], now: int, ttl: int
+        self,
+        ns: str,
+        keys: Sequence[str],
+        futs: list[_Future],
+        now: int,
+        ttl: int,
+        *,
+        reader: bool = True,
     ) -> list[Entry | None]:
         """One central read for `keys` (registered with `futs`): fills the cache unless a
-        write disowned the fetch meanwhile, resolves the futures, returns the MISS entries."""
+        write or a change disowned the fetch meanwhile, resolves the futures, returns the MISS
+        entries. `reader`: a reader asked (the key counts as read at `now`)."""
         self.stats.central_fetches += 1
         try:
             if len(keys) == 1:
@@ -370,7 +427,7 @@ class LocationCache:
             if self._inflight.get((ns, key)) is fut:
                 # Still the current fetch (no write acknowledged meanwhile): keep the copy.
                 del self._inflight[(ns, key)]
-                self._fill(ns, key, entry, now)
+                self._fill(ns, key, entry, now, now if reader else _CLOSED)
             result = (
                 None
                 if entry is None
@@ -416,10 +473,16 @@ class LocationCache:
             fut = self._register(ns, (key,))[0]
             self._spawn(self._background(ns, key, fut, now, ttl))
             self.stats.refreshes += 1
+        self._refreshing(slot, fut)
+
+    @staticmethod
+    def _refreshing(slot: _Slot, fut: _Future) -> None:
+        """Serve `slot` as UPDATING until `fut` (a fetch of its key) is done."""
         entry = slot.entry
         if slot.updating is None and entry is not None:
             slot.updating = Entry(entry.value, entry.expiration, entry.metadata, UPDATING)
         slot.refreshing = True
+        slot.refresh = fut
         fut.add_done_callback(slot.refreshed)
 
     def _centre_down(self) -> None:
@@ -427,7 +490,7 @@ class LocationCache:
         self._down_until = max(self._down_until, math.floor(self._clock()) + self.retry_interval)
 
     def _stale_ok(self, slot: _Slot, now: int, ttl: int) -> bool:
-        return now - slot.fetched < ttl + self.stale_if_error
+        return now - slot.born < ttl + self.stale_if_error
 
     def _serve_stale(self, slot: _Slot, now: int) -> Entry | None:
         """The copy past its TTL; an expired one answers "missing" (rule 5 holds here too)."""
@@ -444,10 +507,16 @@ class LocationCache:
         table = self._index.get(ns)
         return None if table is None else table.get(key)
 
-    def _fill(self, ns: str, key: str, entry: Entry | None, fetched: int) -> None:
-        """Cache `entry` (None: known missing) as fetched at second `fetched`, then evict least
-        recently used entries until the budget holds."""
-        self._drop(ns, key)
+    def _fill(
+        self, ns: str, key: str, entry: Entry | None, fetched: int, read: int = _CLOSED
+    ) -> None:
+        """Cache `entry` (None: known missing) as fetched at second `fetched` (and read at
+        `read`, or when the copy it replaces was), then evict least recently used entries
+        until the budget holds."""
+        old = self._slot(ns, key)
+        if old is not None:
+            read = max(read, old.read)
+            self._drop(ns, key)
         size = ENTRY_OVERHEAD + len(ns) + len(key.encode())
         if entry is not None:
             if type(entry.value) is not bytes:  # a caller's bytearray must not change the copy
@@ -458,7 +527,7 @@ class LocationCache:
         if size > self.budget:
             return  # larger than the whole cache: served, never kept
         lru_key = (ns, key)
-        slot = _Slot(lru_key, entry, fetched, size)
+        slot = _Slot(lru_key, entry, fetched, size, read)
         table = self._index.get(ns)
         if table is None:
             table = self._index[ns] = {}
@@ -537,6 +606,8 @@ class LocationCache:
         entries: Sequence[Entry | None] | None,
         call: Awaitable[None],
     ) -> None:
+        if entries is not None and self.follower is not None:
+            await self.follower.follow(ns)  # the written copy must be followed from the start
         started = self._begin(ns, keys)
         try:
             await call
@@ -598,15 +669,104 @@ class LocationCache:
 
     async def delete_namespace(self, account_id: str, namespace_id: str) -> None:
         await self.inner.delete_namespace(account_id, namespace_id)
-        for lk in [lk for lk in self._inflight if lk[0] == namespace_id]:
-            del self._inflight[lk]
-        for key in list(self._index.get(namespace_id, ())):
-            self._drop(namespace_id, key)
+        self.drop_namespace(namespace_id)
 
-    async def aclose(self) -> None:
+    # -- pushed invalidation (called by the follower) ---------------------------------------
+    def changed(self, ns: str, key: str, version: str | None) -> None:
+        """The feed says `key` changed (to `version`; None: deleted). A copy that is that
+        version already stays (this location's own write, or a re-read that got it; a known
+        miss stays on a delete). Otherwise a fetch in flight is disowned, a write in flight
+        will drop its copy (its order against this change is unknown here), and the copy is
+        re-read in the background when the key is hot, else dropped."""
+        lk = (ns, key)
+        slot = self._slot(ns, key)
+        if slot is not None and slot.version == version and not slot.refreshing:
+            return
+        pending = self._pending.get(lk)
+        if pending is not None:
+            pending.contended = True
+        if self._inflight.pop(lk, None) is not None:
+            self.stats.invalidations += 1
+        if slot is None:
+            return
+        now = math.floor(self._clock())
+        if now - slot.read < self.hot_window:
+            self._pull(ns, [key], now)
+        else:
+            self._drop(ns, key)
+            self.stats.invalidations += 1
+
+    def resync(self, ns: str) -> None:
+        """The feed cannot vouch for this namespace's copies (its history is gone, or it was
+        followed late): re-read the hot ones in the background, drop the others. Called once
+        a new head cursor is held, so every later change still arrives."""
+        self.stats.feed_resyncs += 1
+        for lk in [lk for lk in self._inflight if lk[0] == ns]:
+            del self._inflight[lk]
+        for lk, pending in self._pending.items():
+            if lk[0] == ns:
+                pending.contended = True
+        now = math.floor(self._clock())
+        hot: list[str] = []
+        for key, slot in list(self._index.get(ns, {}).items()):
+            if now - slot.read < self.hot_window:
+                hot.append(key)
+            else:
+                self._drop(ns, key)
+                self.stats.invalidations += 1
+        for start in range(0, len(hot), 100):
+            self._pull(ns, hot[start : start + 100], now)
+
+    def _pull(self, ns: str, keys: list[str], now: int) -> None:
+        """Re-read changed copies in the background, serving them UPDATING meanwhile."""
+        futs = self._register(ns, keys)
+        for key, fut in zip(keys, futs, strict=True):
+            slot = self._slot(ns, key)
+            if slot is not None:
+                self._refreshing(slot, fut)
+        self.stats.push_refreshes += len(keys)
+        self._spawn(self._pulled(ns, keys, futs, now))
+
+    async def _pulled(self, ns: str, keys: list[str], futs: list[_Future], now: int) -> None:
+        try:
+            await self._fetch(ns, keys, futs, now, DEFAULT_CACHE_TTL, reader=False)
+        except Exception:
+            # The copy is known to be old: close its window (rule 7 may still serve it STALE
+            # while the centre is down, within stale_if_error of when it was fetched).
+            for key, fut in zip(keys, futs, strict=True):
+                slot = self._slot(ns, key)
+                if slot is not None and slot.refresh is fut:
+                    slot.fetched = _CLOSED
+
+    def holds(self, ns: str) -> bool:
+        """Whether anything of the namespace is cached, being fetched or being written."""
+        return (
+            ns in self._index
+            or any(lk[0] == ns for lk in self._inflight)
+            or any(lk[0] == ns for lk in self._pending)
+        )
+
+    def drop_namespace(self, ns: str) -> None:
+        """Forget every copy of a namespace (deleted, or its feed broke)."""
+        for lk in [lk for lk in self._inflight if lk[0] == ns]:
+            del self._inflight[lk]
+        for key in list(self._index.get(ns, ())):
+            self._drop(ns, key)
+
+    async def settle(self) -> None:
+        """Wait until every background fetch (refreshes, re-reads of changed keys) is done."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def aclose(self, *, inner: bool = True) -> None:
+        """Stop following, cancel background fetches, close `inner` (unless `inner=False`:
+        a store shared with others, as in the simulator)."""
+        if self.follower is not None:
+            await self.follower.aclose()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
-        await self.inner.aclose()
+        if inner:
+            await self.inner.aclose()
