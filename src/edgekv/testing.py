@@ -97,6 +97,7 @@ class _LocationFeed:
             return ChangePage([], log.cursor, log.cursor)
         if since < log.floor:
             raise HistoryGone(log.floor + 1)
+        await self._sim._check(namespace_id, since)  # the centre's history decides a 410
         due = self._sim.now - location.feed_delay
         out: list[Change] = []
         for seen, change in log.changes:
@@ -253,6 +254,10 @@ class Simulation:
             log.cursor = page.cursor
             if len(page.changes) < 1000:
                 return log
+
+    async def _check(self, namespace_id: str, since: int) -> None:
+        assert self._reader is not None
+        await self._reader.changes(namespace_id, since=since, limit=1)
 
     async def settle(self) -> int:
         """Deliver every change that is due at each location (following its feed delay), and

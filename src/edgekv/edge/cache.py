@@ -50,7 +50,7 @@ from typing import Any
 
 from edgekv._exceptions import NamespaceNotFound, StoreUnavailable
 from edgekv._types import Clock, Entry, KeyInfo, NamespaceInfo, Store, TokenRecord
-from edgekv.edge.follower import DEFAULT_FEED_WAIT, ChangeSource, Follower
+from edgekv.edge.follower import DEFAULT_BACKOFF, DEFAULT_FEED_WAIT, ChangeSource, Follower
 from edgekv.edge.stats import CacheStats
 
 __all__ = [
@@ -169,7 +169,8 @@ class LocationCache:
 
     Push: with `push` (the default) and a `feed` to follow (default: `inner`, when it has a
     change feed), `.follower` follows it (`feed_wait`: seconds of each long poll;
-    `manual_feed=True`: nothing runs in the background, `await cache.follower.pump()` reads
+    `feed_backoff`: first retry delay and cap (s) while the feed fails; `manual_feed=True`:
+    nothing runs in the background, `await cache.follower.pump()` reads
     the feed). `hot_window`: a key read within this many seconds is re-read on a change
     instead of dropped."""
 
@@ -186,6 +187,7 @@ class LocationCache:
         push: bool = True,
         feed: ChangeSource | None = None,
         feed_wait: float = DEFAULT_FEED_WAIT,
+        feed_backoff: tuple[float, float] = DEFAULT_BACKOFF,
         manual_feed: bool = False,
         hot_window: int = DEFAULT_HOT_WINDOW,
     ) -> None:
@@ -219,7 +221,9 @@ class LocationCache:
             feed = inner
         self.follower: Follower | None = None
         if push and feed is not None:
-            self.follower = Follower(self, feed, wait=feed_wait, background=not manual_feed)
+            self.follower = Follower(
+                self, feed, wait=feed_wait, backoff=feed_backoff, background=not manual_feed
+            )
 
     def __repr__(self) -> str:
         return f"<LocationCache {self.location} {self.stats.entries} entries over {self.inner!r}>"
