@@ -80,14 +80,6 @@ def _value_kind(value: object) -> str:
     raise rules.type_error(_BAD_VALUE)
 
 
-def _encode_text(value: str) -> bytes:
-    try:
-        return value.encode()
-    except UnicodeEncodeError:
-        # Lone surrogates become U+FFFD, as TextEncoder does in Workers.
-        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode()
-
-
 class _Collector:
     """Accumulates streamed chunks up to the value limit, then only counts (the error names the
     full streamed length, and nothing beyond the limit is held)."""
@@ -115,7 +107,7 @@ class _Collector:
 
 def _plain_value(value: Any, kind: str, op: str) -> bytes:
     """The bytes of a `str` or bytes-like value, size-checked (no await: the common case)."""
-    data = _encode_text(value) if kind == "str" else bytes(value)
+    data = rules.encode_text(value) if kind == "str" else bytes(value)
     rules.check_value_size(len(data), op)
     return data
 
@@ -356,7 +348,7 @@ class KVNamespace:
                 # Fast path of the common pair: a plain key and a str or bytes value.
                 vclass = value.__class__
                 if (vclass is bytes or vclass is str) and rules.is_plain_key(key):
-                    data = value if vclass is bytes else _encode_text(value)
+                    data = value if vclass is bytes else rules.encode_text(value)
                     if len(data) <= limit:
                         pairs.append((key, Entry(data)))
                         continue

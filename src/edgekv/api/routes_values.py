@@ -10,15 +10,14 @@ metadata JSON, base64url without padding), and list accepts `limit` from 1 (Clou
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 import orjson
 
 from edgekv import _rules as rules
+from edgekv import wire
 from edgekv._models import KeyListEntry
 from edgekv._types import Entry
-from edgekv.api import envelope as env
 from edgekv.api.context import Ctx
 from edgekv.api.envelope import ApiError, ok
 from edgekv.api.http import Response
@@ -28,17 +27,18 @@ from edgekv.api.multipart import boundary_of, read_value_form
 __all__ = ["delete_value", "get_metadata", "get_value", "list_keys", "put_value"]
 
 OCTET_STREAM = (b"content-type", b"application/octet-stream")
-METADATA_HEADER = b"edgekv-metadata"
-BINDING_HEADER = b"edgekv-binding"
+_METADATA = wire.METADATA_HEADER.encode()
+_EXPIRATION = wire.EXPIRATION_HEADER.encode()
+_BINDING = wire.BINDING_HEADER.encode()
 
 
 def is_binding_write(ctx: Ctx) -> bool:
     """The write comes from a remote binding that validated it already (docs/edge-protocol.md)."""
-    return ctx.request.headers.get(BINDING_HEADER) == b"1"
+    return ctx.request.headers.get(_BINDING) == b"1"
 
 
 def key_not_found() -> ApiError:
-    return ApiError(404, env.KEY_NOT_FOUND, "key not found")
+    return ApiError(404, wire.KEY_NOT_FOUND, "key not found")
 
 
 async def _entry(ctx: Ctx) -> Entry | None:
@@ -47,19 +47,15 @@ async def _entry(ctx: Ctx) -> Entry | None:
     return await ctx.services.namespace(ctx.namespace_id)._get_entry(ctx.key, None)
 
 
-def metadata_header(metadata: str) -> bytes:
-    return base64.urlsafe_b64encode(metadata.encode()).rstrip(b"=")
-
-
 async def get_value(ctx: Ctx) -> Response:
     entry = await _entry(ctx)
     if entry is None:
         raise key_not_found()
     headers = [OCTET_STREAM]
     if entry.expiration is not None:
-        headers.append((b"expiration", str(entry.expiration).encode()))
+        headers.append((_EXPIRATION, str(entry.expiration).encode()))
     if entry.metadata is not None:
-        headers.append((METADATA_HEADER, metadata_header(entry.metadata)))
+        headers.append((_METADATA, wire.b64url_encode(entry.metadata).encode()))
     return Response(200, entry.value, headers)
 
 
@@ -77,7 +73,7 @@ def _metadata(raw: bytes | None) -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise ApiError(400, env.BAD_METADATA, "metadata must be valid JSON") from None
+        raise ApiError(400, wire.BAD_METADATA, "metadata must be valid JSON") from None
 
 
 async def put_value(ctx: Ctx) -> Response:
@@ -125,7 +121,7 @@ def list_limit(text: str | None) -> int | None:
     if value < 1:
         raise ApiError(
             400,
-            env.BAD_LIMIT,
+            wire.BAD_LIMIT,
             f"Invalid key_count_limit of {text!r}. Please specify an integer from 1 to "
             f"{rules.LIST_LIMIT_MAX}.",
         )

@@ -21,9 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
-import re
-import secrets
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -32,13 +29,8 @@ import httpx
 import orjson
 
 from edgekv import _rules as rules
-from edgekv._exceptions import (
-    NamespaceNotFound,
-    NamespaceTitleTaken,
-    StoreError,
-    StoreUnavailable,
-    TooManyNamespaces,
-)
+from edgekv import wire
+from edgekv._exceptions import NamespaceNotFound, StoreError, StoreUnavailable
 from edgekv._types import Entry, KeyInfo, NamespaceInfo, TokenRecord
 from edgekv.edge.http1 import Answer, Http1Pool, ProtocolError
 
@@ -48,15 +40,9 @@ DEFAULT_TIMEOUT = 10.0  # seconds, the overall deadline of one request
 DEFAULT_CONNECT_TIMEOUT = 2.0  # a centre that does not accept within 2 s is treated as down
 DEFAULT_MAX_CONNECTIONS = 128
 
-CODE_KEY_NOT_FOUND = 10009
-CODE_NAMESPACE_NOT_FOUND = 10013
-CODE_TITLE_TAKEN = 10014
-CODE_TOO_MANY_NAMESPACES = 10018
-
 PAGE_MAX = rules.LIST_LIMIT_MAX  # the server's largest key-list page
 BULK_GET_MAX = rules.BULK_GET_MAX_KEYS
 NAMESPACES_PER_PAGE = 1000
-_WRAPPED = re.compile(r"^[\w .-]+: '(.*)'$", re.DOTALL)
 
 
 class RemoteError(StoreError):
@@ -66,39 +52,9 @@ class RemoteError(StoreError):
     def __init__(self, status: int, detail: str, code: int | None = None) -> None:
         super().__init__(detail)
         self.status = status
-        if code is not None:
-            self.code = code
-
-
-def _multipart(value: bytes, metadata: str) -> tuple[bytes, str]:
-    """A value write with metadata as `multipart/form-data` (what the REST API takes)."""
-    boundary = secrets.token_hex(16)
-    mark = b"--" + boundary.encode()
-    body = b"".join(
-        (
-            mark,
-            b'\r\ncontent-disposition: form-data; name="value"; filename="value"\r\n',
-            b"content-type: application/octet-stream\r\n\r\n",
-            value,
-            b"\r\n",
-            mark,
-            b'\r\ncontent-disposition: form-data; name="metadata"\r\n\r\n',
-            metadata.encode(),
-            b"\r\n",
-            mark,
-            b"--\r\n",
-        )
-    )
-    return body, f"multipart/form-data; boundary={boundary}"
-
-
-def _key_path(key: str) -> str:
-    # One percent-encoded segment: "/" must not split it (the server routes on the raw path).
-    return quote(key, safe="")
-
-
-def _b64url_decode(text: str) -> str:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
+        if code is None:
+            code = wire.INTERNAL if status >= 500 else wire.BAD_REQUEST
+        self.code = code
 
 
 def _meta_text(value: Any) -> str | None:
@@ -145,14 +101,14 @@ class RemoteStore:
         self.url = url.rstrip("/")
         self.account_id = account_id
         self._timeout = timeout
-        self._base = f"/client/v4/accounts/{quote(account_id, safe='')}/storage/kv/namespaces"
+        self._base = wire.namespaces_path(account_id)
         auth = {"authorization": f"Bearer {token}"}
         self._http = httpx.AsyncClient(
             base_url=self.url,
             # `edgekv-binding`: these writes were validated by the binding on the location's
             # clock; a centre may then tolerate a write whose "expiration >= now + 60" was true
             # there a moment ago (docs/locations.md, "Limits").
-            headers={**auth, "edgekv-binding": "1"},
+            headers={**auth, wire.BINDING_HEADER: "1"},
             timeout=httpx.Timeout(timeout, connect=min(connect_timeout, timeout)),
             limits=httpx.Limits(
                 max_connections=max_connections,
@@ -167,7 +123,7 @@ class RemoteStore:
         if fast_client and transport is None and self.url.startswith("http://"):
             self._fast = Http1Pool(
                 self.url,
-                headers={**auth, "edgekv-binding": "1"},
+                headers={**auth, wire.BINDING_HEADER: "1"},
                 max_connections=max_connections,
                 timeout=timeout,
                 connect_timeout=min(connect_timeout, timeout),
@@ -207,7 +163,7 @@ class RemoteStore:
         if json_body is not None:
             content, content_type = orjson.dumps(json_body), "application/json"
         elif form is not None:
-            content, content_type = _multipart(*form)
+            content, content_type = wire.value_form(*form)
         fast = self._fast
         if fast is None:
             return await self._request_httpx(method, path, params, content, content_type)
@@ -244,22 +200,19 @@ class RemoteStore:
     def _errors(answer: Answer) -> tuple[int | None, str]:
         """The first error's code and message, without Cloudflare's `<operation>: '...'`
         wrapping (the binding adds its own `KV <OP> failed: <status>` prefix)."""
-        try:
-            body = orjson.loads(answer.content)
-            first = body["errors"][0]
-            message = str(first["message"])
-            match = _WRAPPED.match(message)
-            return int(first["code"]), match.group(1) if match else message
-        except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, ValueError):
-            text = answer.content.decode("utf-8", "replace").strip()
-            return None, text[:200] or f"HTTP {answer.status_code}"
+        error = wire.first_error(answer.content)
+        if error is not None:
+            return error
+        text = answer.content.decode("utf-8", "replace").strip()
+        return None, text[:200] or f"HTTP {answer.status_code}"
 
-    def _fail(self, answer: Answer, namespace_id: str | None = None) -> StoreError:
+    def _fail(self, answer: Answer, namespace_id: str | None = None, title: str = "") -> StoreError:
+        """The store error of a failed answer: its code's class (`wire.STORE_ERRORS`), rebuilt
+        with what the call named, else a `RemoteError`."""
         code, message = self._errors(answer)
-        if code == CODE_NAMESPACE_NOT_FOUND:
-            return NamespaceNotFound(namespace_id or "")
-        if code == CODE_TOO_MANY_NAMESPACES:
-            return TooManyNamespaces(1000)
+        known = None if code is None else wire.STORE_ERRORS.get(code)
+        if known is not None:
+            return known.from_answer(message, namespace_id=namespace_id or "", title=title)
         return RemoteError(answer.status_code, message, code)
 
     def _result(self, answer: Answer, namespace_id: str | None) -> Any:
@@ -278,8 +231,11 @@ class RemoteStore:
     ) -> Any:
         return self._result(await self._request(method, path, **kwargs), namespace_id)
 
-    def _ns(self, namespace_id: str) -> str:
-        return f"{self._base}/{quote(namespace_id, safe='')}"
+    def _ns(self, namespace_id: str, tail: str = "") -> str:
+        return wire.namespace_path(self.account_id, namespace_id, tail)
+
+    def _value(self, namespace_id: str, key: str) -> str:
+        return wire.value_path(self.account_id, namespace_id, key)
 
     # -- accounts and tokens -------------------------------------------------------------
     async def default_account(self) -> str:
@@ -312,10 +268,7 @@ class RemoteStore:
             raise RemoteError(501, "a central server assigns namespace ids itself")
         response = await self._request("POST", self._base, json_body={"title": title})
         if response.status_code >= 300:
-            code, _ = self._errors(response)
-            if code == CODE_TITLE_TAKEN:
-                raise NamespaceTitleTaken(title)
-            raise self._fail(response)
+            raise self._fail(response, title=title)
         return self._info(orjson.loads(response.content)["result"])
 
     async def list_namespaces(self, account_id: str) -> list[NamespaceInfo]:
@@ -343,10 +296,7 @@ class RemoteStore:
     ) -> NamespaceInfo:
         response = await self._request("PUT", self._ns(namespace_id), json_body={"title": title})
         if response.status_code >= 300:
-            code, _ = self._errors(response)
-            if code == CODE_TITLE_TAKEN:
-                raise NamespaceTitleTaken(title)
-            raise self._fail(response, namespace_id)
+            raise self._fail(response, namespace_id, title)
         return self._info(orjson.loads(response.content)["result"])
 
     async def delete_namespace(self, account_id: str, namespace_id: str) -> None:
@@ -357,22 +307,22 @@ class RemoteStore:
         self, namespace_id: str, key: str, *, now: int, cache_ttl: int | None = None
     ) -> Entry | None:
         """One round trip: the raw value, with expiration and metadata in headers."""
-        response = await self._request("GET", f"{self._ns(namespace_id)}/values/{_key_path(key)}")
+        response = await self._request("GET", self._value(namespace_id, key))
         status = response.status_code
         if status == 404:
             code, _ = self._errors(response)
-            if code == CODE_KEY_NOT_FOUND:
+            if code == wire.KEY_NOT_FOUND:
                 return None
             raise self._fail(response, namespace_id)
         if status >= 300:
             raise self._fail(response, namespace_id)
         headers = response.headers
-        raw_exp = headers.get("expiration")
-        raw_meta = headers.get("edgekv-metadata")
+        raw_exp = headers.get(wire.EXPIRATION_HEADER)
+        raw_meta = headers.get(wire.METADATA_HEADER)
         try:
             expiration = int(raw_exp) if raw_exp else None
-            metadata = _b64url_decode(raw_meta) if raw_meta else None
-        except (ValueError, binascii.Error):
+            metadata = wire.b64url_decode(raw_meta) if raw_meta else None
+        except ValueError:
             raise StoreUnavailable(f"central server {self.url} sent malformed headers") from None
         if expiration is not None and expiration <= now:
             return None  # the caller's clock decides, as every engine's `now` does
@@ -383,7 +333,7 @@ class RemoteStore:
     ) -> dict[str, Entry]:
         """`bulk/get` with metadata and base64 values: one round trip per 100 keys."""
         found: dict[str, Entry] = {}
-        path = f"{self._ns(namespace_id)}/bulk/get"
+        path = self._ns(namespace_id, wire.BULK_GET)
         for start in range(0, len(keys), BULK_GET_MAX):
             batch = list(keys[start : start + BULK_GET_MAX])
             try:
@@ -414,7 +364,7 @@ class RemoteStore:
         return found
 
     async def put(self, namespace_id: str, key: str, entry: Entry) -> None:
-        path = f"{self._ns(namespace_id)}/values/{_key_path(key)}"
+        path = self._value(namespace_id, key)
         params = None if entry.expiration is None else {"expiration": entry.expiration}
         value = bytes(entry.value)
         if entry.metadata is None:
@@ -427,18 +377,23 @@ class RemoteStore:
         if not items:
             return
         body = [_entry_payload(key, entry) for key, entry in items]
-        await self._json("PUT", f"{self._ns(namespace_id)}/bulk", namespace_id, json_body=body)
+        await self._json("PUT", self._ns(namespace_id, wire.BULK), namespace_id, json_body=body)
 
     async def delete(self, namespace_id: str, key: str) -> None:
         await self._json(
-            "DELETE", f"{self._ns(namespace_id)}/values/{_key_path(key)}", namespace_id
+            "DELETE",
+            self._value(namespace_id, key),
+            namespace_id,
         )
 
     async def delete_many(self, namespace_id: str, keys: Sequence[str]) -> None:
         if not keys:
             return
         await self._json(
-            "POST", f"{self._ns(namespace_id)}/bulk/delete", namespace_id, json_body=list(keys)
+            "POST",
+            self._ns(namespace_id, wire.BULK_DELETE),
+            namespace_id,
+            json_body=list(keys),
         )
 
     async def _list_page(
@@ -449,7 +404,7 @@ class RemoteStore:
             params["prefix"] = prefix
         if cursor:
             params["cursor"] = cursor
-        response = await self._request("GET", f"{self._ns(namespace_id)}/keys", params=params)
+        response = await self._request("GET", self._ns(namespace_id, wire.KEYS), params=params)
         if response.status_code >= 300:
             raise self._fail(response, namespace_id)
         body = orjson.loads(response.content)
