@@ -91,6 +91,8 @@ async def test_clocks_are_per_location() -> None:
         await sim.namespace(ns_id).put("k", "v", expiration=1_800_000_060)
         assert await fast.namespace(ns_id).get("k") == "v"
         await sim.advance(29)
+        assert await fast.namespace(ns_id).get("k") == "v"  # its clock says 59
+        await sim.advance(1)
         assert await fast.namespace(ns_id).get("k") is None  # its clock says 60: expired
         assert await sim.namespace(ns_id).get("k") == "v"
 
@@ -105,7 +107,7 @@ async def test_history_lost_at_the_centre_revalidates(tmp_path: Path) -> None:
             await sim.advance(1)
         await sim.advance(10)
         assert await tyo.namespace(ns_id).get("k", cache_ttl=DAY) == "5"
-        assert tyo.stats.feed_resyncs == 1
+        assert tyo.stats.feed_resyncs >= 1  # 10 s late over a 2-change history: often
 
 
 @pytest.fixture

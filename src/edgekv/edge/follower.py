@@ -57,6 +57,7 @@ DEFAULT_FEED_WAIT = 20.0  # seconds a long poll is held by the centre
 DEFAULT_BACKOFF = (0.1, 5.0)  # first retry delay and cap, in seconds (doubling, with jitter)
 HEAD_TIMEOUT = 2.0  # a first read waits at most this long for the head cursor
 PAGE = 1000  # changes per request (the feed's maximum)
+_PUMP_STEPS = 1000  # requests per namespace and pump, at most (a drained feed takes one or two)
 
 
 class ChangeSource(Protocol):
@@ -291,7 +292,7 @@ class Follower:
         for feed in list(self._feeds.values()):
             if feed.task is not None and not feed.task.done():
                 await asyncio.shield(feed.ready)
-            while True:
+            for _ in range(_PUMP_STEPS):
                 before = self.cache.stats.feed_changes
                 had_cursor = feed.cursor is not None
                 keep = await self._step(feed, 0)
@@ -300,8 +301,8 @@ class Follower:
                 if not keep:
                     self._forget(feed)
                     break
-                if feed.failures or (had_cursor and got < PAGE):
-                    break
+                if feed.failures or (had_cursor and feed.cursor is not None and got < PAGE):
+                    break  # drained (or failing: the next pump retries)
         return applied
 
     async def aclose(self) -> None:
