@@ -43,6 +43,7 @@ PUBLIC = {
         "load_worker",
     ],
     "edgekv.api": ["EdgeKVApp", "create_app"],
+    "edgekv.testing": ["SimClock", "SimLocation", "Simulation"],
 }
 
 

@@ -139,3 +139,21 @@ async def test_the_documented_example_runs() -> None:
     namespace: dict[str, object] = {}
     exec(compile(f"async def _example():\n{body}", "docs/locations.md", "exec"), namespace)
     await namespace["_example"]()  # type: ignore[operator]
+
+
+async def test_a_location_that_started_without_the_feed_revalidates_when_it_comes() -> None:
+    """The feed unreachable when the first copy was made: no head cursor could be taken, so
+    changes between that fetch and the first head are unknown; the copies are revalidated."""
+    async with Simulation() as sim:
+        ns_id = (await sim.create_namespace("app")).id
+        await sim.namespace(ns_id).put("k", "v1")
+        tyo = await sim.location("tyo")
+        tyo.feed_down = True
+        assert await tyo.namespace(ns_id).get("k", cache_ttl=DAY) == "v1"  # reads go on
+        assert tyo.stats.feed_errors == 1
+        await sim.namespace(ns_id).put("k", "v2")
+        await sim.advance(1)  # the change is older than any head tyo will get
+        tyo.feed_down = False
+        await sim.settle()
+        assert tyo.stats.feed_resyncs == 1
+        assert await tyo.namespace(ns_id).get("k", cache_ttl=DAY) == "v2"

@@ -246,3 +246,20 @@ async def test_bulk_reads_see_changes(world: World, hot: bool) -> None:
     await world.admin.put("a", "2")
     await pump(ams)
     assert await ams.ns.get(["a", "b"], cache_ttl=DAY) == {"a": "2", "b": "1"}
+
+
+async def test_a_changed_copy_that_cannot_be_re_read_is_never_served_as_fresh(
+    world: World,
+) -> None:
+    await world.admin.put("k", "v1")
+    ams = await world.location("ams", push=True)
+    assert await ams.ns.get("k", cache_ttl=DAY) == "v1"
+    await world.admin.put("k", "v2")
+    world.central.available = False  # the re-read fails
+    await pump(ams)
+    seen = await ams.ns.get_with_metadata("k", cache_ttl=DAY)
+    assert (seen.value, seen.cache_status) == ("v1", "STALE")  # rule 7, said so
+    world.central.available = True
+    world.advance(1)  # past the retry interval
+    seen = await ams.ns.get_with_metadata("k", cache_ttl=DAY)
+    assert (seen.value, seen.cache_status) == ("v2", "MISS")

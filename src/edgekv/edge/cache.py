@@ -49,8 +49,22 @@ from collections.abc import Awaitable, Coroutine, Iterable, Sequence
 from typing import Any
 
 from edgekv._exceptions import NamespaceNotFound, StoreUnavailable
-from edgekv._types import Clock, Entry, KeyInfo, NamespaceInfo, Store, TokenRecord
+from edgekv._types import Clock, Entry, KeyInfo, Store
 from edgekv.edge.follower import DEFAULT_BACKOFF, DEFAULT_FEED_WAIT, ChangeSource, Follower
+from edgekv.edge.passthrough import CentrePassthrough
+from edgekv.edge.slot import (
+    CLOSED,
+    HIT,
+    MISS,
+    STALE,
+    UPDATING,
+    Key,
+    LeaderGone,
+    Pending,
+    Slot,
+    SlotFuture,
+    live,
+)
 from edgekv.edge.stats import CacheStats
 
 __all__ = [
@@ -77,90 +91,8 @@ DEFAULT_HOT_WINDOW = 10  # a key read within this many seconds is re-read when i
 # dict and LRU links), so a flood of tiny or negative entries is bounded too.
 ENTRY_OVERHEAD = 256
 
-HIT = "HIT"
-MISS = "MISS"
-STALE = "STALE"
-UPDATING = "UPDATING"
 
-_NEVER = 1 << 62  # "no expiration", so the hot path compares ints without a None test
-_CLOSED = -_NEVER  # `fetched` of a copy whose window a change closed (kept for stale-if-error)
-
-_Key = tuple[str, str]
-_Future = asyncio.Future[Entry | None]
-
-
-def _live(entry: Entry | None, now: int) -> Entry | None:
-    # A fetch joined late may have started seconds earlier (e.g. a refresh): its answer is
-    # checked against the reader's own `now` (rule 5).
-    if entry is None or entry.expiration is None or entry.expiration > now:
-        return entry
-    return None
-
-
-class _LeaderGone(Exception):
-    """The reader that was fetching a key for everyone was cancelled."""
-
-
-class _Slot:
-    """One cached key: its entry (None = known missing), when it was fetched, and the `Entry`
-    objects to hand out, built once so that a hit allocates nothing."""
-
-    __slots__ = (
-        "born",
-        "entry",
-        "expires",
-        "fetched",
-        "hit",
-        "lru_key",
-        "read",
-        "refresh",
-        "refreshing",
-        "size",
-        "stale",
-        "updating",
-        "version",
-    )
-
-    def __init__(
-        self, lru_key: _Key, entry: Entry | None, fetched: int, size: int, read: int
-    ) -> None:
-        self.lru_key = lru_key
-        self.entry = entry
-        self.fetched = fetched  # start of its cache_ttl window (_CLOSED once a change closed it)
-        self.born = fetched  # when it was fetched, for stale-if-error
-        self.read = read  # the last second a reader asked for it (hot keys are re-read)
-        self.size = size
-        self.refreshing = False
-        self.refresh: _Future | None = None  # the fetch refreshing it, when `refreshing`
-        self.stale: Entry | None = None
-        self.updating: Entry | None = None  # built when a refresh starts
-        if entry is None:
-            self.expires = _NEVER
-            self.hit: Entry | None = None
-            self.version: str | None = None
-        else:
-            exp = entry.expiration
-            self.expires = _NEVER if exp is None else exp
-            self.version = entry.version
-            self.hit = Entry(entry.value, exp, entry.metadata, HIT)
-
-    def refreshed(self, fut: _Future) -> None:
-        if fut is self.refresh:
-            self.refreshing = False
-            self.refresh = None
-
-
-class _Pending:
-    """Writes in flight for one key; `contended` once two overlapped."""
-
-    __slots__ = ("contended", "count")
-
-    def __init__(self) -> None:
-        self.count = 1
-        self.contended = False
-
-
-class LocationCache:
+class LocationCache(CentrePassthrough):
     """A `Store` caching `inner` for one location. `cache_bytes` is the byte budget (default
     64 MiB), `stale_if_error` how long (s) a copy may be served past its TTL while the centre is
     down, `refresh_ahead` the fraction of the TTL window at its end in which a hit refreshes the
@@ -209,11 +141,11 @@ class LocationCache:
         self._clock = self.clock
         # A hit refreshes once its age reaches ttl * _refresh_after (inf: never).
         self._refresh_after = 1.0 - refresh_ahead if refresh_ahead > 0 else math.inf
-        self._index: dict[str, dict[str, _Slot]] = {}  # namespace -> key -> slot (no tuple per hit)
-        self._lru: OrderedDict[_Key, _Slot] = OrderedDict()
+        self._index: dict[str, dict[str, Slot]] = {}  # namespace -> key -> slot (no tuple per hit)
+        self._lru: OrderedDict[Key, Slot] = OrderedDict()
         self._bytes = 0
-        self._inflight: dict[_Key, _Future] = {}
-        self._pending: dict[_Key, _Pending] = {}
+        self._inflight: dict[Key, SlotFuture] = {}
+        self._pending: dict[Key, Pending] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._down_until = 0  # second before which the centre counts as down
         self.stats = CacheStats(location, budget)
@@ -283,9 +215,9 @@ class LocationCache:
                 if slot is not None and self._stale_ok(slot, now, ttl):
                     return self._serve_stale(slot, now)
                 raise
-            except _LeaderGone:
+            except LeaderGone:
                 continue  # the reader that fetched was cancelled: fetch again
-            return _live(entry, now)
+            return live(entry, now)
 
     async def get_many(
         self, namespace_id: str, keys: Sequence[str], *, now: int, cache_ttl: int | None = None
@@ -323,7 +255,7 @@ class LocationCache:
     ) -> None:
         if self.follower is not None:
             await self.follower.follow(ns)
-        waits: list[tuple[str, _Future]] = []
+        waits: list[tuple[str, SlotFuture]] = []
         fetch: list[str] = []
         down = now < self._down_until
         for key in keys:
@@ -357,12 +289,12 @@ class LocationCache:
                 results.append((key, await self._join(fut)))
             except StoreUnavailable as exc:
                 results.append((key, self._stale_or_raise(ns, key, now, ttl, exc)))
-            except _LeaderGone:
+            except LeaderGone:
                 results.append((key, await self._get_cold(ns, key, now, ttl)))
         for key, result in results:
-            live = _live(result, now)
-            if live is not None:
-                out[key] = live
+            entry = live(result, now)
+            if entry is not None:
+                out[key] = entry
 
     def _stale_or_raise(
         self, ns: str, key: str, now: int, ttl: int, exc: StoreUnavailable
@@ -380,33 +312,33 @@ class LocationCache:
         )
 
     # -- central fetches -------------------------------------------------------------------
-    def _register(self, ns: str, keys: Sequence[str]) -> list[_Future]:
+    def _register(self, ns: str, keys: Sequence[str]) -> list[SlotFuture]:
         """One in-flight future per key: later readers of these keys wait on it."""
         loop = asyncio.get_running_loop()
-        futs: list[_Future] = []
+        futs: list[SlotFuture] = []
         for key in keys:
-            fut: _Future = loop.create_future()
+            fut: SlotFuture = loop.create_future()
             self._inflight[(ns, key)] = fut
             futs.append(fut)
         return futs
 
     @staticmethod
-    async def _join(fut: _Future) -> Entry | None:
+    async def _join(fut: SlotFuture) -> Entry | None:
         """Wait for another reader's fetch. Shielded: cancelling this reader must not cancel
-        the shared future. `_LeaderGone` when the fetching reader was cancelled instead."""
+        the shared future. `LeaderGone` when the fetching reader was cancelled instead."""
         try:
             return await asyncio.shield(fut)
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if fut.cancelled() and task is not None and not task.cancelling():
-                raise _LeaderGone from None
+                raise LeaderGone from None
             raise
 
     async def _fetch(
         self,
         ns: str,
         keys: Sequence[str],
-        futs: list[_Future],
+        futs: list[SlotFuture],
         now: int,
         ttl: int,
         *,
@@ -431,7 +363,7 @@ class LocationCache:
             if self._inflight.get((ns, key)) is fut:
                 # Still the current fetch (no write acknowledged meanwhile): keep the copy.
                 del self._inflight[(ns, key)]
-                self._fill(ns, key, entry, now, now if reader else _CLOSED)
+                self._fill(ns, key, entry, now, now if reader else CLOSED)
             result = (
                 None
                 if entry is None
@@ -442,7 +374,7 @@ class LocationCache:
             results.append(result)
         return results
 
-    async def _background(self, ns: str, key: str, fut: _Future, now: int, ttl: int) -> None:
+    async def _background(self, ns: str, key: str, fut: SlotFuture, now: int, ttl: int) -> None:
         with contextlib.suppress(Exception):  # delivered to any waiter through `fut`
             await self._fetch(ns, (key,), [fut], now, ttl)
 
@@ -452,7 +384,7 @@ class LocationCache:
         task.add_done_callback(self._tasks.discard)
 
     def _fetch_failed(
-        self, ns: str, keys: Sequence[str], futs: list[_Future], exc: BaseException
+        self, ns: str, keys: Sequence[str], futs: list[SlotFuture], exc: BaseException
     ) -> None:
         if isinstance(exc, StoreUnavailable):
             self._centre_down()
@@ -471,7 +403,7 @@ class LocationCache:
                 # retrieved" log; waiters still get the exception through their own await.
                 fut.exception()
 
-    def _refresh(self, slot: _Slot, ns: str, key: str, now: int, ttl: int) -> None:
+    def _refresh(self, slot: Slot, ns: str, key: str, now: int, ttl: int) -> None:
         fut = self._inflight.get((ns, key))
         if fut is None:
             fut = self._register(ns, (key,))[0]
@@ -480,7 +412,7 @@ class LocationCache:
         self._refreshing(slot, fut)
 
     @staticmethod
-    def _refreshing(slot: _Slot, fut: _Future) -> None:
+    def _refreshing(slot: Slot, fut: SlotFuture) -> None:
         """Serve `slot` as UPDATING until `fut` (a fetch of its key) is done."""
         entry = slot.entry
         if slot.updating is None and entry is not None:
@@ -493,10 +425,10 @@ class LocationCache:
         self.stats.central_errors += 1
         self._down_until = max(self._down_until, math.floor(self._clock()) + self.retry_interval)
 
-    def _stale_ok(self, slot: _Slot, now: int, ttl: int) -> bool:
+    def _stale_ok(self, slot: Slot, now: int, ttl: int) -> bool:
         return now - slot.born < ttl + self.stale_if_error
 
-    def _serve_stale(self, slot: _Slot, now: int) -> Entry | None:
+    def _serve_stale(self, slot: Slot, now: int) -> Entry | None:
         """The copy past its TTL; an expired one answers "missing" (rule 5 holds here too)."""
         self.stats.stale_serves += 1
         entry = slot.entry
@@ -507,12 +439,12 @@ class LocationCache:
         return slot.stale
 
     # -- the cache proper ------------------------------------------------------------------
-    def _slot(self, ns: str, key: str) -> _Slot | None:
+    def _slot(self, ns: str, key: str) -> Slot | None:
         table = self._index.get(ns)
         return None if table is None else table.get(key)
 
     def _fill(
-        self, ns: str, key: str, entry: Entry | None, fetched: int, read: int = _CLOSED
+        self, ns: str, key: str, entry: Entry | None, fetched: int, read: int = CLOSED
     ) -> None:
         """Cache `entry` (None: known missing) as fetched at second `fetched` (and read at
         `read`, or when the copy it replaces was), then evict least recently used entries
@@ -531,7 +463,7 @@ class LocationCache:
         if size > self.budget:
             return  # larger than the whole cache: served, never kept
         lru_key = (ns, key)
-        slot = _Slot(lru_key, entry, fetched, size, read)
+        slot = Slot(lru_key, entry, fetched, size, read)
         table = self._index.get(ns)
         if table is None:
             table = self._index[ns] = {}
@@ -553,7 +485,7 @@ class LocationCache:
             self._unlink(ns, key, slot)
             self.stats.bytes_cached = self._bytes
 
-    def _unlink(self, ns: str, key: str, slot: _Slot) -> None:
+    def _unlink(self, ns: str, key: str, slot: Slot) -> None:
         table = self._index[ns]
         del table[key]
         if not table:
@@ -571,20 +503,20 @@ class LocationCache:
         self.stats.bytes_cached = 0
 
     # -- writes ----------------------------------------------------------------------------
-    def _begin(self, ns: str, keys: Iterable[str]) -> list[_Key]:
-        started: list[_Key] = []
+    def _begin(self, ns: str, keys: Iterable[str]) -> list[Key]:
+        started: list[Key] = []
         for key in keys:
             lk = (ns, key)
             pending = self._pending.get(lk)
             if pending is None:
-                self._pending[lk] = _Pending()
+                self._pending[lk] = Pending()
             else:
                 pending.count += 1
                 pending.contended = True
             started.append(lk)
         return started
 
-    def _end(self, started: list[_Key], entries: Sequence[Entry | None] | None, ok: bool) -> None:
+    def _end(self, started: list[Key], entries: Sequence[Entry | None] | None, ok: bool) -> None:
         """After the centre answered: install the written entries (an entry None: deleted), or
         drop the copies: when `entries` is None (bulk writes: a 10,000-pair import must not
         flush the cache), when the write failed (it may have committed anyway) or when it
@@ -639,38 +571,7 @@ class LocationCache:
     async def purge_expired(self, now: int, limit: int = 1000) -> int:
         return await self.inner.purge_expired(now, limit)
 
-    # -- namespaces, accounts, tokens: the centre's business -------------------------------
-    async def default_account(self) -> str:
-        return await self.inner.default_account()
-
-    async def ensure_account(self, account_id: str, name: str = "") -> None:
-        await self.inner.ensure_account(account_id, name)
-
-    async def account_exists(self, account_id: str) -> bool:
-        return await self.inner.account_exists(account_id)
-
-    async def create_token(self, token: TokenRecord) -> None:
-        await self.inner.create_token(token)
-
-    async def find_token(self, token_hash: str) -> TokenRecord | None:
-        return await self.inner.find_token(token_hash)
-
-    async def create_namespace(
-        self, account_id: str, title: str, namespace_id: str | None = None
-    ) -> NamespaceInfo:
-        return await self.inner.create_namespace(account_id, title, namespace_id)
-
-    async def list_namespaces(self, account_id: str) -> list[NamespaceInfo]:
-        return await self.inner.list_namespaces(account_id)
-
-    async def get_namespace(self, account_id: str, namespace_id: str) -> NamespaceInfo | None:
-        return await self.inner.get_namespace(account_id, namespace_id)
-
-    async def rename_namespace(
-        self, account_id: str, namespace_id: str, title: str
-    ) -> NamespaceInfo:
-        return await self.inner.rename_namespace(account_id, namespace_id, title)
-
+    # -- namespaces, accounts, tokens: the centre's business (CentrePassthrough) -----------
     async def delete_namespace(self, account_id: str, namespace_id: str) -> None:
         await self.inner.delete_namespace(account_id, namespace_id)
         self.drop_namespace(namespace_id)
@@ -731,7 +632,7 @@ class LocationCache:
         self.stats.push_refreshes += len(keys)
         self._spawn(self._pulled(ns, keys, futs, now))
 
-    async def _pulled(self, ns: str, keys: list[str], futs: list[_Future], now: int) -> None:
+    async def _pulled(self, ns: str, keys: list[str], futs: list[SlotFuture], now: int) -> None:
         try:
             await self._fetch(ns, keys, futs, now, DEFAULT_CACHE_TTL, reader=False)
         except Exception:
@@ -740,7 +641,7 @@ class LocationCache:
             for key, fut in zip(keys, futs, strict=True):
                 slot = self._slot(ns, key)
                 if slot is not None and slot.refresh is fut:
-                    slot.fetched = _CLOSED
+                    slot.fetched = CLOSED
 
     def holds(self, ns: str) -> bool:
         """Whether anything of the namespace is cached, being fetched or being written."""
