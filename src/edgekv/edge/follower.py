@@ -57,6 +57,7 @@ DEFAULT_FEED_WAIT = 20.0  # seconds a long poll is held by the centre
 DEFAULT_BACKOFF = (0.1, 5.0)  # first retry delay and cap, in seconds (doubling, with jitter)
 HEAD_TIMEOUT = 2.0  # a first read waits at most this long for the head cursor
 PAGE = 1000  # changes per request (the feed's maximum)
+_EMPTY_PAUSE = 0.2  # seconds between polls that a centre answers empty without holding them
 _PUMP_STEPS = 1000  # requests per namespace and pump, at most (a drained feed takes one or two)
 
 
@@ -88,11 +89,13 @@ class _Feed:
     its copies still need revalidating (`unproven`), and its health."""
 
     __slots__ = (
+        "churn",
         "current_at",
         "cursor",
         "down",
         "failures",
         "namespace_id",
+        "quick_empty",
         "ready",
         "task",
         "touched",
@@ -105,6 +108,8 @@ class _Feed:
         self.unproven = False
         self.down = False
         self.failures = 0
+        self.churn = 0  # resyncs in a row (a centre that keeps refusing cursors is paced)
+        self.quick_empty = False  # the last long poll came back empty well before its wait
         self.current_at = now  # when the feed last answered (lag is measured from here)
         self.touched = True  # asked for since the last stop check
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -192,8 +197,11 @@ class Follower:
                 feed.unproven = True  # copies will be made before a head is known
             feed.ready.set_result(None)
             while self.background:
-                if feed.failures:
-                    await asyncio.sleep(self._delay(feed.failures))
+                retries = max(feed.failures, feed.churn - 1)
+                if retries > 0:
+                    await asyncio.sleep(self._delay(retries))
+                elif feed.quick_empty:
+                    await asyncio.sleep(_EMPTY_PAUSE)  # a centre that does not hold polls
                 if not await self._step(feed, self.wait):
                     return  # nothing left to follow
         except asyncio.CancelledError:
@@ -227,8 +235,12 @@ class Follower:
                     feed.unproven = False
                     cache.resync(ns)
             else:
+                started = asyncio.get_running_loop().time()
                 page = await self.source.changes(ns, since=feed.cursor, limit=PAGE, wait=wait)
+                elapsed = asyncio.get_running_loop().time() - started
                 self._answered(feed)
+                feed.churn = 0
+                feed.quick_empty = not page.changes and elapsed < wait / 2
                 cache.stats.feed_changes += len(page.changes)
                 for change in page.changes:
                     cache.changed(ns, change.key, change.version)
@@ -245,6 +257,7 @@ class Follower:
                 log.warning("feed of %s at %s: %s; revalidating", ns, cache.location, exc)
                 feed.cursor = None  # a new head, then the copies are revalidated against it
                 feed.unproven = True
+                feed.churn += 1
         if not feed.touched and not cache.holds(ns):
             return False
         feed.touched = False
