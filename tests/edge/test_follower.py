@@ -263,3 +263,13 @@ async def test_a_changed_copy_that_cannot_be_re_read_is_never_served_as_fresh(
     world.advance(1)  # past the retry interval
     seen = await ams.ns.get_with_metadata("k", cache_ttl=DAY)
     assert (seen.value, seen.cache_status) == ("v2", "MISS")
+
+
+async def test_retries_back_off_exponentially_with_jitter(world: World) -> None:
+    ams = await world.location("ams")
+    delays = {}
+    for draw in (0.0, 1.0):
+        follow = Follower(ams.cache, world.memory, backoff=(0.1, 5.0), rng=lambda d=draw: d)
+        delays[draw] = [round(follow._delay(n), 3) for n in range(1, 9)]
+    assert delays[1.0] == [0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0]  # doubling, capped
+    assert delays[0.0] == [d / 2 for d in delays[1.0]]  # jitter: between half and all of it
