@@ -217,7 +217,7 @@ class Follower:
 
     def _delay(self, failures: int) -> float:
         first, cap = self.backoff
-        delay = min(cap, first * 2 ** min(failures - 1, 30))
+        delay = min(cap, first * 2.0 ** min(failures - 1, 30))
         return delay * (0.5 + self._rng() / 2)  # "equal jitter": between half and all of it
 
     async def _step(self, feed: _Feed, wait: float) -> bool:
