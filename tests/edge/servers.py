@@ -5,9 +5,9 @@
   `CountingStore` to count what reaches the centre, and give the server a FakeClock.
 - `SessionCentral`: one `InProcessCentral` over a `MemoryStore` for a whole session; every test
   gets a fresh account and token (`new_account()`), and its clock follows the test's FakeClock.
-- `SubprocessCentral(data_dir, *options)`: `python -m edgekv serve` over SQLite in a child process, with
-  EDGEKV_ACCOUNT_ID / EDGEKV_API_TOKEN; `kill()` (SIGKILL by PID) and `start()` again (the
-  process handling is tests/servers.py's).
+- `SubprocessCentral(data_dir, *options)`: `python -m edgekv serve` over SQLite (and `options`)
+  in a child process, with EDGEKV_ACCOUNT_ID / EDGEKV_API_TOKEN; `kill()` (SIGKILL by PID) and
+  `start()` again (the process handling is tests/servers.py's).
 """
 
 from __future__ import annotations

@@ -273,3 +273,32 @@ async def test_retries_back_off_exponentially_with_jitter(world: World) -> None:
         delays[draw] = [round(follow._delay(n), 3) for n in range(1, 9)]
     assert delays[1.0] == [0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0]  # doubling, capped
     assert delays[0.0] == [d / 2 for d in delays[1.0]]  # jitter: between half and all of it
+
+
+async def test_a_fetch_that_already_read_the_change_is_kept(world: World) -> None:
+    ams = await world.location("ams", push=True)
+    await ams.ns.get("other")  # the namespace is followed
+    await world.admin.put("k", "new")
+    world.central.gate.clear()  # the fetch reads "new", its answer is held...
+    reader = asyncio.create_task(ams.ns.get("k", cache_ttl=DAY))
+    await until(lambda: world.central.calls["get"] == 2)
+    await follower(ams).pump()  # ...while the change that wrote "new" arrives
+    world.central.gate.set()
+    assert await reader == "new"
+    seen = await ams.ns.get_with_metadata("k", cache_ttl=DAY)
+    assert (seen.value, seen.cache_status) == ("new", "HIT")  # kept: no second fetch
+    assert world.central.calls["get"] == 2
+
+
+async def test_a_disowned_fetch_never_lands_over_a_write_here(world: World) -> None:
+    ams = await world.location("ams", push=True)
+    await ams.ns.get("other")
+    await world.admin.put("k", "theirs")
+    world.central.gate.clear()
+    reader = asyncio.create_task(ams.ns.get("k", cache_ttl=DAY))
+    await until(lambda: world.central.calls["get"] == 2)
+    await follower(ams).pump()  # disowns the fetch (which read "theirs")
+    await ams.ns.put("k", "mine")  # acknowledged before that fetch answers
+    world.central.gate.set()
+    assert await reader == "theirs"
+    assert await ams.ns.get("k", cache_ttl=DAY) == "mine"  # read-your-writes

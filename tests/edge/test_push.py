@@ -27,13 +27,13 @@ FAST = {"feed_backoff": (0.05, 0.5)}  # retries within half a second: short test
 
 
 async def eventually(
-    check: Callable[[], Awaitable[bool]], timeout: float = 5.0, message: str = ""
+    check: Callable[[], Awaitable[bool]], within: float = 5.0, message: str = ""
 ) -> float:
     """Poll `check` every 10 ms until it is true; the seconds it took."""
     started = time.monotonic()
     while not await check():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(message or f"not true within {timeout}s")
+        if time.monotonic() - started > within:
+            raise AssertionError(message or f"not true within {within}s")
         await asyncio.sleep(0.01)
     return time.monotonic() - started
 

@@ -24,9 +24,9 @@ def centre(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, d
 def edge_server(
     root: Path, env: dict[str, str], central_url: str, location: str = "ams", *options: str
 ) -> Server:
+    command = ["edge", "--central", central_url, "--location", location, "--config"]
     return Server(
-        ["edge", "--central", central_url, "--location", location, "--config", "wrangler.toml"]
-        + list(options),
+        [*command, "wrangler.toml", *options],
         cwd=root,
         log_path=root / ("edge.log" if location == "ams" else f"edge-{location}.log"),
         env=env,

@@ -146,6 +146,9 @@ class LocationCache(CentrePassthrough):
         self._bytes = 0
         self._inflight: dict[Key, SlotFuture] = {}
         self._pending: dict[Key, Pending] = {}
+        # Fetches a change disowned, with the version that change made (None: deleted): if the
+        # answer turns out to be that version, it is as fresh as anything known here: kept.
+        self._disowned: dict[Key, tuple[SlotFuture, str | None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._down_until = 0  # second before which the centre counts as down
         self.stats = CacheStats(location, budget)
@@ -360,10 +363,18 @@ class LocationCache(CentrePassthrough):
         results: list[Entry | None] = []
         for key, fut in zip(keys, futs, strict=True):
             entry = found.get(key)
-            if self._inflight.get((ns, key)) is fut:
+            lk = (ns, key)
+            if self._inflight.get(lk) is fut:
                 # Still the current fetch (no write acknowledged meanwhile): keep the copy.
-                del self._inflight[(ns, key)]
+                del self._inflight[lk]
                 self._fill(ns, key, entry, now, now if reader else CLOSED)
+            elif self._disowned.get(lk, (None,))[0] is fut:
+                version = self._disowned.pop(lk)[1]
+                # Disowned by a change, but it read that change (or a fetch or write took over).
+                if (None if entry is None else entry.version) == version and not (
+                    lk in self._inflight or lk in self._pending
+                ):
+                    self._fill(ns, key, entry, now, now if reader else CLOSED)
             result = (
                 None
                 if entry is None
@@ -391,6 +402,8 @@ class LocationCache(CentrePassthrough):
         for key, fut in zip(keys, futs, strict=True):
             if self._inflight.get((ns, key)) is fut:
                 del self._inflight[(ns, key)]
+            if self._disowned.get((ns, key), (None,))[0] is fut:
+                del self._disowned[(ns, key)]
             if isinstance(exc, NamespaceNotFound):
                 self._drop(ns, key)
             if fut.done():
@@ -498,6 +511,7 @@ class LocationCache(CentrePassthrough):
         self._index.clear()
         self._lru.clear()
         self._inflight.clear()
+        self._disowned.clear()
         self._bytes = 0
         self.stats.entries = 0
         self.stats.bytes_cached = 0
@@ -524,6 +538,7 @@ class LocationCache(CentrePassthrough):
         fetched = math.floor(self._clock())
         for i, lk in enumerate(started):
             self._inflight.pop(lk, None)  # a fetch begun before the ack must not land later
+            self._disowned.pop(lk, None)
             pending = self._pending[lk]
             pending.count -= 1
             if pending.count == 0:
@@ -590,8 +605,12 @@ class LocationCache(CentrePassthrough):
         pending = self._pending.get(lk)
         if pending is not None:
             pending.contended = True
-        if self._inflight.pop(lk, None) is not None:
+        fut = self._inflight.pop(lk, None)
+        if fut is not None:
+            self._disowned[lk] = (fut, version)
             self.stats.invalidations += 1
+        elif lk in self._disowned:
+            self._disowned[lk] = (self._disowned[lk][0], version)  # the newest change counts
         if slot is None:
             return
         now = math.floor(self._clock())
@@ -606,8 +625,7 @@ class LocationCache(CentrePassthrough):
         followed late): re-read the hot ones in the background, drop the others. Called once
         a new head cursor is held, so every later change still arrives."""
         self.stats.feed_resyncs += 1
-        for lk in [lk for lk in self._inflight if lk[0] == ns]:
-            del self._inflight[lk]
+        self._disown_namespace(ns)
         for lk, pending in self._pending.items():
             if lk[0] == ns:
                 pending.contended = True
@@ -651,10 +669,15 @@ class LocationCache(CentrePassthrough):
             or any(lk[0] == ns for lk in self._pending)
         )
 
-    def drop_namespace(self, ns: str) -> None:
-        """Forget every copy of a namespace (deleted, or its feed broke)."""
+    def _disown_namespace(self, ns: str) -> None:
         for lk in [lk for lk in self._inflight if lk[0] == ns]:
             del self._inflight[lk]
+        for lk in [lk for lk in self._disowned if lk[0] == ns]:
+            del self._disowned[lk]
+
+    def drop_namespace(self, ns: str) -> None:
+        """Forget every copy of a namespace (deleted, or its feed broke)."""
+        self._disown_namespace(ns)
         for key in list(self._index.get(ns, ())):
             self._drop(ns, key)
 
