@@ -80,7 +80,7 @@ def test_locations_see_each_others_writes_by_the_feed(
         assert at_ams.put("/kv/k", content="v1").status_code == 201
         assert at_fra.get("/kv/k").text == "v1" and at_lon.get("/kv/k").text == "v1"
         assert at_ams.put("/kv/k", content="v2").status_code == 201
-        wait_for(lambda: at_fra.get("/kv/k").text == "v2", 5.0, "fra never saw the write")
+        wait_for(lambda: at_fra.get("/kv/k").text == "v2", 5.0, message="fra never saw the write")
         assert at_lon.get("/kv/k").text == "v1"
         stats = at_fra.get("/__edgekv/stats").json()
         assert stats["push"] is True and stats["feed_namespaces"] == 1
