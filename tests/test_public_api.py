@@ -11,7 +11,9 @@ import edgekv
 
 PUBLIC = {
     "edgekv": [
+        "Change",
         "Client",
+        "KVConflict",
         "KVError",
         "KVNamespace",
         "KVTypeError",

@@ -10,14 +10,23 @@
 """
 
 from edgekv._client import Client, open
-from edgekv._exceptions import KVError, KVTypeError
-from edgekv._models import KeyListEntry, ListResult, Namespace, ValueStream, ValueWithMetadata
+from edgekv._exceptions import KVConflict, KVError, KVTypeError
+from edgekv._models import (
+    Change,
+    KeyListEntry,
+    ListResult,
+    Namespace,
+    ValueStream,
+    ValueWithMetadata,
+)
 from edgekv._namespace import KVNamespace, ValueType
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Change",
     "Client",
+    "KVConflict",
     "KVError",
     "KVNamespace",
     "KVTypeError",

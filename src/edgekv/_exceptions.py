@@ -12,10 +12,14 @@ from __future__ import annotations
 
 __all__ = [
     "ClientDisconnected",
+    "HistoryGone",
+    "KVConflict",
     "KVError",
     "KVTypeError",
     "NamespaceNotFound",
     "NamespaceTitleTaken",
+    "PreconditionFailed",
+    "SinceAhead",
     "StoreError",
     "StoreUnavailable",
     "TooManyNamespaces",
@@ -57,6 +61,16 @@ class KVTypeError(KVError, TypeError):
 
     def __init__(self, message: str, *, code: int | None = None) -> None:
         super().__init__(message, 400, code=code)
+
+
+class KVConflict(KVError):
+    """A conditional write or delete whose condition failed: nothing was written. `version` is
+    the key's current version (None when it is missing)."""
+
+    def __init__(self, op: str, version: str | None) -> None:
+        detail = "Precondition failed."
+        super().__init__(f"KV {op} failed: 412 {detail}", 412, code=10412, detail=detail)
+        self.version = version
 
 
 class StoreError(Exception):
@@ -128,6 +142,52 @@ class TooManyNamespaces(StoreError):
         return cls(int(digits) if digits else 1000)  # the text names the limit
 
 
+class PreconditionFailed(StoreError):
+    """A conditional write's condition did not hold; `version` is the key's current version
+    (None when it is missing or expired)."""
+
+    status = 412
+    code = 10412
+
+    def __init__(self, version: str | None) -> None:
+        super().__init__("precondition failed")
+        self.version = version
+
+    @classmethod
+    def from_answer(cls, detail: str, *, namespace_id: str = "", title: str = "") -> StoreError:
+        return cls(None)  # the client reads the current version from the answer's ETag
+
+
+class HistoryGone(StoreError):
+    """A change feed read from a `since` older than the history the store keeps: changes
+    before `oldest` are gone (the reader must resynchronise, never skip silently)."""
+
+    status = 410
+    code = 10410
+
+    def __init__(self, oldest: int) -> None:
+        super().__init__(f"history before {oldest} is no longer kept")
+        self.oldest = oldest
+
+    @classmethod
+    def from_answer(cls, detail: str, *, namespace_id: str = "", title: str = "") -> StoreError:
+        digits = "".join(c for c in detail if c.isdigit())
+        return cls(int(digits) if digits else 0)  # the text names the oldest kept seq
+
+
+class SinceAhead(StoreError):
+    """A change feed read from a `since` beyond the namespace's newest change: a cursor of
+    another store (or of a namespace deleted meanwhile) that this feed never handed out."""
+
+    status = 400
+    code = 10001
+
+    def __init__(self, since: int, head: int) -> None:
+        super().__init__(f"since {since} is ahead of the newest change ({head})")
+        self.since = since
+        self.head = head
+
+
 class StoreUnavailable(StoreError):
     """The store (a database, a central server) cannot be reached right now."""
 
@@ -146,4 +206,6 @@ class ClientDisconnected(Exception):
 
 def kv_error(op: str, exc: StoreError) -> KVError:
     """A store failure as the `KVError` of operation `op` (`KV <OP> failed: <status> ...`)."""
+    if isinstance(exc, PreconditionFailed):
+        return KVConflict(op, exc.version)
     return KVError.for_op(op, exc.status, exc.detail, code=exc.code)

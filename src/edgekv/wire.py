@@ -11,7 +11,9 @@ v4 for Workers KV (docs/rest-api.md) plus a few edgekv extensions (docs/edge-pro
   `unquote_key` decodes it exactly once).
 - **Headers**: `BINDING_HEADER` (`edgekv-binding: 1`, a write a remote binding validated
   already), `METADATA_HEADER` (`edgekv-metadata`, a value's metadata JSON as base64url without
-  padding), `EXPIRATION_HEADER`.
+  padding), `EXPIRATION_HEADER`; versions: `ETAG_HEADER` / `IF_MATCH_HEADER` /
+  `IF_NONE_MATCH_HEADER` (`entity_tag` / `parse_entity_tag`) and `SEQ_HEADER` (`edgekv-seq`,
+  the change a write made).
 - **Envelope**: `{"success", "errors", "messages", "result", "result_info"?}` — `ok_body`,
   `error_body`, and `first_error` to read one back; `wrap_message` / `unwrap_message` for
   Cloudflare's `<operation>: '<text>'` error text.
@@ -38,8 +40,10 @@ from urllib.parse import quote, unquote, unquote_to_bytes
 import orjson
 
 from edgekv._exceptions import (
+    HistoryGone,
     NamespaceNotFound,
     NamespaceTitleTaken,
+    PreconditionFailed,
     StoreError,
     StoreUnavailable,
     TooManyNamespaces,
@@ -60,11 +64,16 @@ __all__ = [
     "BULK",
     "BULK_DELETE",
     "BULK_GET",
+    "CHANGES",
+    "ETAG_HEADER",
     "EXPIRATION_HEADER",
     "FORBIDDEN",
     "FORM_METADATA",
     "FORM_VALUE",
     "HEALTH_PATH",
+    "HISTORY_GONE",
+    "IF_MATCH_HEADER",
+    "IF_NONE_MATCH_HEADER",
     "ILLEGAL_KEY",
     "INTERNAL",
     "KEYS",
@@ -77,6 +86,8 @@ __all__ = [
     "NAMESPACE_NOT_FOUND",
     "NO_ROUTE",
     "OPENAPI_PATH",
+    "PRECONDITION_FAILED",
+    "SEQ_HEADER",
     "STORE_ERRORS",
     "TITLE_TAKEN",
     "TOO_LARGE",
@@ -87,6 +98,7 @@ __all__ = [
     "Match",
     "b64url_decode",
     "b64url_encode",
+    "entity_tag",
     "error_body",
     "first_error",
     "key_segment",
@@ -94,6 +106,7 @@ __all__ = [
     "namespace_path",
     "namespaces_path",
     "ok_body",
+    "parse_entity_tag",
     "unquote_key",
     "unwrap_message",
     "value_form",
@@ -111,6 +124,7 @@ KEYS = "keys"  # …/{ns}/keys: a page of key names (GET)
 BULK = "bulk"  # …/{ns}/bulk: write (PUT) or delete (DELETE) many
 BULK_GET = "bulk/get"  # POST
 BULK_DELETE = "bulk/delete"  # POST
+CHANGES = "changes"  # …/{ns}/changes: the change feed, a long poll with `wait` (GET)
 
 
 def namespaces_path(account_id: str) -> str:
@@ -154,7 +168,7 @@ _FIXED = {
     b"/accounts": "accounts",
     b"/user/tokens/verify": "verify",
 }
-_NS_TAIL = {KEYS.encode(): "keys", BULK.encode(): "bulk"}
+_NS_TAIL = {KEYS.encode(): "keys", BULK.encode(): "bulk", CHANGES.encode(): "changes"}
 _KEYED = {VALUES.encode(): "value", METADATA.encode(): "metadata"}
 _BULK = {b"delete": "bulk_delete", b"get": "bulk_get"}
 
@@ -222,6 +236,30 @@ METADATA_HEADER = "edgekv-metadata"
 """On a value read: the metadata JSON, base64url without padding (one round trip per read)."""
 EXPIRATION_HEADER = "expiration"
 """On a value read: the absolute expiration, UNIX seconds (Cloudflare's own header)."""
+ETAG_HEADER = "etag"
+"""On value and metadata reads and successful PUTs: the entry's version, `"<version>"`."""
+IF_MATCH_HEADER = "if-match"
+"""On PUT / DELETE of a value: write only if the key's version is this entity tag."""
+IF_NONE_MATCH_HEADER = "if-none-match"
+"""On PUT of a value, `*`: write only if the key does not exist."""
+SEQ_HEADER = "edgekv-seq"
+"""On a write that made a change: its sequence number in the namespace's feed."""
+
+# A strong entity tag: visible ASCII but '"' between quotes (RFC 9110, without W/).
+_ENTITY_TAG = re.compile(r'"([\x21\x23-\x7e]*)"')
+
+
+def entity_tag(version: str) -> str:
+    """A version as the strong entity tag of an `ETag` / `If-Match` header."""
+    return f'"{version}"'
+
+
+def parse_entity_tag(text: str) -> str | None:
+    """The version in a strong entity tag (surrounding spaces allowed), or None when `text`
+    is anything else (a weak tag, a list, `*`, no quotes)."""
+    found = _ENTITY_TAG.fullmatch(text.strip())
+    return None if found is None else found.group(1)
+
 
 # -- error codes (rest-api.md "Error codes clients know", plus a few of Cloudflare's own) -------
 AUTH = 10000
@@ -245,11 +283,20 @@ BAD_ORDER = 10043
 BAD_DIRECTION = 10044
 BAD_METADATA = 10047
 UNAVAILABLE = StoreUnavailable.code  # the store cannot be reached (503); clients retry
+HISTORY_GONE = HistoryGone.code  # a change feed `since` older than the kept history (410)
+PRECONDITION_FAILED = PreconditionFailed.code  # If-Match / If-None-Match did not hold (412)
 METHOD_NOT_ALLOWED = 7001
 NO_ROUTE = 7003
 
 STORE_ERRORS: dict[int, type[StoreError]] = {
-    cls.code: cls for cls in (NamespaceNotFound, NamespaceTitleTaken, TooManyNamespaces)
+    cls.code: cls
+    for cls in (
+        NamespaceNotFound,
+        NamespaceTitleTaken,
+        TooManyNamespaces,
+        HistoryGone,
+        PreconditionFailed,
+    )
 }
 """The store failures a client rebuilds from an answer's code (`cls.from_answer`); others
 become the client's own error with the answer's status. A 503 (`StoreUnavailable`) is told by

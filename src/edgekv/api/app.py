@@ -21,7 +21,7 @@ from edgekv import wire
 from edgekv._client import SWEEP_INTERVAL, Client
 from edgekv._exceptions import ClientDisconnected, KVError, StoreError
 from edgekv._types import Clock, Store
-from edgekv.api import auth, openapi, routes_accounts, routes_bulk
+from edgekv.api import auth, openapi, routes_accounts, routes_bulk, routes_changes
 from edgekv.api import routes_namespaces as rns
 from edgekv.api import routes_values as rv
 from edgekv.api.auth import Authenticator
@@ -80,6 +80,7 @@ ROUTES: dict[str, dict[str, Route]] = {
         "DELETE": Route(rns.delete_namespace, "delete namespace", NAMESPACE, write=True),
     },
     "keys": {"GET": Route(rv.list_keys, "list keys", ENTRIES)},
+    "changes": {"GET": Route(routes_changes.list_changes, "changes", ENTRIES)},
     "value": {
         "GET": Route(rv.get_value, "get", ENTRIES),
         "PUT": Route(rv.put_value, "put", ENTRIES, write=True),
@@ -131,7 +132,12 @@ class EdgeKVApp:
     async def startup(self) -> None:
         await self.client._open()
 
+    def drain(self) -> None:
+        """The server begins to stop: held long polls answer now instead of at their wait."""
+        self.services.draining.set()
+
     async def shutdown(self) -> None:
+        self.drain()
         self.access_log.flush()
         if self._owns_client:
             await self.client.aclose()

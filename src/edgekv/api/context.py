@@ -3,6 +3,7 @@ of the app (the binding client over the store, namespace ownership)."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ class Services:
         self.client = client
         self._owners: dict[str, tuple[str, float]] = {}
         self._binding_client: Client | None = None
+        self.draining = asyncio.Event()  # set when the server begins to stop: long polls end
 
     async def store(self) -> Store:
         return self.client._store or await self.client._open()

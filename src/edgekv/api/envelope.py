@@ -13,7 +13,7 @@ import logging
 from typing import Any
 
 from edgekv import wire
-from edgekv._exceptions import KVError, StoreError, StoreUnavailable
+from edgekv._exceptions import KVError, PreconditionFailed, StoreError, StoreUnavailable
 from edgekv.api.http import Response
 
 log = logging.getLogger("edgekv.api")
@@ -21,9 +21,11 @@ log = logging.getLogger("edgekv.api")
 __all__ = [
     "ApiError",
     "error_response",
+    "etag",
     "from_kv_error",
     "from_store_error",
     "ok",
+    "precondition_failed",
 ]
 
 _JSON = [(b"content-type", b"application/json")]
@@ -79,7 +81,22 @@ def from_store_error(exc: StoreError) -> ApiError:
     """A store failure as a REST error: the status, code and public text its class carries."""
     if exc.status == 503:
         return _unavailable(exc.detail)
+    if isinstance(exc, PreconditionFailed):
+        return precondition_failed(exc.version)
     return ApiError(exc.status, exc.code, exc.public_detail)
+
+
+def etag(version: str) -> tuple[bytes, bytes]:
+    """The `ETag` header of an entry's version (a strong entity tag)."""
+    return (wire.ETAG_HEADER.encode(), wire.entity_tag(version).encode())
+
+
+def precondition_failed(version: str | None) -> ApiError:
+    """412, code 10412, with the key's current ETag when it exists."""
+    headers = None if version is None else [etag(version)]
+    return ApiError(
+        412, wire.PRECONDITION_FAILED, PreconditionFailed(version).detail, headers=headers
+    )
 
 
 def _unavailable(detail: str) -> ApiError:

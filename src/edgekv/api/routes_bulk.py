@@ -86,6 +86,8 @@ async def bulk_get(ctx: Ctx) -> Response:
             }
             if entry.expiration is not None:
                 item["expiration"] = entry.expiration
+            if entry.version is not None:
+                item["version"] = entry.version
             values[key] = item
         else:
             values[key] = value

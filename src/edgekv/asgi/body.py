@@ -80,6 +80,16 @@ class Body:
             self.done = True
         return received
 
+    async def disconnected(self) -> None:
+        """Return once the client has gone away, reading (and dropping) what is left of the
+        body first: for a handler that holds a request open (a long poll) and must notice."""
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                return
+            if not message.get("more_body", False):
+                self.done = True
+
     def unread(self, headers: Iterable[tuple[bytes, bytes]]) -> bool:
         """Whether body bytes may still be on the wire (the connection must then be closed),
         given the request's raw headers."""

@@ -46,8 +46,11 @@ def _install_signals(stop: asyncio.Event) -> Callable[[], None]:
     return undo
 
 
-async def _stop_when(event: asyncio.Event, stop: Callable[[], None]) -> None:
+async def _stop_when(event: asyncio.Event, stop: Callable[[], None], app: Any = None) -> None:
     await event.wait()
+    drain = getattr(app, "drain", None)
+    if drain is not None:
+        drain()  # an app holding long polls answers them now: they must not hold up the stop
     stop()
 
 
@@ -71,7 +74,7 @@ async def _serve_granian(
         backlog=2048,
     )
     server.on_startup(ready)
-    watcher = asyncio.create_task(_stop_when(stop, server.stop))
+    watcher = asyncio.create_task(_stop_when(stop, server.stop, app))
     try:
         await server.serve()
     finally:
@@ -111,7 +114,7 @@ async def _serve_uvicorn(
     def exit_() -> None:
         server.should_exit = True
 
-    watcher = asyncio.create_task(_stop_when(stop, exit_))
+    watcher = asyncio.create_task(_stop_when(stop, exit_, app))
     try:
         await server.serve()
     finally:

@@ -21,7 +21,9 @@ How each rule is met (docs/locations.md has the long form):
    `stale_if_error` seconds past its TTL window (`STALE`); cold reads and writes raise. After a
    failure the centre counts as down for `retry_interval` seconds: lapsed copies are then served
    stale without waiting on it, and no refreshes are started. One fetch per key is ever in flight.
-8. `list_keys` always goes to the centre.
+8. `list_keys` always goes to the centre, and so do conditional writes (never answered from
+   the cache) and the change feed; a successful write installs the copy with the version the
+   centre gave it.
 9. LRU within a byte budget: value + key + metadata bytes + `ENTRY_OVERHEAD` per entry.
 10. `Entry.cache_status`: `HIT`, `MISS`, `STALE`, `UPDATING`.
 
@@ -45,11 +47,18 @@ import contextlib
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Coroutine, Iterable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from typing import Any, TypeVar
 
 from edgekv._exceptions import NamespaceNotFound, StoreUnavailable
-from edgekv._types import Clock, Entry, KeyInfo, Store
+from edgekv._types import (
+    Clock,
+    Condition,
+    Entry,
+    KeyInfo,
+    Store,
+    Written,
+)
 from edgekv.edge.follower import DEFAULT_BACKOFF, DEFAULT_FEED_WAIT, ChangeSource, Follower
 from edgekv.edge.passthrough import CentrePassthrough
 from edgekv.edge.slot import (
@@ -90,6 +99,8 @@ DEFAULT_HOT_WINDOW = 10  # a key read within this many seconds is re-read when i
 # Counted per entry on top of its bytes: the Python objects holding it (slot, prebuilt entries,
 # dict and LRU links), so a flood of tiny or negative entries is bounded too.
 ENTRY_OVERHEAD = 256
+
+_R = TypeVar("_R")
 
 
 class LocationCache(CentrePassthrough):
@@ -378,7 +389,7 @@ class LocationCache(CentrePassthrough):
             result = (
                 None
                 if entry is None
-                else Entry(entry.value, entry.expiration, entry.metadata, MISS)
+                else Entry(entry.value, entry.expiration, entry.metadata, MISS, entry.version)
             )
             if not fut.done():
                 fut.set_result(result)
@@ -429,7 +440,9 @@ class LocationCache(CentrePassthrough):
         """Serve `slot` as UPDATING until `fut` (a fetch of its key) is done."""
         entry = slot.entry
         if slot.updating is None and entry is not None:
-            slot.updating = Entry(entry.value, entry.expiration, entry.metadata, UPDATING)
+            slot.updating = Entry(
+                entry.value, entry.expiration, entry.metadata, UPDATING, entry.version
+            )
         slot.refreshing = True
         slot.refresh = fut
         fut.add_done_callback(slot.refreshed)
@@ -448,7 +461,7 @@ class LocationCache(CentrePassthrough):
         if entry is None or now >= slot.expires:
             return None
         if slot.stale is None:
-            slot.stale = Entry(entry.value, entry.expiration, entry.metadata, STALE)
+            slot.stale = Entry(entry.value, entry.expiration, entry.metadata, STALE, entry.version)
         return slot.stale
 
     # -- the cache proper ------------------------------------------------------------------
@@ -469,7 +482,9 @@ class LocationCache(CentrePassthrough):
         size = ENTRY_OVERHEAD + len(ns) + len(key.encode())
         if entry is not None:
             if type(entry.value) is not bytes:  # a caller's bytearray must not change the copy
-                entry = Entry(bytes(entry.value), entry.expiration, entry.metadata)
+                entry = Entry(
+                    bytes(entry.value), entry.expiration, entry.metadata, None, entry.version
+                )
             size += len(entry.value)
             if entry.metadata is not None:
                 size += len(entry.metadata.encode())
@@ -554,39 +569,65 @@ class LocationCache(CentrePassthrough):
         self,
         ns: str,
         keys: Iterable[str],
-        entries: Sequence[Entry | None] | None,
-        call: Awaitable[None],
-    ) -> None:
+        entries: Callable[[_R], Sequence[Entry | None]] | None,
+        call: Awaitable[_R],
+    ) -> _R:
+        """Run the centre's write; then `entries(result)` are the copies to install (None:
+        drop them)."""
         if entries is not None and self.follower is not None:
             await self.follower.follow(ns)  # the written copy must be followed from the start
         started = self._begin(ns, keys)
         try:
-            await call
+            result = await call
         except BaseException as exc:
-            self._end(started, entries, ok=False)
+            self._end(started, None, ok=False)
             if isinstance(exc, StoreUnavailable):
                 self._centre_down()
             raise
-        self._end(started, entries, ok=True)
+        self._end(started, None if entries is None else entries(result), ok=True)
+        return result
 
-    async def put(self, namespace_id: str, key: str, entry: Entry) -> None:
-        await self._write(namespace_id, (key,), (entry,), self.inner.put(namespace_id, key, entry))
+    async def put(
+        self, namespace_id: str, key: str, entry: Entry, *, condition: Condition | None = None
+    ) -> Written:
+        def copy(written: Written) -> tuple[Entry]:
+            return (Entry(entry.value, entry.expiration, entry.metadata, None, written.version),)
+
+        return await self._write(
+            namespace_id,
+            (key,),
+            copy,
+            self.inner.put(namespace_id, key, entry, condition=condition),
+        )
 
     async def put_many(self, namespace_id: str, items: Sequence[tuple[str, Entry]]) -> None:
         keys = dict.fromkeys(key for key, _ in items)
         await self._write(namespace_id, keys, None, self.inner.put_many(namespace_id, items))
 
-    async def delete(self, namespace_id: str, key: str) -> None:
-        await self._write(namespace_id, (key,), (None,), self.inner.delete(namespace_id, key))
+    async def delete(
+        self,
+        namespace_id: str,
+        key: str,
+        *,
+        condition: Condition | None = None,
+        now: int | None = None,
+    ) -> Written | None:
+        return await self._write(
+            namespace_id,
+            (key,),
+            lambda _: (None,),
+            self.inner.delete(namespace_id, key, condition=condition, now=now),
+        )
 
-    async def delete_many(self, namespace_id: str, keys: Sequence[str]) -> None:
+    async def delete_many(
+        self, namespace_id: str, keys: Sequence[str], *, now: int | None = None
+    ) -> None:
         unique = dict.fromkeys(keys)
-        await self._write(namespace_id, unique, None, self.inner.delete_many(namespace_id, keys))
+        await self._write(
+            namespace_id, unique, None, self.inner.delete_many(namespace_id, keys, now=now)
+        )
 
-    async def purge_expired(self, now: int, limit: int = 1000) -> int:
-        return await self.inner.purge_expired(now, limit)
-
-    # -- namespaces, accounts, tokens: the centre's business (CentrePassthrough) -----------
+    # -- namespaces, accounts, tokens, the feed: the centre's business (CentrePassthrough)
     async def delete_namespace(self, account_id: str, namespace_id: str) -> None:
         await self.inner.delete_namespace(account_id, namespace_id)
         self.drop_namespace(namespace_id)

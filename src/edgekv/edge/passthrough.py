@@ -1,10 +1,10 @@
 """`CentrePassthrough`: the `Store` calls a location leaves to the centre as they are —
-accounts, tokens, namespaces — for `LocationCache` to inherit (it overrides what touches its
-copies, e.g. `delete_namespace`)."""
+accounts, tokens, namespaces, the change feed, expiry sweeps — for `LocationCache` to inherit
+(it overrides what touches its copies, e.g. `delete_namespace`)."""
 
 from __future__ import annotations
 
-from edgekv._types import NamespaceInfo, Store, TokenRecord
+from edgekv._types import ChangePage, NamespaceInfo, Store, TokenRecord
 
 __all__ = ["CentrePassthrough"]
 
@@ -47,3 +47,22 @@ class CentrePassthrough:
 
     async def delete_namespace(self, account_id: str, namespace_id: str) -> None:
         await self.inner.delete_namespace(account_id, namespace_id)
+
+    async def changes(
+        self,
+        namespace_id: str,
+        *,
+        since: int | None,
+        prefix: str = "",
+        limit: int = 1000,
+        wait: float = 0,
+    ) -> ChangePage:
+        return await self.inner.changes(
+            namespace_id, since=since, prefix=prefix, limit=limit, wait=wait
+        )
+
+    async def head(self, namespace_id: str) -> int:
+        return await self.inner.head(namespace_id)
+
+    async def purge_expired(self, now: int, limit: int = 1000) -> int:
+        return await self.inner.purge_expired(now, limit)

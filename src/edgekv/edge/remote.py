@@ -7,7 +7,8 @@ connection pool: the lean `edgekv.edge.http1` keep-alive pool for an `http://` c
 `httpx.AsyncClient` otherwise (`https://`, or `fast_client=False`).
 
 Errors: the server's envelope codes become the store exceptions the binding already knows
-(10013 `NamespaceNotFound`, 10014 `NamespaceTitleTaken`, 10018 `TooManyNamespaces`); a refused
+(10013 `NamespaceNotFound`, 10014 `NamespaceTitleTaken`, 10018 `TooManyNamespaces`, 10412
+`PreconditionFailed` with the ETag's version, 10410 `HistoryGone`); a refused
 connection, a timeout or any 5xx becomes `StoreUnavailable` (503) — every request has an overall
 deadline, so nothing hangs; anything else is a `RemoteError` carrying the server's status and
 message.
@@ -30,8 +31,23 @@ import orjson
 
 from edgekv import _rules as rules
 from edgekv import wire
-from edgekv._exceptions import NamespaceNotFound, StoreError, StoreUnavailable
-from edgekv._types import Entry, KeyInfo, NamespaceInfo, TokenRecord
+from edgekv._exceptions import (
+    NamespaceNotFound,
+    PreconditionFailed,
+    StoreError,
+    StoreUnavailable,
+)
+from edgekv._models import Change
+from edgekv._types import (
+    ChangePage,
+    Condition,
+    Entry,
+    KeyInfo,
+    NamespaceInfo,
+    TokenRecord,
+    Written,
+    version_of,
+)
 from edgekv.edge.http1 import Answer, Http1Pool, ProtocolError
 
 __all__ = ["DEFAULT_TIMEOUT", "RemoteError", "RemoteStore"]
@@ -43,6 +59,7 @@ DEFAULT_MAX_CONNECTIONS = 128
 PAGE_MAX = rules.LIST_LIMIT_MAX  # the server's largest key-list page
 BULK_GET_MAX = rules.BULK_GET_MAX_KEYS
 NAMESPACES_PER_PAGE = 1000
+_POLL_MARGIN = 10.0  # seconds a long poll's request may take beyond its `wait`
 
 
 class RemoteError(StoreError):
@@ -61,6 +78,31 @@ def _meta_text(value: Any) -> str | None:
     # Values the server parsed back into JSON: orjson writes the same compact text that
     # `_rules.serialize_metadata` stored, so the round trip is exact.
     return None if value is None else orjson.dumps(value).decode()
+
+
+def _version(answer: Answer) -> str | None:
+    """The version an `ETag: "<version>"` header carries."""
+    raw = answer.headers.get(wire.ETAG_HEADER)
+    return None if raw is None else wire.parse_entity_tag(raw)
+
+
+def _condition_headers(condition: Condition | None) -> dict[str, str] | None:
+    if condition is None:
+        return None
+    if condition.version is None:
+        return {wire.IF_NONE_MATCH_HEADER: "*"}
+    return {wire.IF_MATCH_HEADER: wire.entity_tag(condition.version)}
+
+
+def _change(item: dict[str, Any]) -> Change:
+    return Change(
+        int(item["seq"]),
+        str(item["key"]),
+        "delete" if item["op"] == "delete" else "put",
+        item.get("version"),
+        item.get("expiration"),
+        _meta_text(item.get("metadata")),
+    )
 
 
 def _entry_payload(key: str, entry: Entry) -> dict[str, Any]:
@@ -155,10 +197,11 @@ class RemoteStore:
         content: bytes | None = None,
         json_body: Any = None,
         form: tuple[bytes, str] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Answer:
         """One exchange: through the lean pool when there is one (every call: at concurrency 64
         httpx's pool managed ~600 writes/s where this one does thousands), else httpx.
-        `form`: a value and its metadata JSON, sent as multipart."""
+        `form`: a value and its metadata JSON, sent as multipart; `headers`: more headers."""
         content_type = None
         if json_body is not None:
             content, content_type = orjson.dumps(json_body), "application/json"
@@ -166,11 +209,11 @@ class RemoteStore:
             content, content_type = wire.value_form(*form)
         fast = self._fast
         if fast is None:
-            return await self._request_httpx(method, path, params, content, content_type)
+            return await self._request_httpx(method, path, params, content, content_type, headers)
         if params:
             path = f"{path}?{urlencode(params, quote_via=quote, safe='')}"
         try:
-            answer = await fast.request(method, path, content or b"", content_type)
+            answer = await fast.request(method, path, content or b"", content_type, headers)
         except (OSError, TimeoutError, ProtocolError, ValueError, asyncio.IncompleteReadError) as e:
             raise self._unreachable(e) from None
         return self._checked(answer)
@@ -182,14 +225,26 @@ class RemoteStore:
         params: dict[str, Any] | None,
         content: bytes | None,
         content_type: str | None,
+        extra: dict[str, str] | None = None,
+        deadline: float | None = None,
     ) -> Answer:
-        headers = None if content_type is None else {"content-type": content_type}
+        """`deadline`: seconds for this exchange instead of the client's timeout."""
+        headers = dict(extra or {})
+        if content_type is not None:
+            headers["content-type"] = content_type
+        long = deadline is not None
+        deadline = self._timeout if deadline is None else deadline
         try:
             # httpx's timeouts are per phase (connect, each read, ...): a server trickling bytes
             # could outlast them, so the whole exchange also gets one deadline.
-            async with asyncio.timeout(self._timeout):
+            async with asyncio.timeout(deadline):
                 response = await self._http.request(
-                    method, path, params=params, content=content, headers=headers
+                    method,
+                    path,
+                    params=params,
+                    content=content,
+                    headers=headers,
+                    timeout=httpx.Timeout(deadline) if long else httpx.USE_CLIENT_DEFAULT,
                 )
         except (httpx.TransportError, TimeoutError) as exc:
             raise self._unreachable(exc) from None
@@ -212,7 +267,10 @@ class RemoteStore:
         code, message = self._errors(answer)
         known = None if code is None else wire.STORE_ERRORS.get(code)
         if known is not None:
-            return known.from_answer(message, namespace_id=namespace_id or "", title=title)
+            error = known.from_answer(message, namespace_id=namespace_id or "", title=title)
+            if isinstance(error, PreconditionFailed):
+                error.version = _version(answer)  # the key's current version, if it exists
+            return error
         return RemoteError(answer.status_code, message, code)
 
     def _result(self, answer: Answer, namespace_id: str | None) -> Any:
@@ -326,7 +384,7 @@ class RemoteStore:
             raise StoreUnavailable(f"central server {self.url} sent malformed headers") from None
         if expiration is not None and expiration <= now:
             return None  # the caller's clock decides, as every engine's `now` does
-        return Entry(response.content, expiration, metadata)
+        return Entry(response.content, expiration, metadata, None, _version(response))
 
     async def get_many(
         self, namespace_id: str, keys: Sequence[str], *, now: int, cache_ttl: int | None = None
@@ -359,18 +417,43 @@ class RemoteStore:
                 if expiration is not None and expiration <= now:
                     continue
                 found[key] = Entry(
-                    base64.b64decode(item["value"]), expiration, _meta_text(item.get("metadata"))
+                    base64.b64decode(item["value"]),
+                    expiration,
+                    _meta_text(item.get("metadata")),
+                    None,
+                    item.get("version"),
                 )
         return found
 
-    async def put(self, namespace_id: str, key: str, entry: Entry) -> None:
+    def _written(self, answer: Answer, namespace_id: str) -> Written | None:
+        """What a write answered: its change's seq (`edgekv-seq`), None when none was made."""
+        self._result(answer, namespace_id)
+        raw = answer.headers.get(wire.SEQ_HEADER)
+        if raw is None:
+            return None
+        try:
+            seq = int(raw)
+        except ValueError:
+            raise StoreUnavailable(f"central server {self.url} sent malformed headers") from None
+        return Written(seq, _version(answer) or version_of(seq))
+
+    async def put(
+        self, namespace_id: str, key: str, entry: Entry, *, condition: Condition | None = None
+    ) -> Written:
         path = self._value(namespace_id, key)
         params = None if entry.expiration is None else {"expiration": entry.expiration}
         value = bytes(entry.value)
+        headers = _condition_headers(condition)
         if entry.metadata is None:
-            await self._json("PUT", path, namespace_id, params=params, content=value)
+            answer = await self._request("PUT", path, params=params, content=value, headers=headers)
         else:
-            await self._json("PUT", path, namespace_id, params=params, form=(value, entry.metadata))
+            answer = await self._request(
+                "PUT", path, params=params, form=(value, entry.metadata), headers=headers
+            )
+        written = self._written(answer, namespace_id)
+        if written is None:
+            raise StoreUnavailable(f"central server {self.url} did not say what it wrote")
+        return written
 
     async def put_many(self, namespace_id: str, items: Sequence[tuple[str, Entry]]) -> None:
         """One `PUT bulk` request (the server applies it all or nothing)."""
@@ -379,14 +462,23 @@ class RemoteStore:
         body = [_entry_payload(key, entry) for key, entry in items]
         await self._json("PUT", self._ns(namespace_id, wire.BULK), namespace_id, json_body=body)
 
-    async def delete(self, namespace_id: str, key: str) -> None:
-        await self._json(
-            "DELETE",
-            self._value(namespace_id, key),
-            namespace_id,
+    async def delete(
+        self,
+        namespace_id: str,
+        key: str,
+        *,
+        condition: Condition | None = None,
+        now: int | None = None,
+    ) -> Written | None:
+        """`now` is not sent: the centre's clock decides whether an entry had expired."""
+        answer = await self._request(
+            "DELETE", self._value(namespace_id, key), headers=_condition_headers(condition)
         )
+        return self._written(answer, namespace_id)
 
-    async def delete_many(self, namespace_id: str, keys: Sequence[str]) -> None:
+    async def delete_many(
+        self, namespace_id: str, keys: Sequence[str], *, now: int | None = None
+    ) -> None:
         if not keys:
             return
         await self._json(
@@ -434,6 +526,46 @@ class RemoteStore:
 
     async def purge_expired(self, now: int, limit: int = 1000) -> int:
         return 0  # the central server sweeps its own store
+
+    # -- the change feed ---------------------------------------------------------------------
+    async def changes(
+        self,
+        namespace_id: str,
+        *,
+        since: int | None,
+        prefix: str = "",
+        limit: int = 1000,
+        wait: float = 0,
+    ) -> ChangePage:
+        """One `GET …/changes` (a long poll when `wait` > 0: the centre holds it, at most 60 s;
+        on httpx, so a held poll never takes a slot of the lean pool's reads)."""
+        params: dict[str, Any] = {"limit": limit}
+        if since is not None:
+            params["since"] = since
+        if prefix:
+            params["prefix"] = prefix
+        if wait > 0:
+            params["wait"] = f"{wait:g}"
+        answer = await self._request_httpx(
+            "GET",
+            self._ns(namespace_id, wire.CHANGES),
+            params,
+            None,
+            None,
+            deadline=wait + _POLL_MARGIN,
+        )
+        if answer.status_code >= 300:
+            raise self._fail(answer, namespace_id)
+        try:
+            body = orjson.loads(answer.content)
+            changes = [_change(item) for item in body["result"]]
+            cursor = int(body["result_info"]["cursor"])
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            raise StoreUnavailable(f"central server {self.url} sent a malformed answer") from None
+        return ChangePage(changes, cursor, max(cursor, changes[-1].seq if changes else 0))
+
+    async def head(self, namespace_id: str) -> int:
+        return (await self.changes(namespace_id, since=None)).cursor
 
     async def aclose(self) -> None:
         if self._fast is not None:

@@ -88,7 +88,7 @@ class Slot:
             exp = entry.expiration
             self.expires = NEVER if exp is None else exp
             self.version = entry.version
-            self.hit = Entry(entry.value, exp, entry.metadata, HIT)
+            self.hit = Entry(entry.value, exp, entry.metadata, HIT, entry.version)
 
     def refreshed(self, fut: SlotFuture) -> None:
         if fut is self.refresh:
