@@ -18,6 +18,7 @@ from edgekv import Client, KVNamespace
 from edgekv._types import Entry
 from edgekv.edge.cache import LocationCache
 from edgekv.edge.remote import RemoteStore
+from edgekv.store.memory import MemoryStore
 from tests.conftest import FakeClock
 from tests.edge.proxy import Relay
 from tests.edge.servers import InProcessCentral, SubprocessCentral
@@ -153,32 +154,41 @@ async def test_the_feed_cut_off_keeps_the_ttl_contract_then_resumes(
             assert await eventually(sees(ns, "k", "v3"), 1.0) < 1.0
 
 
+async def history_gone(url: str, token: str, account_id: str) -> None:
+    """A location cut off the feed while more than twice the centre's history is written, then
+    reconnected: the 410 makes it revalidate its copies, and it follows on from a new head."""
+    admin = RemoteStore(url, token=token, account_id=account_id)
+    async with Relay(url) as relay:
+        cache = LocationCache(
+            RemoteStore(url, token=token, account_id=account_id),
+            location="ams",
+            feed=RemoteStore(relay.url, token=token, account_id=account_id),
+            feed_wait=2.0,  # the server ends a poll its client left within 2 s: quick teardown
+            **FAST,
+        )
+        async with Client(cache, account_id=account_id) as kv:
+            ns_id = (await kv.create_namespace("small-history")).id
+            ns = kv.namespace(ns_id)
+            await admin.put(ns_id, "k", Entry(b"v1"))
+            assert await ns.get("k", cache_ttl=DAY) == "v1"
+            relay.cut()
+            for i in range(12):  # more than twice the kept history
+                await admin.put(ns_id, f"other{i}", Entry(b"x"))
+            await admin.put(ns_id, "k", Entry(b"v2"))
+            await asyncio.sleep(0.2)
+            relay.restore()
+            await eventually(sees(ns, "k", "v2"), 3.0)
+            assert cache.stats.feed_resyncs == 1
+            await admin.put(ns_id, "k", Entry(b"v3"))  # following goes on from the new head
+            await eventually(sees(ns, "k", "v3"), 1.0)
+    await admin.aclose()
+
+
 async def test_history_gone_revalidates_copies(tmp_path: Path) -> None:
-    with SubprocessCentral(tmp_path / "central", "--feed-history", "5") as server:
-        admin = RemoteStore(server.url, token=server.token, account_id=server.account_id)
-        async with Relay(server.url) as relay:
-            cache = LocationCache(
-                RemoteStore(server.url, token=server.token, account_id=server.account_id),
-                location="ams",
-                feed=RemoteStore(relay.url, token=server.token, account_id=server.account_id),
-                **FAST,
-            )
-            async with Client(cache, account_id=server.account_id) as kv:
-                ns_id = (await kv.create_namespace("small-history")).id
-                ns = kv.namespace(ns_id)
-                await admin.put(ns_id, "k", Entry(b"v1"))
-                assert await ns.get("k", cache_ttl=DAY) == "v1"
-                relay.cut()
-                for i in range(12):  # more than twice the kept history
-                    await admin.put(ns_id, f"other{i}", Entry(b"x"))
-                await admin.put(ns_id, "k", Entry(b"v2"))
-                await asyncio.sleep(0.2)
-                relay.restore()
-                await eventually(sees(ns, "k", "v2"), 3.0)
-                assert cache.stats.feed_resyncs == 1
-                await admin.put(ns_id, "k", Entry(b"v3"))  # following goes on from the new head
-                await eventually(sees(ns, "k", "v3"), 1.0)
-        await admin.aclose()
+    """On a central server whose store keeps 5 changes per namespace."""
+    with InProcessCentral(MemoryStore(feed_history=5)) as server:
+        account_id, token = server.new_account()
+        await history_gone(server.url, token, account_id)
 
 
 async def test_pushing_resumes_after_the_centre_is_killed_and_restarted(tmp_path: Path) -> None:
