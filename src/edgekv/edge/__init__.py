@@ -7,8 +7,8 @@
 - `edgekv.edge.follower.Follower` — follows the centre's change feed of the namespaces a cache
   holds copies of, and drops or re-reads what changed (pushed invalidation; on by default).
 - `edgekv.edge.stats` — the cache's counters and the payload of `GET /__edgekv/stats`.
-- `edgekv.edge.slot`, `edgekv.edge.passthrough` — the cache's per-key records, and the store
-  calls it leaves to the centre.
+- `edgekv.edge.invalidation`, `edgekv.edge.slot`, `edgekv.edge.passthrough` — the cache's side
+  of pushed invalidation, its per-key records, and the store calls it leaves to the centre.
 
 See docs/locations.md.
 """

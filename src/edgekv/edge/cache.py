@@ -27,12 +27,9 @@ How each rule is met (docs/locations.md has the long form):
 9. LRU within a byte budget: value + key + metadata bytes + `ENTRY_OVERHEAD` per entry.
 10. `Entry.cache_status`: `HIT`, `MISS`, `STALE`, `UPDATING`.
 
-Pushed invalidation (`edgekv.edge.follower`, on unless `push=False`): the namespace's feed is
-followed before its first fetch or write here (so no change can slip between a fetch and the
-start of following), and each change drops the key's copy or, for a key read within the last
-`hot_window` seconds, re-reads it in the background while the old copy is served `UPDATING`
-(a hot key never turns into a burst of misses). A fetch in flight when its key changes is
-disowned. Push only ever shortens a copy's life: rule 3's `cache_ttl` bound holds as before.
+Pushed invalidation (on unless `push=False`): a namespace's feed is followed (`.follower`,
+edgekv.edge.follower) from before its first fetch or write here; each change drops or re-reads
+the key's copy (edgekv.edge.invalidation). It only ever shortens a copy's life.
 
 Time: reads use the `now` they are given (the binding passes the floor of its clock); writes and
 the down window use `clock`. Nothing sleeps.
@@ -60,9 +57,11 @@ from edgekv._types import (
     Written,
 )
 from edgekv.edge.follower import DEFAULT_BACKOFF, DEFAULT_FEED_WAIT, ChangeSource, Follower
+from edgekv.edge.invalidation import PushedInvalidation
 from edgekv.edge.passthrough import CentrePassthrough
 from edgekv.edge.slot import (
     CLOSED,
+    DEFAULT_CACHE_TTL,
     HIT,
     MISS,
     STALE,
@@ -91,7 +90,6 @@ __all__ = [
 ]
 
 DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
-DEFAULT_CACHE_TTL = 60  # seconds, the binding's default cache_ttl
 DEFAULT_STALE_IF_ERROR = 300  # seconds a copy may outlive its TTL while the centre is down
 DEFAULT_REFRESH_AHEAD = 0.25  # the last quarter of a TTL window refreshes in the background
 DEFAULT_RETRY_INTERVAL = 1  # seconds the centre counts as down after a failure
@@ -103,7 +101,7 @@ ENTRY_OVERHEAD = 256
 _R = TypeVar("_R")
 
 
-class LocationCache(CentrePassthrough):
+class LocationCache(CentrePassthrough, PushedInvalidation):
     """A `Store` caching `inner` for one location. `cache_bytes` is the byte budget (default
     64 MiB), `stale_if_error` how long (s) a copy may be served past its TTL while the centre is
     down, `refresh_ahead` the fraction of the TTL window at its end in which a hit refreshes the
@@ -631,96 +629,6 @@ class LocationCache(CentrePassthrough):
     async def delete_namespace(self, account_id: str, namespace_id: str) -> None:
         await self.inner.delete_namespace(account_id, namespace_id)
         self.drop_namespace(namespace_id)
-
-    # -- pushed invalidation (called by the follower) ---------------------------------------
-    def changed(self, ns: str, key: str, version: str | None) -> None:
-        """The feed says `key` changed (to `version`; None: deleted). A copy that is that
-        version already stays (this location's own write, or a re-read that got it; a known
-        miss stays on a delete). Otherwise a fetch in flight is disowned, a write in flight
-        will drop its copy (its order against this change is unknown here), and the copy is
-        re-read in the background when the key is hot, else dropped."""
-        lk = (ns, key)
-        slot = self._slot(ns, key)
-        if slot is not None and slot.version == version and not slot.refreshing:
-            return
-        pending = self._pending.get(lk)
-        if pending is not None:
-            pending.contended = True
-        fut = self._inflight.pop(lk, None)
-        if fut is not None:
-            self._disowned[lk] = (fut, version)
-            self.stats.invalidations += 1
-        elif lk in self._disowned:
-            self._disowned[lk] = (self._disowned[lk][0], version)  # the newest change counts
-        if slot is None:
-            return
-        now = math.floor(self._clock())
-        if now - slot.read < self.hot_window:
-            self._pull(ns, [key], now)
-        else:
-            self._drop(ns, key)
-            self.stats.invalidations += 1
-
-    def resync(self, ns: str) -> None:
-        """The feed cannot vouch for this namespace's copies (its history is gone, or it was
-        followed late): re-read the hot ones in the background, drop the others. Called once
-        a new head cursor is held, so every later change still arrives."""
-        self.stats.feed_resyncs += 1
-        self._disown_namespace(ns)
-        for lk, pending in self._pending.items():
-            if lk[0] == ns:
-                pending.contended = True
-        now = math.floor(self._clock())
-        hot: list[str] = []
-        for key, slot in list(self._index.get(ns, {}).items()):
-            if now - slot.read < self.hot_window:
-                hot.append(key)
-            else:
-                self._drop(ns, key)
-                self.stats.invalidations += 1
-        for start in range(0, len(hot), 100):
-            self._pull(ns, hot[start : start + 100], now)
-
-    def _pull(self, ns: str, keys: list[str], now: int) -> None:
-        """Re-read changed copies in the background, serving them UPDATING meanwhile."""
-        futs = self._register(ns, keys)
-        for key, fut in zip(keys, futs, strict=True):
-            slot = self._slot(ns, key)
-            if slot is not None:
-                self._refreshing(slot, fut)
-        self.stats.push_refreshes += len(keys)
-        self._spawn(self._pulled(ns, keys, futs, now))
-
-    async def _pulled(self, ns: str, keys: list[str], futs: list[SlotFuture], now: int) -> None:
-        try:
-            await self._fetch(ns, keys, futs, now, DEFAULT_CACHE_TTL, reader=False)
-        except Exception:
-            # The copy is known to be old: close its window (rule 7 may still serve it STALE
-            # while the centre is down, within stale_if_error of when it was fetched).
-            for key, fut in zip(keys, futs, strict=True):
-                slot = self._slot(ns, key)
-                if slot is not None and slot.refresh is fut:
-                    slot.fetched = CLOSED
-
-    def holds(self, ns: str) -> bool:
-        """Whether anything of the namespace is cached, being fetched or being written."""
-        return (
-            ns in self._index
-            or any(lk[0] == ns for lk in self._inflight)
-            or any(lk[0] == ns for lk in self._pending)
-        )
-
-    def _disown_namespace(self, ns: str) -> None:
-        for lk in [lk for lk in self._inflight if lk[0] == ns]:
-            del self._inflight[lk]
-        for lk in [lk for lk in self._disowned if lk[0] == ns]:
-            del self._disowned[lk]
-
-    def drop_namespace(self, ns: str) -> None:
-        """Forget every copy of a namespace (deleted, or its feed broke)."""
-        self._disown_namespace(ns)
-        for key in list(self._index.get(ns, ())):
-            self._drop(ns, key)
 
     async def settle(self) -> None:
         """Wait until every background fetch (refreshes, re-reads of changed keys) is done."""

@@ -10,6 +10,7 @@ from edgekv._types import Entry
 
 __all__ = [
     "CLOSED",
+    "DEFAULT_CACHE_TTL",
     "HIT",
     "MISS",
     "NEVER",
@@ -22,6 +23,8 @@ __all__ = [
     "SlotFuture",
     "live",
 ]
+
+DEFAULT_CACHE_TTL = 60  # seconds, the binding's default cache_ttl
 
 HIT = "HIT"
 MISS = "MISS"
