@@ -10,9 +10,11 @@ from edgekv.cli._common import (
     OneLineCommand,
     central_credentials,
     config_option,
+    env_option,
     host_option,
     port_option,
     quiet_option,
+    workerd_option,
 )
 
 __all__ = ["edge"]
@@ -39,15 +41,19 @@ __all__ = ["edge"]
     help="Follow the centre's change feed, so writes made elsewhere are seen within about a "
     "second (default). --no-push: only cache_ttl bounds how long an old copy is served.",
 )
+@env_option
+@workerd_option
 @quiet_option
 def edge(
     central: str,
     location: str,
-    config_path: Path,
+    config_path: Path | None,
     host: str,
     port: int,
     cache_bytes: int | None,
     push: bool,
+    env_name: str | None,
+    workerd: Path | None,
     quiet: bool,
 ) -> None:
     """Run a location: a worker with cached KV bindings.
@@ -55,7 +61,8 @@ def edge(
     The worker's KV reads go through a bounded cache in front of a central server; writes go
     to the centre. The location follows the centre's change feed of every namespace it holds
     copies of and drops or re-reads what changed (unless --no-push); its counters are at GET
-    /__edgekv/stats.
+    /__edgekv/stats. A JavaScript worker (main = *.js / *.mjs) runs in workerd, its bindings
+    served by this process through the same cache.
 
     Credentials for the centre come from EDGEKV_API_TOKEN and EDGEKV_ACCOUNT_ID. Every binding
     must exist on the centre (create it with `edgekv kv namespace create --url ...`). GET
@@ -86,4 +93,6 @@ def edge(
         local=False,
         quiet=quiet,
         store_label=central,
+        env=env_name,
+        workerd=workerd,
     )
