@@ -184,11 +184,16 @@ async def history_gone(url: str, token: str, account_id: str) -> None:
     await admin.aclose()
 
 
-async def test_history_gone_revalidates_copies(tmp_path: Path) -> None:
+async def test_history_gone_revalidates_copies() -> None:
     """On a central server whose store keeps 5 changes per namespace."""
     with InProcessCentral(MemoryStore(feed_history=5)) as server:
         account_id, token = server.new_account()
         await history_gone(server.url, token, account_id)
+
+
+async def test_history_gone_on_edgekv_serve_feed_history(tmp_path: Path) -> None:
+    with SubprocessCentral(tmp_path / "central", "--feed-history", "5") as server:
+        await history_gone(server.url, server.token, server.account_id)
 
 
 async def test_pushing_resumes_after_the_centre_is_killed_and_restarted(tmp_path: Path) -> None:
