@@ -302,3 +302,19 @@ async def test_a_disowned_fetch_never_lands_over_a_write_here(world: World) -> N
     world.central.gate.set()
     assert await reader == "theirs"
     assert await ams.ns.get("k", cache_ttl=DAY) == "mine"  # read-your-writes
+
+
+async def test_metrics_carry_the_feed(world: World) -> None:
+    from edgekv.edge.stats import cache_metrics
+
+    ams = await world.location("ams", push=True)
+    await ams.ns.get("k", cache_ttl=DAY)
+    await world.admin.put("k", "v")
+    await pump(ams)
+    lines = list(cache_metrics(ams.cache))
+    assert 'edgekv_cache_requests_total{result="miss"} 1' in lines
+    assert "# TYPE edgekv_feed_lag_seconds gauge" in lines
+    assert "edgekv_feed_lag_seconds 0.0" in lines
+    assert "edgekv_feed_changes_total 1" in lines and "edgekv_cache_push_refreshes_total 1" in lines
+    plain = await world.location("fra")
+    assert not any(line.startswith("edgekv_feed") for line in cache_metrics(plain.cache))

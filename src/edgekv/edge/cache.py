@@ -187,9 +187,11 @@ class LocationCache(CentrePassthrough, PushedInvalidation):
                     self.stats.hits += 1
                     slot.read = now
                     if slot.refreshing:
+                        self.stats.updating += 1
                         return slot.updating
                     if age >= ttl * self._refresh_after and now >= self._down_until:
                         self._refresh(slot, namespace_id, key, now, ttl)
+                        self.stats.updating += 1
                         return slot.updating
                     return slot.hit
         return await self._get_cold(namespace_id, key, now, cache_ttl or DEFAULT_CACHE_TTL)
@@ -256,6 +258,8 @@ class LocationCache(CentrePassthrough, PushedInvalidation):
             ):
                 self._refresh(slot, namespace_id, key, now, ttl)
                 entry = slot.updating
+            if slot.refreshing:
+                self.stats.updating += 1
             if entry is not None:
                 out[key] = entry
         if cold:

@@ -6,11 +6,11 @@ Counters only ever grow (since the cache was created); `bytes_cached`, `entries`
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-__all__ = ["CacheStats", "stats_payload"]
+__all__ = ["CacheStats", "cache_metrics", "stats_payload"]
 
 
 def _no_lag() -> float | None:
@@ -22,6 +22,7 @@ class CacheStats:
     location: str
     budget_bytes: int
     hits: int = 0  # served from the cache (HIT or UPDATING), negative hits included
+    updating: int = 0  # ... of which UPDATING (served while a background refresh runs)
     misses: int = 0  # reads that had to wait for the centre (coalesced waiters included)
     stale_serves: int = 0  # copies served past their cache_ttl because the centre was down
     refreshes: int = 0  # background refreshes started for keys read near the end of their TTL
@@ -71,3 +72,41 @@ def stats_payload(store: object) -> dict[str, Any]:
     if isinstance(stats, CacheStats):
         return stats.to_dict()
     return {"location": None}
+
+
+def cache_metrics(store: object) -> Iterator[str]:
+    """`edgekv_cache_requests_total{result}` in Prometheus text, for a location's `/metrics`
+    (nothing when no location cache is in use), and with push the feed's gauges and counters."""
+    stats = getattr(store, "stats", None)
+    if not isinstance(stats, CacheStats):
+        return
+    yield "# HELP edgekv_cache_requests_total Reads of the location cache, by result."
+    yield "# TYPE edgekv_cache_requests_total counter"
+    counts = {
+        "hit": stats.hits - stats.updating,
+        "miss": stats.misses,
+        "stale": stats.stale_serves,
+        "updating": stats.updating,
+    }
+    for result, n in counts.items():
+        yield f'edgekv_cache_requests_total{{result="{result}"}} {n}'
+    lag = stats.feed_lag_seconds
+    if lag is None:
+        return
+    for name, kind, text, value in (
+        ("edgekv_feed_lag_seconds", "gauge", "Seconds since the least current feed answered.", lag),
+        ("edgekv_feed_namespaces", "gauge", "Namespaces followed.", stats.feed_namespaces),
+        ("edgekv_feed_disconnected", "gauge", "Feeds failing now.", stats.feed_disconnected),
+        ("edgekv_feed_changes_total", "counter", "Changes received.", stats.feed_changes),
+        ("edgekv_feed_errors_total", "counter", "Feed requests that failed.", stats.feed_errors),
+        ("edgekv_feed_reconnects_total", "counter", "Failing feeds that answered again.",
+         stats.feed_reconnects),
+        ("edgekv_feed_resyncs_total", "counter", "Namespaces revalidated.", stats.feed_resyncs),
+        ("edgekv_cache_invalidations_total", "counter", "Copies dropped on a change.",
+         stats.invalidations),
+        ("edgekv_cache_push_refreshes_total", "counter", "Changed hot copies re-read.",
+         stats.push_refreshes),
+    ):  # fmt: skip
+        yield f"# HELP {name} {text}"
+        yield f"# TYPE {name} {kind}"
+        yield f"{name} {round(value, 3) if isinstance(value, float) else value}"
