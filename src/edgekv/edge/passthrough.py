@@ -4,7 +4,7 @@ accounts, tokens, namespaces, the change feed, expiry sweeps — for `LocationCa
 
 from __future__ import annotations
 
-from edgekv._types import ChangePage, NamespaceInfo, Store, TokenRecord
+from edgekv._types import ChangePage, NamespaceInfo, NamespaceStats, Store, TokenRecord
 
 __all__ = ["CentrePassthrough"]
 
@@ -28,6 +28,18 @@ class CentrePassthrough:
 
     async def find_token(self, token_hash: str) -> TokenRecord | None:
         return await self.inner.find_token(token_hash)
+
+    async def list_tokens(self, account_id: str) -> list[TokenRecord]:
+        return await self.inner.list_tokens(account_id)
+
+    async def revoke_token(self, token_id: str) -> TokenRecord | None:
+        return await self.inner.revoke_token(token_id)
+
+    def token_revision(self) -> int | None:
+        return self.inner.token_revision()
+
+    async def namespace_stats(self, namespace_id: str, *, now: int) -> NamespaceStats:
+        return await self.inner.namespace_stats(namespace_id, now=now)
 
     async def create_namespace(
         self, account_id: str, title: str, namespace_id: str | None = None
