@@ -171,7 +171,7 @@ class Simulation:
         return f"<Simulation at {self.now} [{names}]>"
 
     async def __aenter__(self) -> Simulation:
-        await self.admin._open()
+        await self.admin.connect()
         return self
 
     async def __aexit__(
@@ -183,7 +183,7 @@ class Simulation:
         await self.aclose()
 
     async def _centre(self) -> Store:
-        return await self.admin._open()
+        return await self.admin.connect()
 
     def _remote(self) -> Store:
         from edgekv.edge.remote import RemoteStore
@@ -219,7 +219,7 @@ class Simulation:
             **cache_options,
         )
         client = Client(cache, account_id=self.admin.account_id, clock=clock, sweep_interval=None)
-        await client._open()
+        await client.connect()
         loc = feed.location = SimLocation(name, clock, cache, client, feed_delay)
         self.locations.append(loc)
         return loc
