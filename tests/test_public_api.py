@@ -45,6 +45,7 @@ PUBLIC = {
         "load_worker",
     ],
     "edgekv.api": ["EdgeKVApp", "create_app"],
+    "edgekv.testing": ["SimClock", "SimLocation", "Simulation"],
     "edgekv.edge": ["CacheStats", "LocationCache", "RemoteError", "RemoteStore", "stats_payload"],
     "edgekv.store": [
         "Clock",

@@ -46,6 +46,7 @@ class Client:
         sweep_interval: float | None = SWEEP_INTERVAL,
         cache_options: Mapping[str, Any] | None = None,
         inline_reads: bool = True,
+        push: bool = True,
     ) -> None:
         self.target = target
         self.clock: Clock = clock or time.time
@@ -56,6 +57,7 @@ class Client:
         self._sweep_interval = sweep_interval
         self._cache_options = dict(cache_options or {})
         self._inline_reads = inline_reads
+        self._push = push
         self._store: Store | None = None
         self._opening: asyncio.Lock | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -115,6 +117,7 @@ class Client:
             location=self._location,
             cache_bytes=self._cache_bytes,
             clock=self.clock,
+            push=self._push,
             **self._cache_options,
         )
 
@@ -225,9 +228,11 @@ class OpenOptions(TypedDict, total=False):
 
     `sweep_interval`: seconds between purges of expired entries (None disables).
     `cache_options`: more knobs of the location cache (`stale_if_error`, `refresh_ahead`,
-    `retry_interval`; docs/locations.md). `inline_reads` (SQLite, default True): a point read of
-    a small value runs on the caller's thread, never waiting for a lock, because a thread hop
-    costs ten times the read; False sends every read to a reader thread."""
+    `retry_interval`, `hot_window`, `feed_wait`; docs/locations.md). `inline_reads` (SQLite,
+    default True): a point read of a small value runs on the caller's thread, never waiting for
+    a lock, because a thread hop costs ten times the read; False sends every read to a reader
+    thread. `push` (default True): a location cache follows the centre's change feed, so other
+    locations' writes are seen within about a second (False: only `cache_ttl` bounds it)."""
 
     token: str | None
     account_id: str | None
@@ -237,6 +242,7 @@ class OpenOptions(TypedDict, total=False):
     sweep_interval: float | None
     cache_options: Mapping[str, Any] | None
     inline_reads: bool
+    push: bool
 
 
 def open(target: str | Path | None = None, **options: Unpack[OpenOptions]) -> Client:

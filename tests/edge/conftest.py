@@ -45,11 +45,16 @@ class World:
     admin: KVNamespace
     admin_client: Client
     ns_id: str
+    memory: MemoryStore
     locations: list[Location] = field(default_factory=list)
 
-    async def location(self, name: str, **options: Any) -> Location:
+    async def location(self, name: str, *, push: bool = False, **options: Any) -> Location:
+        """A location over the centre; `push=True`: it follows the centre's feed in manual
+        mode (`await loc.cache.follower.pump()` delivers what changed)."""
         clock = FakeClock(self.clock.now)
-        cache = LocationCache(self.central, location=name, clock=clock, **options)
+        if push:
+            options = {"feed": self.memory, "manual_feed": True, **options}
+        cache = LocationCache(self.central, location=name, clock=clock, push=push, **options)
         client = await open_client(cache, clock)
         loc = Location(name, clock, cache, client, client.namespace(self.ns_id))
         self.locations.append(loc)
@@ -69,7 +74,7 @@ async def world() -> AsyncIterator[World]:
     admin_client = await open_client(memory, clock)
     ns = await admin_client.create_namespace("edge")
     central = CountingStore(memory)
-    w = World(central, clock, ns, admin_client, ns.id)
+    w = World(central, clock, ns, admin_client, ns.id, memory)
     yield w
     for loc in w.locations:
         await loc.client.aclose()

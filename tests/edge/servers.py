@@ -5,9 +5,9 @@
   `CountingStore` to count what reaches the centre, and give the server a FakeClock.
 - `SessionCentral`: one `InProcessCentral` over a `MemoryStore` for a whole session; every test
   gets a fresh account and token (`new_account()`), and its clock follows the test's FakeClock.
-- `SubprocessCentral(data_dir)`: `python -m edgekv serve` over SQLite in a child process, with
-  EDGEKV_ACCOUNT_ID / EDGEKV_API_TOKEN; `kill()` (SIGKILL by PID) and `start()` again (the
-  process handling is tests/servers.py's).
+- `SubprocessCentral(data_dir, *options)`: `python -m edgekv serve` over SQLite (and `options`)
+  in a child process, with EDGEKV_ACCOUNT_ID / EDGEKV_API_TOKEN; `kill()` (SIGKILL by PID) and
+  `start()` again (the process handling is tests/servers.py's).
 """
 
 from __future__ import annotations
@@ -161,9 +161,9 @@ class SubprocessCentral(CentralProcess):
     """`python -m edgekv serve --data DATA_DIR --quiet`, output discarded; `kill()` and `start()`
     again (same port, same data). Leaving the block stops it, SIGKILL after a short wait."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *options: str) -> None:
         self.data_dir = data_dir
-        super().__init__(["--data", str(data_dir), "--quiet"], account=new_id())
+        super().__init__(["--data", str(data_dir), "--quiet", *options], account=new_id())
 
     @property
     def account_id(self) -> str:

@@ -82,7 +82,11 @@ async def sites(
     ns_id = ""
     for name in ("ams", "fra"):
         clock = clocks.new()
-        kv = edgekv.open(central.url, token=token, account_id=account, location=name, clock=clock)
+        # push=False: these tests are of the TTL contract alone (tests/edge/test_push.py has
+        # the feed's).
+        kv = edgekv.open(
+            central.url, token=token, account_id=account, location=name, clock=clock, push=False
+        )
         if not ns_id:
             ns_id = (await kv.create_namespace("shared")).id
         await kv.connect()

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import edgekv.sync
+from tests.servers import wait_for
 from tests.workers.processes import Server, central, run_cli
 from tests.workers.projects import ON_FETCH_WORKER, write_project
 
@@ -20,11 +21,14 @@ def centre(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, d
         yield server, env
 
 
-def edge_server(root: Path, env: dict[str, str], central_url: str) -> Server:
+def edge_server(
+    root: Path, env: dict[str, str], central_url: str, location: str = "ams", *options: str
+) -> Server:
+    command = ["edge", "--central", central_url, "--location", location, "--config"]
     return Server(
-        ["edge", "--central", central_url, "--location", "ams", "--config", "wrangler.toml"],
+        [*command, "wrangler.toml", *options],
         cwd=root,
-        log_path=root / "edge.log",
+        log_path=root / ("edge.log" if location == "ams" else f"edge-{location}.log"),
         env=env,
     )
 
@@ -61,6 +65,30 @@ def test_a_worker_at_a_location_reads_and_writes_through_the_centre(
     assert f"store {server.url} (credentials from EDGEKV_API_TOKEN / EDGEKV_ACCOUNT_ID)" in (
         edge.log()
     )
+
+
+def test_locations_see_each_others_writes_by_the_feed(
+    centre: tuple[Server, dict[str, str]], tmp_path: Path
+) -> None:
+    """Three `edgekv edge` processes: a write at ams reaches fra within seconds although fra's
+    worker reads with the default cache_ttl of 60 s; lon runs with --no-push and keeps its
+    copy (rule 3 allows it)."""
+    server, env = centre
+    ns_id = remote_namespace(env, "push-test")
+    write_project(tmp_path, ON_FETCH_WORKER, bindings={"KV": ns_id})
+    ams = edge_server(tmp_path, env, server.url)
+    fra = edge_server(tmp_path, env, server.url, "fra")
+    lon = edge_server(tmp_path, env, server.url, "lon", "--no-push")
+    with ams, fra, lon, ams.client() as at_ams, fra.client() as at_fra, lon.client() as at_lon:
+        assert at_ams.put("/kv/k", content="v1").status_code == 201
+        assert at_fra.get("/kv/k").text == "v1" and at_lon.get("/kv/k").text == "v1"
+        assert at_ams.put("/kv/k", content="v2").status_code == 201
+        wait_for(lambda: at_fra.get("/kv/k").text == "v2", 5.0, message="fra never saw the write")
+        assert at_lon.get("/kv/k").text == "v1"
+        stats = at_fra.get("/__edgekv/stats").json()
+        assert stats["push"] is True and stats["feed_namespaces"] == 1
+        assert stats["feed_changes"] >= 1 and stats["feed_lag_seconds"] == 0
+        assert at_lon.get("/__edgekv/stats").json()["push"] is False
 
 
 def test_a_binding_missing_on_the_centre_stops_the_location(

@@ -36,6 +36,12 @@ __all__ = ["edge"]
     metavar="N",
     help="Byte budget of the location cache (default: the cache's own, 64 MiB).",
 )
+@click.option(
+    "--push/--no-push",
+    default=True,
+    help="Follow the centre's change feed, so writes made elsewhere are seen within about a "
+    "second (default). --no-push: only cache_ttl bounds how long an old copy is served.",
+)
 @env_option
 @workerd_option
 @quiet_option
@@ -47,6 +53,7 @@ def edge(
     host: str,
     port: int,
     cache_bytes: int | None,
+    push: bool,
     env_name: str | None,
     workerd: Path | None,
     quiet: bool,
@@ -55,7 +62,9 @@ def edge(
     """Run a location: a worker with cached KV bindings.
 
     The worker's KV reads go through a bounded cache in front of a central server; writes go
-    to the centre. A JavaScript worker (main = *.js / *.mjs) runs in workerd, its bindings
+    to the centre. The location follows the centre's change feed of every namespace it holds
+    copies of and drops or re-reads what changed (unless --no-push); its counters are at GET
+    /__edgekv/stats. A JavaScript worker (main = *.js / *.mjs) runs in workerd, its bindings
     served by this process through the same cache.
 
     Credentials for the centre come from --credentials FILE, else EDGEKV_API_TOKEN and
@@ -76,6 +85,7 @@ def edge(
             account_id=found.account_id,
             location=location,
             cache_bytes=cache_bytes,
+            push=push,
         )
 
     serve_worker(

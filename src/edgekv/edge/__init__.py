@@ -8,6 +8,12 @@
 - `CacheStats`, `stats_payload` — the cache's counters and the payload of
   `GET /__edgekv/stats` (edge/stats.py).
 
+Behind them: `edgekv.edge.follower.Follower` follows the centre's change feed of the
+namespaces a cache holds copies of and drops or re-reads what changed (pushed invalidation, on
+by default); `invalidation`, `slot` and `passthrough` are the cache's side of it, its per-key
+records, and the store calls it leaves to the centre. The multi-location simulator is
+`edgekv.testing`.
+
 These five names are public (docs/public-api.md). They are imported on first use, so that
 `edgekv.edge.stats` alone does not load the HTTP client.
 """

@@ -29,6 +29,10 @@ How each rule is met (docs/locations.md has the long form):
 10. `Entry.cache_status`: `HIT`, `MISS`, `STALE`, `UPDATING`; a miss is an `Absent` entry with
     `HIT` (a negative copy) or `MISS` (the centre said so just now), as in production.
 
+Pushed invalidation (on unless `push=False`): a namespace's feed is followed (`.follower`,
+edgekv.edge.follower) from before its first fetch or write here; each change drops or re-reads
+the key's copy (edgekv.edge.invalidation). It only ever shortens a copy's life.
+
 Time: reads use the `now` they are given (the binding passes the floor of its clock); writes and
 the down window use `clock`. Nothing sleeps.
 
@@ -47,25 +51,38 @@ from typing import Any, TypeVar
 
 from edgekv._exceptions import NamespaceNotFound, StoreUnavailable
 from edgekv._types import (
-    ABSENT_HIT,
     ABSENT_MISS,
     Absent,
-    ChangePage,
     Clock,
     Condition,
     Entry,
     KeyInfo,
-    NamespaceInfo,
-    NamespaceStats,
     Store,
-    TokenRecord,
     Written,
+)
+from edgekv.edge.follower import DEFAULT_BACKOFF, DEFAULT_FEED_WAIT, ChangeSource, Follower
+from edgekv.edge.invalidation import PushedInvalidation
+from edgekv.edge.passthrough import CentrePassthrough
+from edgekv.edge.slot import (
+    CLOSED,
+    DEFAULT_CACHE_TTL,
+    HIT,
+    MISS,
+    STALE,
+    UPDATING,
+    Key,
+    LeaderGone,
+    Pending,
+    Slot,
+    SlotFuture,
+    live,
 )
 from edgekv.edge.stats import CacheStats
 
 __all__ = [
     "DEFAULT_CACHE_BYTES",
     "DEFAULT_CACHE_TTL",
+    "DEFAULT_HOT_WINDOW",
     "DEFAULT_REFRESH_AHEAD",
     "DEFAULT_STALE_IF_ERROR",
     "ENTRY_OVERHEAD",
@@ -77,90 +94,30 @@ __all__ = [
 ]
 
 DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
-DEFAULT_CACHE_TTL = 60  # seconds, the binding's default cache_ttl
 DEFAULT_STALE_IF_ERROR = 300  # seconds a copy may outlive its TTL while the centre is down
 DEFAULT_REFRESH_AHEAD = 0.25  # the last quarter of a TTL window refreshes in the background
 DEFAULT_RETRY_INTERVAL = 1  # seconds the centre counts as down after a failure
+DEFAULT_HOT_WINDOW = 10  # a key read within this many seconds is re-read when it changes
 # Counted per entry on top of its bytes: the Python objects holding it (slot, prebuilt entries,
 # dict and LRU links), so a flood of tiny or negative entries is bounded too.
 ENTRY_OVERHEAD = 256
 
-HIT = "HIT"
-MISS = "MISS"
-STALE = "STALE"
-UPDATING = "UPDATING"
-
-_NEVER = 1 << 62  # "no expiration", so the hot path compares ints without a None test
-
-_Key = tuple[str, str]
-_Future = asyncio.Future[Entry | None]
 _R = TypeVar("_R")
 
 
-def _live(entry: Entry | None, now: int) -> Entry | None:
-    # A fetch joined late may have started seconds earlier (e.g. a refresh): its answer is
-    # checked against the reader's own `now` (rule 5).
-    if entry is None or entry.expiration is None or entry.expiration > now:
-        return entry
-    return None
-
-
-class _LeaderGone(Exception):
-    """The reader that was fetching a key for everyone was cancelled."""
-
-
-class _Slot:
-    """One cached key: its entry (None = known missing), when it was fetched, and the `Entry`
-    objects to hand out, built once so that a hit allocates nothing."""
-
-    __slots__ = (
-        "entry",
-        "expires",
-        "fetched",
-        "hit",
-        "lru_key",
-        "refreshing",
-        "size",
-        "stale",
-        "updating",
-    )
-
-    def __init__(self, lru_key: _Key, entry: Entry | None, fetched: int, size: int) -> None:
-        self.lru_key = lru_key
-        self.entry = entry
-        self.fetched = fetched
-        self.size = size
-        self.refreshing = False
-        self.stale: Entry | None = None
-        self.updating: Entry | None = None  # built when a refresh starts
-        if entry is None:
-            self.expires = _NEVER
-            self.hit: Entry | None = ABSENT_HIT  # a miss served from cache is a HIT too
-        else:
-            exp = entry.expiration
-            self.expires = _NEVER if exp is None else exp
-            self.hit = Entry(entry.value, exp, entry.metadata, HIT, entry.version)
-
-    def refreshed(self, _fut: _Future) -> None:
-        self.refreshing = False
-
-
-class _Pending:
-    """Writes in flight for one key; `contended` once two overlapped."""
-
-    __slots__ = ("contended", "count")
-
-    def __init__(self) -> None:
-        self.count = 1
-        self.contended = False
-
-
-class LocationCache:
+class LocationCache(CentrePassthrough, PushedInvalidation):
     """A `Store` caching `inner` for one location. `cache_bytes` is the byte budget (default
     64 MiB), `stale_if_error` how long (s) a copy may be served past its TTL while the centre is
     down, `refresh_ahead` the fraction of the TTL window at its end in which a hit refreshes the
     key in the background (0 disables), `retry_interval` how long (s) a failed centre counts as
-    down. Counters: `.stats`."""
+    down. Counters: `.stats`.
+
+    Push: with `push` (the default) and a `feed` to follow (default: `inner`, when it has a
+    change feed), `.follower` follows it (`feed_wait`: seconds of each long poll;
+    `feed_backoff`: first retry delay and cap (s) while the feed fails; `manual_feed=True`:
+    nothing runs in the background, `await cache.follower.pump()` reads
+    the feed). `hot_window`: a key read within this many seconds is re-read on a change
+    instead of dropped."""
 
     def __init__(
         self,
@@ -172,31 +129,49 @@ class LocationCache:
         stale_if_error: int = DEFAULT_STALE_IF_ERROR,
         refresh_ahead: float = DEFAULT_REFRESH_AHEAD,
         retry_interval: int = DEFAULT_RETRY_INTERVAL,
+        push: bool = True,
+        feed: ChangeSource | None = None,
+        feed_wait: float = DEFAULT_FEED_WAIT,
+        feed_backoff: tuple[float, float] = DEFAULT_BACKOFF,
+        manual_feed: bool = False,
+        hot_window: int = DEFAULT_HOT_WINDOW,
     ) -> None:
         budget = DEFAULT_CACHE_BYTES if cache_bytes is None else int(cache_bytes)
         if budget < 0:
             raise ValueError("cache_bytes must be >= 0")
         if not 0 <= refresh_ahead < 1:
             raise ValueError("refresh_ahead must be in [0, 1)")
-        if stale_if_error < 0 or retry_interval < 0:
-            raise ValueError("stale_if_error and retry_interval must be >= 0")
+        if stale_if_error < 0 or retry_interval < 0 or hot_window < 0:
+            raise ValueError("stale_if_error, retry_interval and hot_window must be >= 0")
         self.inner = inner
         self.location = location
         self.budget = budget
         self.stale_if_error = stale_if_error
         self.refresh_ahead = refresh_ahead
         self.retry_interval = retry_interval
-        self._clock: Clock = clock or time.time
+        self.hot_window = hot_window
+        self.clock: Clock = clock or time.time
+        self._clock = self.clock
         # A hit refreshes once its age reaches ttl * _refresh_after (inf: never).
         self._refresh_after = 1.0 - refresh_ahead if refresh_ahead > 0 else math.inf
-        self._index: dict[str, dict[str, _Slot]] = {}  # namespace -> key -> slot (no tuple per hit)
-        self._lru: OrderedDict[_Key, _Slot] = OrderedDict()
+        self._index: dict[str, dict[str, Slot]] = {}  # namespace -> key -> slot (no tuple per hit)
+        self._lru: OrderedDict[Key, Slot] = OrderedDict()
         self._bytes = 0
-        self._inflight: dict[_Key, _Future] = {}
-        self._pending: dict[_Key, _Pending] = {}
+        self._inflight: dict[Key, SlotFuture] = {}
+        self._pending: dict[Key, Pending] = {}
+        # Fetches a change disowned, with the version that change made (None: deleted): if the
+        # answer turns out to be that version, it is as fresh as anything known here: kept.
+        self._disowned: dict[Key, tuple[SlotFuture, str | None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._down_until = 0  # second before which the centre counts as down
         self.stats = CacheStats(location, budget)
+        if feed is None and callable(getattr(inner, "changes", None)):
+            feed = inner
+        self.follower: Follower | None = None
+        if push and feed is not None:
+            self.follower = Follower(
+                self, feed, wait=feed_wait, backoff=feed_backoff, background=not manual_feed
+            )
 
     def __repr__(self) -> str:
         return f"<LocationCache {self.location} {self.stats.entries} entries over {self.inner!r}>"
@@ -214,6 +189,7 @@ class LocationCache:
                 if age < ttl and now < slot.expires:
                     self._lru.move_to_end(slot.lru_key)
                     self.stats.hits += 1
+                    slot.read = now
                     if slot.refreshing:
                         self.stats.updating += 1
                         return slot.updating
@@ -225,10 +201,13 @@ class LocationCache:
         return await self._get_cold(namespace_id, key, now, cache_ttl or DEFAULT_CACHE_TTL)
 
     async def _get_cold(self, ns: str, key: str, now: int, ttl: int) -> Entry | None:
+        if self.follower is not None:
+            await self.follower.follow(ns)  # before any fetch fills a copy (see the docstring)
         slot = self._slot(ns, key)
         if slot is not None:
             if now - slot.fetched < ttl:
                 self.stats.hits += 1
+                slot.read = now
                 if now < slot.expires:  # filled meanwhile (a retry of `get_many`)
                     return slot.hit
                 # Within its window but expired: as of its fetch the centre says "missing".
@@ -254,9 +233,9 @@ class LocationCache:
                 if slot is not None and self._stale_ok(slot, now, ttl):
                     return self._serve_stale(slot, now)
                 raise
-            except _LeaderGone:
+            except LeaderGone:
                 continue  # the reader that fetched was cancelled: fetch again
-            return _live(entry, now) or ABSENT_MISS
+            return live(entry, now) or ABSENT_MISS
 
     async def get_many(
         self, namespace_id: str, keys: Sequence[str], *, now: int, cache_ttl: int | None = None
@@ -274,6 +253,7 @@ class LocationCache:
                 continue
             self._lru.move_to_end(slot.lru_key)
             self.stats.hits += 1
+            slot.read = now
             entry = slot.updating if slot.refreshing else slot.hit
             if (
                 not slot.refreshing
@@ -293,7 +273,9 @@ class LocationCache:
     async def _get_many_cold(
         self, ns: str, keys: list[str], now: int, ttl: int, out: dict[str, Entry]
     ) -> None:
-        waits: list[tuple[str, _Future]] = []
+        if self.follower is not None:
+            await self.follower.follow(ns)
+        waits: list[tuple[str, SlotFuture]] = []
         fetch: list[str] = []
         down = now < self._down_until
         for key in keys:
@@ -327,12 +309,12 @@ class LocationCache:
                 results.append((key, await self._join(fut)))
             except StoreUnavailable as exc:
                 results.append((key, self._stale_or_raise(ns, key, now, ttl, exc)))
-            except _LeaderGone:
+            except LeaderGone:
                 results.append((key, await self._get_cold(ns, key, now, ttl)))
         for key, result in results:
-            live = _live(result, now)
-            if live is not None:
-                out[key] = live
+            entry = live(result, now)
+            if entry is not None:
+                out[key] = entry
 
     def _stale_or_raise(
         self, ns: str, key: str, now: int, ttl: int, exc: StoreUnavailable
@@ -350,33 +332,41 @@ class LocationCache:
         )
 
     # -- central fetches -------------------------------------------------------------------
-    def _register(self, ns: str, keys: Sequence[str]) -> list[_Future]:
+    def _register(self, ns: str, keys: Sequence[str]) -> list[SlotFuture]:
         """One in-flight future per key: later readers of these keys wait on it."""
         loop = asyncio.get_running_loop()
-        futs: list[_Future] = []
+        futs: list[SlotFuture] = []
         for key in keys:
-            fut: _Future = loop.create_future()
+            fut: SlotFuture = loop.create_future()
             self._inflight[(ns, key)] = fut
             futs.append(fut)
         return futs
 
     @staticmethod
-    async def _join(fut: _Future) -> Entry | None:
+    async def _join(fut: SlotFuture) -> Entry | None:
         """Wait for another reader's fetch. Shielded: cancelling this reader must not cancel
-        the shared future. `_LeaderGone` when the fetching reader was cancelled instead."""
+        the shared future. `LeaderGone` when the fetching reader was cancelled instead."""
         try:
             return await asyncio.shield(fut)
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if fut.cancelled() and task is not None and not task.cancelling():
-                raise _LeaderGone from None
+                raise LeaderGone from None
             raise
 
     async def _fetch(
-        self, ns: str, keys: Sequence[str], futs: list[_Future], now: int, ttl: int
+        self,
+        ns: str,
+        keys: Sequence[str],
+        futs: list[SlotFuture],
+        now: int,
+        ttl: int,
+        *,
+        reader: bool = True,
     ) -> list[Entry | None]:
         """One central read for `keys` (registered with `futs`): fills the cache unless a
-        write disowned the fetch meanwhile, resolves the futures, returns the MISS entries."""
+        write or a change disowned the fetch meanwhile, resolves the futures, returns the MISS
+        entries. `reader`: a reader asked (the key counts as read at `now`)."""
         self.stats.central_fetches += 1
         try:
             if len(keys) == 1:
@@ -390,10 +380,18 @@ class LocationCache:
         results: list[Entry | None] = []
         for key, fut in zip(keys, futs, strict=True):
             entry = found.get(key)
-            if self._inflight.get((ns, key)) is fut:
+            lk = (ns, key)
+            if self._inflight.get(lk) is fut:
                 # Still the current fetch (no write acknowledged meanwhile): keep the copy.
-                del self._inflight[(ns, key)]
-                self._fill(ns, key, entry, now)
+                del self._inflight[lk]
+                self._fill(ns, key, entry, now, now if reader else CLOSED)
+            elif self._disowned.get(lk, (None,))[0] is fut:
+                version = self._disowned.pop(lk)[1]
+                # Disowned by a change, but it read that change (or a fetch or write took over).
+                if (None if entry is None else entry.version) == version and not (
+                    lk in self._inflight or lk in self._pending
+                ):
+                    self._fill(ns, key, entry, now, now if reader else CLOSED)
             result = (
                 None
                 if entry is None
@@ -404,7 +402,7 @@ class LocationCache:
             results.append(result)
         return results
 
-    async def _background(self, ns: str, key: str, fut: _Future, now: int, ttl: int) -> None:
+    async def _background(self, ns: str, key: str, fut: SlotFuture, now: int, ttl: int) -> None:
         with contextlib.suppress(Exception):  # delivered to any waiter through `fut`
             await self._fetch(ns, (key,), [fut], now, ttl)
 
@@ -414,13 +412,15 @@ class LocationCache:
         task.add_done_callback(self._tasks.discard)
 
     def _fetch_failed(
-        self, ns: str, keys: Sequence[str], futs: list[_Future], exc: BaseException
+        self, ns: str, keys: Sequence[str], futs: list[SlotFuture], exc: BaseException
     ) -> None:
         if isinstance(exc, StoreUnavailable):
             self._centre_down()
         for key, fut in zip(keys, futs, strict=True):
             if self._inflight.get((ns, key)) is fut:
                 del self._inflight[(ns, key)]
+            if self._disowned.get((ns, key), (None,))[0] is fut:
+                del self._disowned[(ns, key)]
             if isinstance(exc, NamespaceNotFound):
                 self._drop(ns, key)
             if fut.done():
@@ -433,28 +433,34 @@ class LocationCache:
                 # retrieved" log; waiters still get the exception through their own await.
                 fut.exception()
 
-    def _refresh(self, slot: _Slot, ns: str, key: str, now: int, ttl: int) -> None:
+    def _refresh(self, slot: Slot, ns: str, key: str, now: int, ttl: int) -> None:
         fut = self._inflight.get((ns, key))
         if fut is None:
             fut = self._register(ns, (key,))[0]
             self._spawn(self._background(ns, key, fut, now, ttl))
             self.stats.refreshes += 1
+        self._refreshing(slot, fut)
+
+    @staticmethod
+    def _refreshing(slot: Slot, fut: SlotFuture) -> None:
+        """Serve `slot` as UPDATING until `fut` (a fetch of its key) is done."""
         entry = slot.entry
         if slot.updating is None and entry is not None:
             slot.updating = Entry(
                 entry.value, entry.expiration, entry.metadata, UPDATING, entry.version
             )
         slot.refreshing = True
+        slot.refresh = fut
         fut.add_done_callback(slot.refreshed)
 
     def _centre_down(self) -> None:
         self.stats.central_errors += 1
         self._down_until = max(self._down_until, math.floor(self._clock()) + self.retry_interval)
 
-    def _stale_ok(self, slot: _Slot, now: int, ttl: int) -> bool:
-        return now - slot.fetched < ttl + self.stale_if_error
+    def _stale_ok(self, slot: Slot, now: int, ttl: int) -> bool:
+        return now - slot.born < ttl + self.stale_if_error
 
-    def _serve_stale(self, slot: _Slot, now: int) -> Entry | None:
+    def _serve_stale(self, slot: Slot, now: int) -> Entry | None:
         """The copy past its TTL; an expired one answers "missing" (rule 5 holds here too)."""
         self.stats.stale_serves += 1
         entry = slot.entry
@@ -465,14 +471,20 @@ class LocationCache:
         return slot.stale
 
     # -- the cache proper ------------------------------------------------------------------
-    def _slot(self, ns: str, key: str) -> _Slot | None:
+    def _slot(self, ns: str, key: str) -> Slot | None:
         table = self._index.get(ns)
         return None if table is None else table.get(key)
 
-    def _fill(self, ns: str, key: str, entry: Entry | None, fetched: int) -> None:
-        """Cache `entry` (None: known missing) as fetched at second `fetched`, then evict least
-        recently used entries until the budget holds."""
-        self._drop(ns, key)
+    def _fill(
+        self, ns: str, key: str, entry: Entry | None, fetched: int, read: int = CLOSED
+    ) -> None:
+        """Cache `entry` (None: known missing) as fetched at second `fetched` (and read at
+        `read`, or when the copy it replaces was), then evict least recently used entries
+        until the budget holds."""
+        old = self._slot(ns, key)
+        if old is not None:
+            read = max(read, old.read)
+            self._drop(ns, key)
         size = ENTRY_OVERHEAD + len(ns) + len(key.encode())
         if entry is not None:
             if type(entry.value) is not bytes:  # a caller's bytearray must not change the copy
@@ -485,7 +497,7 @@ class LocationCache:
         if size > self.budget:
             return  # larger than the whole cache: served, never kept
         lru_key = (ns, key)
-        slot = _Slot(lru_key, entry, fetched, size)
+        slot = Slot(lru_key, entry, fetched, size, read)
         table = self._index.get(ns)
         if table is None:
             table = self._index[ns] = {}
@@ -507,7 +519,7 @@ class LocationCache:
             self._unlink(ns, key, slot)
             self.stats.bytes_cached = self._bytes
 
-    def _unlink(self, ns: str, key: str, slot: _Slot) -> None:
+    def _unlink(self, ns: str, key: str, slot: Slot) -> None:
         table = self._index[ns]
         del table[key]
         if not table:
@@ -520,25 +532,26 @@ class LocationCache:
         self._index.clear()
         self._lru.clear()
         self._inflight.clear()
+        self._disowned.clear()
         self._bytes = 0
         self.stats.entries = 0
         self.stats.bytes_cached = 0
 
     # -- writes ----------------------------------------------------------------------------
-    def _begin(self, ns: str, keys: Iterable[str]) -> list[_Key]:
-        started: list[_Key] = []
+    def _begin(self, ns: str, keys: Iterable[str]) -> list[Key]:
+        started: list[Key] = []
         for key in keys:
             lk = (ns, key)
             pending = self._pending.get(lk)
             if pending is None:
-                self._pending[lk] = _Pending()
+                self._pending[lk] = Pending()
             else:
                 pending.count += 1
                 pending.contended = True
             started.append(lk)
         return started
 
-    def _end(self, started: list[_Key], entries: Sequence[Entry | None] | None, ok: bool) -> None:
+    def _end(self, started: list[Key], entries: Sequence[Entry | None] | None, ok: bool) -> None:
         """After the centre answered: install the written entries (an entry None: deleted), or
         drop the copies: when `entries` is None (bulk writes: a 10,000-pair import must not
         flush the cache), when the write failed (it may have committed anyway) or when it
@@ -546,6 +559,7 @@ class LocationCache:
         fetched = math.floor(self._clock())
         for i, lk in enumerate(started):
             self._inflight.pop(lk, None)  # a fetch begun before the ack must not land later
+            self._disowned.pop(lk, None)
             pending = self._pending[lk]
             pending.count -= 1
             if pending.count == 0:
@@ -566,6 +580,8 @@ class LocationCache:
     ) -> _R:
         """Run the centre's write; then `entries(result)` are the copies to install (None:
         drop them)."""
+        if entries is not None and self.follower is not None:
+            await self.follower.follow(ns)  # the written copy must be followed from the start
         started = self._begin(ns, keys)
         try:
             result = await call
@@ -617,90 +633,25 @@ class LocationCache:
             namespace_id, unique, None, self.inner.delete_many(namespace_id, keys, now=now)
         )
 
-    # -- the change feed: the centre's ---------------------------------------------------------
-    async def changes(
-        self,
-        namespace_id: str,
-        *,
-        since: int | None,
-        prefix: str = "",
-        limit: int = 1000,
-        wait: float = 0,
-    ) -> ChangePage:
-        return await self.inner.changes(
-            namespace_id, since=since, prefix=prefix, limit=limit, wait=wait
-        )
-
-    async def head(self, namespace_id: str) -> int:
-        return await self.inner.head(namespace_id)
-
-    async def purge_expired(self, now: int, limit: int = 1000) -> int:
-        return await self.inner.purge_expired(now, limit)
-
-    # -- namespaces, accounts, tokens: the centre's business -------------------------------
-    async def default_account(self) -> str:
-        return await self.inner.default_account()
-
-    async def ensure_account(self, account_id: str, name: str = "") -> None:
-        await self.inner.ensure_account(account_id, name)
-
-    async def account_exists(self, account_id: str) -> bool:
-        return await self.inner.account_exists(account_id)
-
-    async def create_token(self, token: TokenRecord) -> None:
-        await self.inner.create_token(token)
-
-    async def find_token(self, token_hash: str) -> TokenRecord | None:
-        return await self.inner.find_token(token_hash)
-
-    async def list_tokens(self, account_id: str) -> list[TokenRecord]:
-        return await self.inner.list_tokens(account_id)
-
-    async def revoke_token(self, token_id: str) -> TokenRecord | None:
-        return await self.inner.revoke_token(token_id)
-
-    def token_revision(self) -> int | None:
-        return self.inner.token_revision()
-
-    async def namespace_stats(self, namespace_id: str, *, now: int) -> NamespaceStats:
-        return await self.inner.namespace_stats(namespace_id, now=now)
-
-    async def create_namespace(
-        self,
-        account_id: str,
-        title: str,
-        namespace_id: str | None = None,
-        *,
-        jurisdiction: str | None = None,
-    ) -> NamespaceInfo:
-        if jurisdiction is None:  # as before: stores without jurisdictions keep working
-            return await self.inner.create_namespace(account_id, title, namespace_id)
-        return await self.inner.create_namespace(
-            account_id, title, namespace_id, jurisdiction=jurisdiction
-        )
-
-    async def list_namespaces(self, account_id: str) -> list[NamespaceInfo]:
-        return await self.inner.list_namespaces(account_id)
-
-    async def get_namespace(self, account_id: str, namespace_id: str) -> NamespaceInfo | None:
-        return await self.inner.get_namespace(account_id, namespace_id)
-
-    async def rename_namespace(
-        self, account_id: str, namespace_id: str, title: str
-    ) -> NamespaceInfo:
-        return await self.inner.rename_namespace(account_id, namespace_id, title)
-
+    # -- namespaces, accounts, tokens, the feed: the centre's business (CentrePassthrough)
     async def delete_namespace(self, account_id: str, namespace_id: str) -> None:
         await self.inner.delete_namespace(account_id, namespace_id)
-        for lk in [lk for lk in self._inflight if lk[0] == namespace_id]:
-            del self._inflight[lk]
-        for key in list(self._index.get(namespace_id, ())):
-            self._drop(namespace_id, key)
+        self.drop_namespace(namespace_id)
 
-    async def aclose(self) -> None:
+    async def settle(self) -> None:
+        """Wait until every background fetch (refreshes, re-reads of changed keys) is done."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def aclose(self, *, inner: bool = True) -> None:
+        """Stop following, cancel background fetches, close `inner` (unless `inner=False`:
+        a store shared with others, as in the simulator)."""
+        if self.follower is not None:
+            await self.follower.aclose()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
-        await self.inner.aclose()
+        if inner:
+            await self.inner.aclose()
