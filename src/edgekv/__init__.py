@@ -10,14 +10,21 @@
 """
 
 from edgekv._client import Client, open
-from edgekv._exceptions import KVError, KVTypeError
+from edgekv._exceptions import ExportFormatError, KVError, KVTypeError
+from edgekv._export import ExportEntry, ExportHeader
 from edgekv._models import KeyListEntry, ListResult, Namespace, ValueStream, ValueWithMetadata
 from edgekv._namespace import KVNamespace, ValueType
+from edgekv._transfer import Export, ImportResult
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Client",
+    "Export",
+    "ExportEntry",
+    "ExportFormatError",
+    "ExportHeader",
+    "ImportResult",
     "KVError",
     "KVNamespace",
     "KVTypeError",

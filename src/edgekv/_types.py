@@ -13,9 +13,11 @@ Engines: `edgekv.store.memory.MemoryStore` (tests, `edgekv.open()`), `edgekv.sto
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from edgekv._export import ExportEntry
 from edgekv._models import KeyListEntry
 
 __all__ = [
@@ -23,6 +25,7 @@ __all__ = [
     "Entry",
     "KeyInfo",
     "NamespaceInfo",
+    "Snapshot",
     "Store",
     "TokenRecord",
 ]
@@ -70,6 +73,18 @@ class TokenRecord:
     read_only: bool = False
     namespaces: tuple[str, ...] | None = None
     name: str = ""
+
+
+class Snapshot(Protocol):
+    """One namespace exactly as of sequence number `seq`, read page by page (`Store.snapshot`):
+    every live key committed at or before `seq` and nothing after, however long the reading
+    takes and whatever is written meanwhile."""
+
+    seq: int
+
+    async def page(self, limit: int) -> list[ExportEntry]:
+        """The next (at most `limit`) live entries in UTF-8 byte order of keys; [] at the end."""
+        ...
 
 
 @runtime_checkable
@@ -145,6 +160,13 @@ class Store(Protocol):
     ) -> list[KeyInfo]:
         """Up to `limit` live keys starting with `prefix` (literal, by bytes) and strictly
         greater than `after`, ascending by UTF-8 bytes. Keyset: cost independent of depth."""
+        ...
+
+    def snapshot(self, namespace_id: str, *, now: int) -> AbstractAsyncContextManager[Snapshot]:
+        """A consistent read of one namespace (export): one read transaction from entering to
+        leaving the context, which never locks writers out and holds memory flat; entries
+        expired at `now` are left out. Leaving the context frees the transaction at once.
+        `NamespaceNotFound` on entering for an unknown namespace."""
         ...
 
     async def purge_expired(self, now: int, limit: int = 1000) -> int:

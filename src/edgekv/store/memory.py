@@ -7,11 +7,13 @@ so listing is a keyset seek like the SQL engines.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import secrets
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 from edgekv._exceptions import NamespaceNotFound, NamespaceTitleTaken, TooManyNamespaces
+from edgekv._export import ExportEntry
 from edgekv._types import Entry, KeyInfo, NamespaceInfo, TokenRecord
 
 __all__ = ["MAX_NAMESPACES", "MemoryStore", "new_id"]
@@ -189,5 +191,35 @@ class MemoryStore:
                     purged += 1
         return purged
 
+    @contextlib.asynccontextmanager
+    async def snapshot(self, namespace_id: str, *, now: int) -> AsyncIterator[_MemorySnapshot]:
+        """A consistent copy: the sorted key list and the dict of entries, copied shallowly
+        (entries are replaced on write, never changed in place), so later writes do not show."""
+        ns = self._ns(namespace_id)
+        yield _MemorySnapshot(list(ns.order), dict(ns.entries), now, self._head_seq(ns))
+
+    def _head_seq(self, ns: _Namespace) -> int:
+        return 0
+
     async def aclose(self) -> None:
         pass
+
+
+class _MemorySnapshot:
+    def __init__(self, order: list[bytes], entries: dict[bytes, Entry], now: int, seq: int) -> None:
+        self.seq = seq
+        self._order = order
+        self._entries = entries
+        self._now = now
+        self._pos = 0
+
+    async def page(self, limit: int) -> list[ExportEntry]:
+        out: list[ExportEntry] = []
+        order, entries, now = self._order, self._entries, self._now
+        while self._pos < len(order) and len(out) < limit:
+            raw = order[self._pos]
+            self._pos += 1
+            e = entries[raw]
+            if e.expiration is None or e.expiration > now:
+                out.append(ExportEntry(raw.decode(), e.value, e.expiration, e.metadata))
+        return out

@@ -27,6 +27,7 @@ from edgekv._exceptions import (
 )
 from edgekv._types import Entry, KeyInfo, NamespaceInfo, TokenRecord
 from edgekv.store.memory import MAX_NAMESPACES, new_id
+from edgekv.store.postgres_snapshot import PostgresSnapshot
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
@@ -164,6 +165,11 @@ def _split_dsn(dsn: str) -> tuple[str, dict[str, str]]:
         return dsn, {}
     rest = urlencode([(k, v) for k, v in query if k not in _DSN_OPTIONS])
     return urlunsplit(parts._replace(query=rest)), ours
+
+
+async def _head_seq(con: Any, namespace_id: str) -> int:
+    """The namespace's latest sequence number, read in the caller's transaction."""
+    return 0
 
 
 def _deleted_count(status: str) -> int:
@@ -610,6 +616,17 @@ class PostgresStore:
             if done < n:
                 break
         return purged
+
+    @contextlib.asynccontextmanager
+    async def snapshot(self, namespace_id: str, *, now: int) -> AsyncIterator[PostgresSnapshot]:
+        """One REPEATABLE READ READ ONLY transaction (store/postgres_snapshot.py)."""
+        snap = await PostgresSnapshot.open(
+            self._pool, self._acquire_timeout, namespace_id, now, _head_seq, _UNAVAILABLE + _STALE
+        )
+        try:
+            yield snap
+        finally:
+            await snap.close()
 
     async def aclose(self) -> None:
         try:

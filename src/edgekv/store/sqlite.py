@@ -24,7 +24,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
@@ -39,6 +39,7 @@ from edgekv._exceptions import (
 )
 from edgekv._types import Entry, KeyInfo, NamespaceInfo, TokenRecord
 from edgekv.store.memory import MAX_NAMESPACES, new_id
+from edgekv.store.sqlite_snapshot import SQLiteSnapshot
 
 __all__ = ["FILENAME", "SCHEMA_VERSION", "SQLiteStore"]
 
@@ -135,6 +136,11 @@ def _prefix_end(prefix: bytes) -> bytes:
 def _key_infos(rows: list[Any]) -> list[KeyInfo]:
     """KeyInfo of each row (a NamedTuple: built from the row tuple at C speed)."""
     return list(map(KeyInfo._make, rows))
+
+
+def _head_seq(conn: sqlite3.Connection, namespace_id: str) -> int:
+    """The namespace's latest sequence number, read in the caller's transaction."""
+    return 0
 
 
 def _require_namespace(conn: sqlite3.Connection, namespace_id: str) -> None:
@@ -665,6 +671,17 @@ class SQLiteStore:
             if n < size:
                 break
         return purged
+
+    @contextlib.asynccontextmanager
+    async def snapshot(self, namespace_id: str, *, now: int) -> AsyncIterator[SQLiteSnapshot]:
+        """One read transaction on a connection of its own (store/sqlite_snapshot.py)."""
+        if self._closed:
+            raise StoreError("the store is closed")
+        snap = await SQLiteSnapshot.open(self._connect, namespace_id, now, _head_seq)
+        try:
+            yield snap
+        finally:
+            await snap.close()
 
     async def aclose(self) -> None:
         """Flush queued writes, stop the threads and close every connection. Idempotent."""
