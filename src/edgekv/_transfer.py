@@ -88,9 +88,12 @@ class Export:
     the iterator is closed); `async with` releases it as soon as the block is left. `.pages()`
     gives the entries a page at a time. `.header` (ExportHeader) is set once open."""
 
-    def __init__(self, namespace: KVNamespace, *, page_size: int = PAGE_SIZE) -> None:
+    def __init__(
+        self, namespace: KVNamespace, *, page_size: int = PAGE_SIZE, title: str | None = None
+    ) -> None:
         self._namespace = namespace
         self._page_size = page_size
+        self._title = title  # known already (the REST route looked the namespace up)
         self._context: AbstractAsyncContextManager[Snapshot] | None = None
         self._snapshot: Snapshot | None = None
         self._buffer: Iterator[ExportEntry] = iter(())
@@ -111,10 +114,12 @@ class Export:
         if self._closed:
             raise RuntimeError("this export was closed; call ns.export() again")
         ns = self._namespace
-        client = ns._client
-        info = await client.get_namespace(ns.id)
-        if info is None:
-            raise KVError.for_op("EXPORT", 404, f"namespace {ns.id} not found", code=10013)
+        title = self._title
+        if title is None:
+            info = await ns._client.get_namespace(ns.id)
+            if info is None:
+                raise KVError.for_op("EXPORT", 404, f"namespace {ns.id} not found", code=10013)
+            title = info.title
         store = await ns._store()
         now = ns._now()
         context = store.snapshot(ns.id, now=now)
@@ -123,7 +128,7 @@ class Export:
         except StoreError as exc:
             raise kv_error("EXPORT", exc) from None
         self._context, self._snapshot = context, snapshot
-        self.header = ExportHeader(ns.id, info.title, snapshot.seq, now)
+        self.header = ExportHeader(ns.id, title, snapshot.seq, now)
         return self
 
     async def page(self) -> list[ExportEntry]:

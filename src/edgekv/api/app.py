@@ -21,7 +21,7 @@ from urllib.parse import unquote, unquote_to_bytes
 from edgekv._client import SWEEP_INTERVAL, Client
 from edgekv._exceptions import KVError, StoreError
 from edgekv._types import Clock, Store
-from edgekv.api import auth, openapi, routes_accounts, routes_bulk
+from edgekv.api import auth, openapi, routes_accounts, routes_bulk, routes_export
 from edgekv.api import envelope as env
 from edgekv.api import routes_namespaces as rns
 from edgekv.api import routes_values as rv
@@ -81,6 +81,7 @@ ROUTES: dict[str, dict[str, Route]] = {
         "DELETE": Route(rns.delete_namespace, "delete namespace", NAMESPACE, write=True),
     },
     "keys": {"GET": Route(rv.list_keys, "list keys", ENTRIES)},
+    "export": {"GET": Route(routes_export.export_namespace, "export", ENTRIES)},
     "value": {
         "GET": Route(rv.get_value, "get", ENTRIES),
         "PUT": Route(rv.put_value, "put", ENTRIES, write=True),
@@ -102,7 +103,7 @@ _FIXED = {
     b"/accounts": "accounts",
     b"/user/tokens/verify": "verify",
 }
-_NS_TAIL = {b"keys": "keys", b"bulk": "bulk"}
+_NS_TAIL = {b"keys": "keys", b"bulk": "bulk", b"export": "export"}
 _KEYED = {b"values": "value", b"metadata": "metadata"}
 _BULK = {b"delete": "bulk_delete", b"get": "bulk_get"}
 
