@@ -12,6 +12,11 @@ import edgekv
 PUBLIC = {
     "edgekv": [
         "Client",
+        "Export",
+        "ExportEntry",
+        "ExportFormatError",
+        "ExportHeader",
+        "ImportResult",
         "KVError",
         "KVNamespace",
         "KVTypeError",
@@ -24,7 +29,7 @@ PUBLIC = {
         "__version__",
         "open",
     ],
-    "edgekv.sync": ["Client", "KVNamespace", "open"],
+    "edgekv.sync": ["Client", "Export", "KVNamespace", "open"],
     "edgekv.workers": [
         "HEALTH_PATH",
         "ConfigError",

@@ -17,8 +17,8 @@ from typing import IO, TYPE_CHECKING, Any, Literal, overload
 import orjson
 
 from edgekv import _rules as rules
-from edgekv._exceptions import StoreError, kv_error
 from edgekv import _transfer
+from edgekv._exceptions import StoreError, kv_error
 from edgekv._export import ExportHeader
 from edgekv._models import ListResult, ValueStream, ValueWithMetadata
 from edgekv._transfer import Export, ImportResult, Progress

@@ -296,18 +296,14 @@ def _open_source(source: str | Path | IO[bytes]) -> Iterator[IO[bytes]]:
         with Path(source).open("rb") as file:
             yield file
     elif not source.seekable():
-        with _spool(source) as file:
-            yield file
+        # A stream (stdin) is copied to an anonymous temporary file first: it is checked
+        # whole before anything is written, then read again to write it.
+        with tempfile.TemporaryFile() as spooled:
+            shutil.copyfileobj(source, spooled, _SPOOL_CHUNK)
+            spooled.seek(0)
+            yield spooled
     else:
         yield source
-
-
-def _spool(file: IO[bytes]) -> IO[bytes]:
-    """A stream copied to an anonymous temporary file (checked before anything is written)."""
-    spooled = tempfile.TemporaryFile()
-    shutil.copyfileobj(file, spooled, _SPOOL_CHUNK)
-    spooled.seek(0)
-    return spooled
 
 
 def _is_json_array(file: IO[bytes]) -> bool:

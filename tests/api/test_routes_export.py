@@ -14,7 +14,6 @@ from edgekv.api.auth import create_token
 from edgekv.store.postgres import PostgresStore
 from edgekv.store.sqlite import SQLiteStore
 from tests.api.conftest import Api, codes
-from tests.servers import wait_for
 
 
 def lines(body: bytes) -> list[dict[str, object]]:

@@ -39,10 +39,11 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Coroutine, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from edgekv._exceptions import NamespaceNotFound, StoreUnavailable
-from edgekv._types import Clock, Entry, KeyInfo, NamespaceInfo, Store, TokenRecord
+from edgekv._types import Clock, Entry, KeyInfo, NamespaceInfo, Snapshot, Store, TokenRecord
 from edgekv.edge.stats import CacheStats
 
 __all__ = [
@@ -560,6 +561,9 @@ class LocationCache:
     async def delete_many(self, namespace_id: str, keys: Sequence[str]) -> None:
         unique = dict.fromkeys(keys)
         await self._write(namespace_id, unique, None, self.inner.delete_many(namespace_id, keys))
+
+    def snapshot(self, namespace_id: str, *, now: int) -> AbstractAsyncContextManager[Snapshot]:
+        return self.inner.snapshot(namespace_id, now=now)  # exports read the centre, uncached
 
     async def purge_expired(self, now: int, limit: int = 1000) -> int:
         return await self.inner.purge_expired(now, limit)

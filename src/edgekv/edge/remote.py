@@ -22,9 +22,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -41,6 +42,7 @@ from edgekv._exceptions import (
 )
 from edgekv._types import Entry, KeyInfo, NamespaceInfo, TokenRecord
 from edgekv.edge.http1 import Answer, Http1Pool, ProtocolError
+from edgekv.edge.remote_snapshot import RemoteSnapshot
 
 __all__ = ["DEFAULT_TIMEOUT", "RemoteError", "RemoteStore"]
 
@@ -476,6 +478,22 @@ class RemoteStore:
             )
             rows.extend(more)
         return rows
+
+    @contextlib.asynccontextmanager
+    async def snapshot(self, namespace_id: str, *, now: int) -> AsyncIterator[RemoteSnapshot]:
+        """The centre's `GET …/export`, streamed (edge/remote_snapshot.py)."""
+
+        def fail(status: int, headers: dict[str, str], body: bytes) -> StoreError:
+            answer = self._checked(Answer(status, headers, body))  # 5xx: StoreUnavailable
+            return self._fail(answer, namespace_id)
+
+        snap = await RemoteSnapshot.open(
+            self._http, self.url, f"{self._ns(namespace_id)}/export", fail
+        )
+        try:
+            yield snap
+        finally:
+            await snap.close()
 
     async def purge_expired(self, now: int, limit: int = 1000) -> int:
         return 0  # the central server sweeps its own store

@@ -12,6 +12,7 @@ file itself grows while a long export holds the snapshot: disk, not memory).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -115,7 +116,5 @@ class SQLiteSnapshot:
 
         future = asyncio.get_running_loop().run_in_executor(self._thread, end)
         self._thread.shutdown(wait=False)
-        try:
+        with contextlib.suppress(sqlite3.Error):  # closing anyway
             await asyncio.shield(future)
-        except sqlite3.Error:
-            pass  # closing anyway
