@@ -45,7 +45,8 @@ def test_lines_are_the_documented_format() -> None:
         '{"edgekv_export":1,"namespace":{"id":"' + "a" * 32 + '","title":"My tasks"},'
         f'"seq":123,"exported_at":{NOW}}}',
         '{"key":"a","value":"text value"}',
-        f'{{"key":"b","value":"gICA","base64":true,"expiration":{NOW + 3600},"metadata":{{"x":1}}}}',
+        '{"key":"b","value":"gICA","base64":true,'
+        f'"expiration":{NOW + 3600},"metadata":{{"x":1}}}}',
         '{"edgekv_export_end":true,"count":2}',
     ]
     assert encode_entry(ExportEntry("é", "ü".encode())) == '{"key":"é","value":"ü"}\n'.encode()
