@@ -197,7 +197,7 @@ def run(quick: bool, servers: list[str]) -> Report:
         "Server: `python -m edgekv serve --data DIR --server S` (SQLite, synchronous=FULL, "
         "inline point reads), one process, uvloop; access log on, written to a file.",
         "Baseline: a bare ASGI app returning 100 bytes, served by the same code path "
-        "(`edgekv.api.server.serve_asgi`, same server, same process model).",
+        "(`edgekv.asgi.server.serve_asgi`, same server, same process model).",
         f"Load: wrk, 1 thread, {CONCURRENCY} connections, {seconds:g} s per run, loopback; "
         "the machine's 2 CPUs are shared by server, load generator and other work.",
         f"GET: bare and REST servers run side by side; {rounds} alternating runs each, the "

@@ -8,7 +8,7 @@ Load: `wrk` (apt-get install -y wrk nginx), 1 thread, 64 connections, on loopbac
 is a real process, stopped by PID at the end; they take turns under load, round after round,
 and each case reports the median of its rounds (so that load from other processes on a shared
 machine hits every case alike). The servers: the bare app
-(`edgekv.api.server.serve_asgi`, the runner `edgekv dev` uses), `python -m edgekv dev --quiet`
+(`edgekv.asgi.server.serve_asgi`, the runner `edgekv dev` uses), `python -m edgekv dev --quiet`
 (SQLite store; the access log is off for both Python servers) and nginx (one worker process,
 access log off, a temporary config on a free port). Writes bench/results/workers.{md,json,png}
 (workers-quick.* with --quick).
@@ -174,7 +174,7 @@ def run(quick: bool) -> Report:
         "Worker: `python -m edgekv dev --quiet` (SQLite store in a temp dir), `GET /hot` runs "
         "`await env.KV.get(key)` on a 100-byte value and returns it (`GET /no-kv`: the same "
         "100 bytes without KV, the runtime's own cost).",
-        "Bare ASGI app: returns the same 100 bytes, served by `edgekv.api.server.serve_asgi` "
+        "Bare ASGI app: returns the same 100 bytes, served by `edgekv.asgi.server.serve_asgi` "
         "(the runner of `edgekv dev`: same ASGI server, same process model, uvloop).",
         "nginx: the same 100 bytes as a static file, 1 worker process, access log off.",
         f"Load: wrk, 1 thread, {CONNECTIONS} connections, loopback; 2 CPUs shared by the "

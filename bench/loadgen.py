@@ -172,7 +172,7 @@ def median_run(runs: list[dict[str, float]]) -> dict[str, float]:
 
 # -- the bare app --------------------------------------------------------------------------------
 def bare_command(port: int, content_type: str, server: str | None = None) -> list[str]:
-    """The command serving the bare app on `port` with `edgekv.api.server.serve_asgi` (the
+    """The command serving the bare app on `port` with `edgekv.asgi.server.serve_asgi` (the
     runner of `edgekv serve` and `edgekv dev`; `server`: its ASGI server, default its own)."""
     args = [sys.executable, "-m", "bench.loadgen", "bare", str(port), content_type]
     return args if server is None else [*args, server]
@@ -183,7 +183,7 @@ def _run_bare(port: int, content_type: str, server: str | None) -> None:
 
     import uvloop
 
-    from edgekv.api.server import serve_asgi
+    from edgekv.asgi.server import serve_asgi
 
     headers = [(b"content-type", content_type.encode()), (b"content-length", b"%d" % len(VALUE))]
 

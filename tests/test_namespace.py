@@ -162,7 +162,12 @@ async def test_get_with_metadata(ns: KVNamespace) -> None:
     assert result.value == "v"
     assert result.metadata == {"someMetadataKey": "someMetadataValue"}
     assert result.cache_status is None
-    assert result.to_dict() == {"value": "v", "metadata": {"someMetadataKey": "someMetadataValue"}}
+    assert result.version is not None  # versions-and-changes.md: set for a stored key
+    assert result.to_dict() == {
+        "value": "v",
+        "metadata": {"someMetadataKey": "someMetadataValue"},
+        "version": result.version,
+    }
     await ns.put("plain", "v")
     assert (await ns.get_with_metadata("plain")).metadata is None
     typed = await ns.get_with_metadata("k", "bytes")

@@ -11,12 +11,14 @@ import edgekv
 
 PUBLIC = {
     "edgekv": [
+        "Change",
         "Client",
         "Export",
         "ExportEntry",
         "ExportFormatError",
         "ExportHeader",
         "ImportResult",
+        "KVConflict",
         "KVError",
         "KVNamespace",
         "KVTypeError",

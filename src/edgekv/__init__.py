@@ -10,21 +10,30 @@
 """
 
 from edgekv._client import Client, open
-from edgekv._exceptions import ExportFormatError, KVError, KVTypeError
+from edgekv._exceptions import ExportFormatError, KVConflict, KVError, KVTypeError
 from edgekv._export import ExportEntry, ExportHeader
-from edgekv._models import KeyListEntry, ListResult, Namespace, ValueStream, ValueWithMetadata
+from edgekv._models import (
+    Change,
+    KeyListEntry,
+    ListResult,
+    Namespace,
+    ValueStream,
+    ValueWithMetadata,
+)
 from edgekv._namespace import KVNamespace, ValueType
 from edgekv._transfer import Export, ImportResult
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Change",
     "Client",
     "Export",
     "ExportEntry",
     "ExportFormatError",
     "ExportHeader",
     "ImportResult",
+    "KVConflict",
     "KVError",
     "KVNamespace",
     "KVTypeError",

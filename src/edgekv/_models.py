@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import orjson
 
 __all__ = [
+    "Change",
     "KeyListEntry",
     "ListResult",
     "Namespace",
@@ -49,6 +50,36 @@ class KeyListEntry(NamedTuple):
         return out
 
 
+class Change(NamedTuple):
+    """One change of a namespace's feed (`ns.changes()`): `.seq`, `.key`, `.op` (`"put"` or
+    `"delete"`), and for puts `.version`, `.expiration` and `.metadata` (None when unset).
+
+    A NamedTuple like `KeyListEntry`: engines build pages of a thousand straight from their
+    rows, keeping the metadata as its stored JSON text (`.metadata` parses it)."""
+
+    seq: int
+    key: str
+    op: Literal["put", "delete"]
+    version: str | None = None
+    expiration: int | None = None
+    metadata_json: str | None = None
+
+    @property
+    def metadata(self) -> Any:
+        raw = self.metadata_json
+        return None if raw is None else orjson.loads(raw)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"seq": self.seq, "key": self.key, "op": self.op}
+        if self.version is not None:
+            out["version"] = self.version
+        if self.expiration is not None:
+            out["expiration"] = self.expiration
+        if self.metadata_json is not None:
+            out["metadata"] = orjson.loads(self.metadata_json)
+        return out
+
+
 @dataclass(slots=True)
 class ListResult:
     keys: list[KeyListEntry]
@@ -70,16 +101,20 @@ class ListResult:
 
 @dataclass(slots=True)
 class ValueWithMetadata:
-    """What `get_with_metadata` returns (`value` and `metadata` None for a missing key)."""
+    """What `get_with_metadata` returns (`value` and `metadata` None for a missing key).
+    `version` is the entry's version (None for a missing key), for conditional writes."""
 
     value: Any
     metadata: Any = None
     cache_status: str | None = None
+    version: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"value": self.value, "metadata": self.metadata}
         if self.cache_status is not None:
             out["cacheStatus"] = self.cache_status
+        if self.version is not None:
+            out["version"] = self.version
         return out
 
 

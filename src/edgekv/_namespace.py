@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import inspect
-from collections.abc import AsyncIterable, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from math import floor
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal, overload
@@ -20,9 +20,9 @@ from edgekv import _rules as rules
 from edgekv import _transfer
 from edgekv._exceptions import StoreError, kv_error
 from edgekv._export import ExportHeader
-from edgekv._models import ListResult, ValueStream, ValueWithMetadata
+from edgekv._models import Change, ListResult, ValueStream, ValueWithMetadata
 from edgekv._transfer import Export, ImportResult, Progress
-from edgekv._types import Entry, Store
+from edgekv._types import Condition, Entry, Store, Written
 
 if TYPE_CHECKING:
     from edgekv._client import Client
@@ -41,6 +41,10 @@ _READ_CHUNK = 1024 * 1024
 _SHORT_KEY = rules.SHORT_KEY_CHARS
 _NO_OPTIONS: Mapping[str, Any] = {}
 _NOT_JSON = "At least one of the requested keys corresponds to a non-json value"
+_BOTH_CONDITIONS = "if_match and if_none_match cannot be used together."
+_NONE_MATCH_STAR = 'if_none_match must be "*".'
+_MATCH_TYPE = "if_match must be a version string."
+FOLLOW_WAIT = 30.0  # seconds each long poll of `changes()` holds (a central server allows 60)
 
 
 def _decode(value: bytes, type_: object) -> Any:
@@ -84,14 +88,6 @@ def _value_kind(value: object) -> str:
     raise rules.type_error(_BAD_VALUE)
 
 
-def _encode_text(value: str) -> bytes:
-    try:
-        return value.encode()
-    except UnicodeEncodeError:
-        # Lone surrogates become U+FFFD, as TextEncoder does in Workers.
-        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode()
-
-
 class _Collector:
     """Accumulates streamed chunks up to the value limit, then only counts (the error names the
     full streamed length, and nothing beyond the limit is held)."""
@@ -119,7 +115,7 @@ class _Collector:
 
 def _plain_value(value: Any, kind: str, op: str) -> bytes:
     """The bytes of a `str` or bytes-like value, size-checked (no await: the common case)."""
-    data = _encode_text(value) if kind == "str" else bytes(value)
+    data = rules.encode_text(value) if kind == "str" else bytes(value)
     rules.check_value_size(len(data), op)
     return data
 
@@ -224,7 +220,10 @@ class KVNamespace:
         if entry is None:
             return ValueWithMetadata(None, None)
         return ValueWithMetadata(
-            _decode(entry.value, type), _metadata(entry.metadata), entry.cache_status
+            _decode(entry.value, type),
+            _metadata(entry.metadata),
+            entry.cache_status,
+            entry.version,
         )
 
     async def _get_entry(self, key: object, cache_ttl: object) -> Entry | None:
@@ -282,7 +281,9 @@ class KVNamespace:
         return {
             key: None
             if item is None
-            else ValueWithMetadata(item[1], _metadata(item[0].metadata), item[0].cache_status)
+            else ValueWithMetadata(
+                item[1], _metadata(item[0].metadata), item[0].cache_status, item[0].version
+            )
             for key, item in entries.items()
         }
 
@@ -315,29 +316,88 @@ class KVNamespace:
         expiration: int | None = None,
         expiration_ttl: int | None = None,
         metadata: Any = None,
+        if_match: str | None = None,
+        if_none_match: str | None = None,
     ) -> None:
         """Store `value` (str, bytes-like, binary file or byte stream) under `key`, replacing
-        the whole entry. Returns once the write is durable."""
+        the whole entry. Returns once the write is durable.
+
+        `if_match=V`: only if the key's current version is V; `if_none_match="*"`: only if the
+        key does not exist. When the condition fails nothing is written and `KVConflict` is
+        raised (its `.version` is the current version)."""
+        await self._put(
+            key,
+            value,
+            expiration=expiration,
+            expiration_ttl=expiration_ttl,
+            metadata=metadata,
+            if_match=if_match,
+            if_none_match=if_none_match,
+        )
+
+    async def _put(
+        self,
+        key: str,
+        value: Any,
+        *,
+        expiration: object = None,
+        expiration_ttl: object = None,
+        metadata: Any = None,
+        if_match: object = None,
+        if_none_match: object = None,
+    ) -> Written:
+        """`put`, returning what it committed (the REST API answers the version as ETag)."""
         op = "PUT"
         rules.check_key(key, op)
+        now = self._now()
+        condition = _condition(if_match, if_none_match, now)
         kind = _value_kind(value)
-        at = rules.resolve_expiration(expiration, expiration_ttl, self._now(), op)
+        at = rules.resolve_expiration(expiration, expiration_ttl, now, op)
         meta = rules.serialize_metadata(metadata, op)
         data = await _read_value(value, kind, op)
         store = await self._store()
         try:
-            await store.put(self.id, key, Entry(data, at, meta))
+            return await store.put(self.id, key, Entry(data, at, meta), condition=condition)
         except StoreError as exc:
             raise kv_error(op, exc) from None
 
-    async def delete(self, key: str) -> None:
-        """Remove `key` (a missing key is not an error). Returns once durable."""
+    async def delete(self, key: str, *, if_match: str | None = None) -> None:
+        """Remove `key` (a missing key is not an error). Returns once durable.
+        `if_match=V`: only if the key exists with version V (else `KVConflict`)."""
+        await self._delete(key, if_match=if_match)
+
+    async def _delete(self, key: str, *, if_match: object = None) -> Written | None:
         rules.check_key(key, "DELETE")
+        now = self._now()
+        condition = None if if_match is None else _condition(if_match, None, now)
         store = await self._store()
         try:
-            await store.delete(self.id, key)
+            return await store.delete(self.id, key, condition=condition, now=now)
         except StoreError as exc:
             raise kv_error("DELETE", exc) from None
+
+    # -- the change feed -------------------------------------------------------------------
+    async def changes(
+        self, since: int | None = None, prefix: str | None = None
+    ) -> AsyncIterator[Change]:
+        """Every change after `since` (None: from now on) whose key starts with `prefix`, in
+        commit order, following new ones as they commit until the caller stops iterating.
+        Pass a change's `.seq` back as `since` to resume exactly after it. A `since` older
+        than the kept history raises `KVError` with status 410."""
+        cursor = _check_since(since)
+        if prefix is not None and not isinstance(prefix, str):
+            raise rules.type_error("prefix must be a string.")
+        store = await self._store()
+        while True:
+            try:
+                page = await store.changes(
+                    self.id, since=cursor, prefix=prefix or "", wait=FOLLOW_WAIT
+                )
+            except StoreError as exc:
+                raise kv_error("CHANGES", exc) from None
+            for change in page.changes:
+                yield change
+            cursor = page.cursor
 
     async def put_many(self, items: Iterable[Mapping[str, Any] | tuple[str, Any]]) -> None:
         """Bulk write, all or nothing, at most 10,000 pairs: `(key, value)` tuples or dicts in the
@@ -360,7 +420,7 @@ class KVNamespace:
                 # Fast path of the common pair: a plain key and a str or bytes value.
                 vclass = value.__class__
                 if (vclass is bytes or vclass is str) and rules.is_plain_key(key):
-                    data = value if vclass is bytes else _encode_text(value)
+                    data = value if vclass is bytes else rules.encode_text(value)
                     if len(data) <= limit:
                         pairs.append((key, Entry(data)))
                         continue
@@ -405,7 +465,7 @@ class KVNamespace:
             return
         store = await self._store()
         try:
-            await store.delete_many(self.id, batch)
+            await store.delete_many(self.id, batch, now=self._now())
         except StoreError as exc:
             raise kv_error(op, exc) from None
 
@@ -437,6 +497,28 @@ class KVNamespace:
         """Import an export file (path or binary file), checked whole before the first write;
         `partial` accepts a file without its trailer. wrangler's bulk JSON is read too."""
         return await _transfer.import_from(self, source, partial=partial, progress=progress)
+
+
+def _condition(if_match: object, if_none_match: object, now: int) -> Condition | None:
+    if if_match is None and if_none_match is None:
+        return None
+    if if_match is not None and if_none_match is not None:
+        raise rules.type_error(_BOTH_CONDITIONS)
+    if if_none_match is not None:
+        if if_none_match != "*":
+            raise rules.type_error(_NONE_MATCH_STAR)
+        return Condition(None, now)
+    if not isinstance(if_match, str):
+        raise rules.type_error(_MATCH_TYPE)
+    return Condition(if_match, now)
+
+
+def _check_since(since: object) -> int | None:
+    if since is None:
+        return None
+    if isinstance(since, bool) or not isinstance(since, int) or since < 0:
+        raise rules.type_error("since must be a non-negative integer (a change's seq).")
+    return since
 
 
 def _b64decode(value: object, op: str) -> bytes:

@@ -7,13 +7,12 @@ API error code the REST layer answers with, and `detail`, the message without th
 
 from __future__ import annotations
 
-import base64
-import binascii
 import math
 from typing import Any
 
 import orjson
 
+from edgekv import wire
 from edgekv._exceptions import KVError, KVTypeError
 
 __all__ = [
@@ -36,6 +35,7 @@ __all__ = [
     "decode_cursor",
     "encode_cursor",
     "encode_key",
+    "encode_text",
     "fail",
     "is_plain_key",
     "resolve_expiration",
@@ -53,24 +53,22 @@ BULK_WRITE_MAX_PAIRS = 10_000
 TITLE_MAX_CHARS = 512
 SHORT_KEY_CHARS = KEY_MAX_BYTES // 4  # characters that can never exceed the byte limit
 
-# Cloudflare API error codes (rest-api.md), attached to errors for the REST layer.
-CODE_KEY_TOO_LONG = 10030
-CODE_ILLEGAL_KEY = 10042
-CODE_BAD_EXPIRATION = 10033
-CODE_BAD_TTL = 10034
-CODE_TOO_LARGE = 10024
-CODE_BAD_METADATA = 10047
-CODE_BAD_LIMIT = 10028
-CODE_BAD_CURSOR = 10041
-CODE_BAD_REQUEST = 10001
 
-
-def fail(op: str, status: int, detail: str, code: int = CODE_BAD_REQUEST) -> KVError:
+def fail(op: str, status: int, detail: str, code: int = wire.BAD_REQUEST) -> KVError:
     return KVError.for_op(op, status, detail, code=code)
 
 
-def type_error(message: str, code: int = CODE_BAD_REQUEST) -> KVTypeError:
+def type_error(message: str, code: int = wire.BAD_REQUEST) -> KVTypeError:
     return KVTypeError(message, code=code)
+
+
+def encode_text(text: str) -> bytes:
+    """A str as UTF-8, lone surrogates as U+FFFD: what the Fetch API's `TextEncoder` does (a
+    str value of the binding, a str body of a worker's `Response`)."""
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode()
 
 
 def to_number(value: object) -> int:
@@ -94,11 +92,11 @@ def to_number(value: object) -> int:
 def encode_key(key: object, op: str) -> bytes:
     """Check a key in the spec's order and return its UTF-8 bytes."""
     if not isinstance(key, str):
-        raise type_error("Key name must be a string.", CODE_ILLEGAL_KEY)
+        raise type_error("Key name must be a string.", wire.ILLEGAL_KEY)
     if key == "":
-        raise type_error("Key name cannot be empty.", CODE_ILLEGAL_KEY)
+        raise type_error("Key name cannot be empty.", wire.ILLEGAL_KEY)
     if key == "." or key == "..":
-        raise type_error(f'"{key}" is not allowed as a key name.', CODE_ILLEGAL_KEY)
+        raise type_error(f'"{key}" is not allowed as a key name.', wire.ILLEGAL_KEY)
     try:
         raw = key.encode()
     except UnicodeEncodeError:
@@ -108,7 +106,7 @@ def encode_key(key: object, op: str) -> bytes:
             op,
             414,
             f"UTF-8 encoded length of {len(raw)} exceeds key length limit of {KEY_MAX_BYTES}.",
-            CODE_KEY_TOO_LONG,
+            wire.KEY_TOO_LONG,
         )
     return raw
 
@@ -144,14 +142,14 @@ def resolve_expiration(
                 op,
                 400,
                 f"Invalid expiration_ttl of {ttl}. Please specify integer greater than 0.",
-                CODE_BAD_TTL,
+                wire.BAD_TTL,
             )
         if ttl < MIN_TTL:
             raise fail(
                 op,
                 400,
                 f"Invalid expiration_ttl of {ttl}. Expiration TTL must be at least {MIN_TTL}.",
-                CODE_BAD_TTL,
+                wire.BAD_TTL,
             )
         return now + ttl
     if expiration is None:
@@ -163,7 +161,7 @@ def resolve_expiration(
             400,
             f"Invalid expiration of {at}. Please specify integer greater than the current "
             "number of seconds since the UNIX epoch.",
-            CODE_BAD_EXPIRATION,
+            wire.BAD_EXPIRATION,
         )
     if at < now + MIN_TTL:
         raise fail(
@@ -171,7 +169,7 @@ def resolve_expiration(
             400,
             f"Invalid expiration of {at}. Expiration times must be at least {MIN_TTL} "
             "seconds in the future.",
-            CODE_BAD_EXPIRATION,
+            wire.BAD_EXPIRATION,
         )
     return at
 
@@ -183,13 +181,13 @@ def serialize_metadata(metadata: object, op: str = "PUT") -> str | None:
     try:
         raw = orjson.dumps(metadata)
     except TypeError:
-        raise type_error("Metadata must be JSON-serializable.", CODE_BAD_METADATA) from None
+        raise type_error("Metadata must be JSON-serializable.", wire.BAD_METADATA) from None
     if len(raw) > METADATA_MAX_BYTES:
         raise fail(
             op,
             413,
             f"Metadata length of {len(raw)} exceeds limit of {METADATA_MAX_BYTES}.",
-            CODE_TOO_LARGE,
+            wire.TOO_LARGE,
         )
     return raw.decode()
 
@@ -200,7 +198,7 @@ def check_value_size(size: int, op: str = "PUT") -> None:
             op,
             413,
             f"Value length of {size} exceeds limit of {VALUE_MAX_BYTES}.",
-            CODE_TOO_LARGE,
+            wire.TOO_LARGE,
         )
 
 
@@ -214,7 +212,7 @@ def check_list_limit(limit: object, op: str = "GET") -> int:
             400,
             f"Invalid key_count_limit of {n}. Please specify an integer less than "
             f"{LIST_LIMIT_MAX}.",
-            CODE_BAD_LIMIT,
+            wire.BAD_LIMIT,
         )
     return n if n > 0 else LIST_LIMIT_MAX
 
@@ -230,26 +228,25 @@ def check_prefix(prefix: object, op: str = "GET") -> str:
             op,
             414,
             f"UTF-8 encoded length of {size} exceeds key length limit of {KEY_MAX_BYTES}.",
-            CODE_KEY_TOO_LONG,
+            wire.KEY_TOO_LONG,
         )
     return prefix
 
 
 def encode_cursor(last_key: str) -> str:
     """An opaque cursor: the last key returned, base64url without padding (keyset position)."""
-    return base64.urlsafe_b64encode(last_key.encode()).rstrip(b"=").decode()
+    return wire.b64url_encode(last_key)
 
 
 def decode_cursor(cursor: object, op: str = "GET") -> str | None:
     if cursor is None or cursor == "":
         return None
     if not isinstance(cursor, str):
-        raise fail(op, 400, "Invalid cursor", CODE_BAD_CURSOR)
+        raise fail(op, 400, "Invalid cursor", wire.BAD_CURSOR)
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        return raw.decode()
-    except (binascii.Error, ValueError):
-        raise fail(op, 400, "Invalid cursor", CODE_BAD_CURSOR) from None
+        return wire.b64url_decode(cursor)
+    except ValueError:
+        raise fail(op, 400, "Invalid cursor", wire.BAD_CURSOR) from None
 
 
 def check_bulk_get(keys: list[Any], type_: object, cache_ttl: object) -> None:
@@ -263,10 +260,10 @@ def check_bulk_get(keys: list[Any], type_: object, cache_ttl: object) -> None:
         raise fail(op, 400, "You must request a minimum of 1 key")
     for key in keys:
         if not isinstance(key, str) or key == "":
-            raise fail(op, 400, "Key names must not be empty", CODE_ILLEGAL_KEY)
+            raise fail(op, 400, "Key names must not be empty", wire.ILLEGAL_KEY)
         if key in (".", ".."):
             raise fail(
-                op, 400, f'Illegal key name "{key}". Please use a different name.', CODE_ILLEGAL_KEY
+                op, 400, f'Illegal key name "{key}". Please use a different name.', wire.ILLEGAL_KEY
             )
         encode_key(key, op)
     check_cache_ttl(cache_ttl, op)
@@ -275,6 +272,11 @@ def check_bulk_get(keys: list[Any], type_: object, cache_ttl: object) -> None:
 def check_title(title: object, op: str) -> None:
     """A namespace title: a non-empty string of at most 512 characters."""
     if not isinstance(title, str) or not title.strip():
-        raise fail(op, 400, "Namespace title must be a non-empty string", 10019)
+        raise fail(op, 400, "Namespace title must be a non-empty string", wire.MISSING_TITLE)
     if len(title) > TITLE_MAX_CHARS:
-        raise fail(op, 400, f"Namespace title must be at most {TITLE_MAX_CHARS} characters", 10019)
+        raise fail(
+            op,
+            400,
+            f"Namespace title must be at most {TITLE_MAX_CHARS} characters",
+            wire.MISSING_TITLE,
+        )

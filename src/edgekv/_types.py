@@ -8,27 +8,53 @@ UTF-8 bytes. Metadata travels as the JSON text that was validated, never re-seri
 Engines: `edgekv.store.memory.MemoryStore` (tests, `edgekv.open()`), `edgekv.store.sqlite`
 (embedded default), `edgekv.store.postgres`, and the HTTP client of a central server in
 `edgekv.edge` (optionally behind a location cache).
+
+Sequence numbers (versions-and-changes.md): every committed change of a namespace (a put, or a
+delete of a key that was there) takes the next `seq` of that namespace, strictly increasing in
+commit order; a bulk write takes one per item, in the order given. An entry's version is the
+decimal `seq` of the write that made it (`version_of`), so versions of a key never repeat.
+A namespace keeps `head` (its newest seq) and `floor` (the newest seq whose change is no longer
+kept: `since < floor` is answered with `HistoryGone`). A namespace created under the id of a
+deleted one starts above every seq the deleted one handed out (its first change is > its
+`floor`), so an old cursor meets `HistoryGone` rather than a silent gap, and old versions can
+never match again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass, field
+from typing import NamedTuple, Protocol, runtime_checkable
 
 from edgekv._export import ExportEntry
-from edgekv._models import KeyListEntry
+from edgekv._models import Change, KeyListEntry
 
 __all__ = [
+    "DEFAULT_FEED_HISTORY",
+    "Change",
+    "ChangePage",
     "Clock",
+    "Condition",
     "Entry",
     "KeyInfo",
     "NamespaceInfo",
     "Snapshot",
     "Store",
     "TokenRecord",
+    "Written",
+    "version_of",
 ]
+
+DEFAULT_FEED_HISTORY = 100_000
+"""Changes a store keeps per namespace, at least (`edgekv serve --feed-history N`); it may keep
+up to twice as many before trimming back to N."""
+
+
+def version_of(seq: int) -> str:
+    """The version of the entry written by change `seq` (opaque to users; decimal here)."""
+    return str(seq)
+
 
 Clock = Callable[[], float]
 """Zero-argument callable returning UNIX time in seconds (default `time.time`)."""
@@ -40,12 +66,44 @@ class Entry:
     immutable; not frozen because a frozen dataclass costs 3x to build (bulk writes build 10k).
 
     `cache_status` is set only by a location cache (`HIT`, `MISS`, `STALE`, `UPDATING`).
+    `version` is set on entries a store read back (`version_of` the seq that wrote them); it is
+    ignored on entries given to `put`, and by `==` (which compares the stored data).
     """
 
     value: bytes
     expiration: int | None = None
     metadata: str | None = None
     cache_status: str | None = None
+    version: str | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """What a conditional write expects, checked by the store in the same atomic step as the
+    write: `version` None means "the key does not exist" (missing, or expired at `now`), else
+    the key must be live at `now` with exactly that version. Failing raises
+    `PreconditionFailed` carrying the current version, and nothing is written."""
+
+    version: str | None
+    now: int
+
+
+class Written(NamedTuple):
+    """What a committed single-key write made: its change's `seq` and the entry's `version`."""
+
+    seq: int
+    version: str
+
+
+@dataclass(slots=True)
+class ChangePage:
+    """One read of a change feed. `changes` in seq order; `cursor` is the `since` to pass next
+    (the last change's seq; on an empty page the `since` asked for, or with a prefix the
+    newest seq examined); `head` the namespace's newest seq when the page was read."""
+
+    changes: list[Change] = field(default_factory=list)
+    cursor: int = 0
+    head: int = 0
 
 
 KeyInfo = KeyListEntry
@@ -143,17 +201,57 @@ class Store(Protocol):
         """Live entries among `keys`; missing and expired keys are simply absent."""
         ...
 
-    async def put(self, namespace_id: str, key: str, entry: Entry) -> None:
-        """Replace the whole entry (value, expiration, metadata)."""
+    async def put(
+        self, namespace_id: str, key: str, entry: Entry, *, condition: Condition | None = None
+    ) -> Written:
+        """Replace the whole entry (value, expiration, metadata): one change. With `condition`,
+        only if it holds (else `PreconditionFailed`, nothing written), in one atomic step."""
         ...
 
     async def put_many(self, namespace_id: str, items: Sequence[tuple[str, Entry]]) -> None:
-        """All or nothing, one transaction; a later duplicate key wins."""
+        """All or nothing, one transaction; a later duplicate key wins. One change per item,
+        in the order given."""
         ...
 
-    async def delete(self, namespace_id: str, key: str) -> None: ...
+    async def delete(
+        self,
+        namespace_id: str,
+        key: str,
+        *,
+        condition: Condition | None = None,
+        now: int | None = None,
+    ) -> Written | None:
+        """Remove the key. A change (returned) only when a live entry was there at `now`
+        (None: any stored entry counts); deleting a missing key changes nothing (None).
+        `condition` (a version; never "must not exist") as for `put`."""
+        ...
 
-    async def delete_many(self, namespace_id: str, keys: Sequence[str]) -> None: ...
+    async def delete_many(
+        self, namespace_id: str, keys: Sequence[str], *, now: int | None = None
+    ) -> None:
+        """One transaction; one change per key that was there (first occurrence), in order."""
+        ...
+
+    # -- the change feed ---------------------------------------------------------------------
+    async def changes(
+        self,
+        namespace_id: str,
+        *,
+        since: int | None,
+        prefix: str = "",
+        limit: int = 1000,
+        wait: float = 0,
+    ) -> ChangePage:
+        """Up to `limit` changes with seq > `since` (None: the head; an empty page) whose key
+        starts with `prefix`, read in one snapshot with the namespace's head and floor.
+        `since` below the kept history: `HistoryGone`; above the head: `SinceAhead`.
+        `wait` > 0: when nothing matches yet, hold until a matching change commits (on any
+        server sharing the store) or `wait` seconds pass, without polling."""
+        ...
+
+    async def head(self, namespace_id: str) -> int:
+        """The namespace's newest seq (its floor when nothing was written yet)."""
+        ...
 
     async def list_keys(
         self, namespace_id: str, *, prefix: str, after: str | None, limit: int, now: int

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
-from collections.abc import Coroutine, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, TypeVar, Unpack
@@ -17,7 +17,7 @@ from typing import IO, Any, TypeVar, Unpack
 from edgekv import _client
 from edgekv._exceptions import ExportFormatError
 from edgekv._export import ExportEntry, ExportHeader
-from edgekv._models import ListResult, Namespace, ValueStream, ValueWithMetadata
+from edgekv._models import Change, ListResult, Namespace, ValueStream, ValueWithMetadata
 from edgekv._namespace import KVNamespace as AsyncKVNamespace
 from edgekv._transfer import BATCH_ENTRIES, ImportResult, Progress
 from edgekv._transfer import Export as AsyncExport
@@ -139,15 +139,42 @@ class KVNamespace:
         expiration: int | None = None,
         expiration_ttl: int | None = None,
         metadata: Any = None,
+        if_match: str | None = None,
+        if_none_match: str | None = None,
     ) -> None:
         self._loop.run(
             self._inner.put(
-                key, value, expiration=expiration, expiration_ttl=expiration_ttl, metadata=metadata
+                key,
+                value,
+                expiration=expiration,
+                expiration_ttl=expiration_ttl,
+                metadata=metadata,
+                if_match=if_match,
+                if_none_match=if_none_match,
             )
         )
 
-    def delete(self, key: str) -> None:
-        self._loop.run(self._inner.delete(key))
+    def delete(self, key: str, *, if_match: str | None = None) -> None:
+        self._loop.run(self._inner.delete(key, if_match=if_match))
+
+    def changes(self, since: int | None = None, prefix: str | None = None) -> Iterator[Change]:
+        """The sync twin of `changes()`: the same `Change` objects from a plain iterator, which
+        blocks until the next change commits; stop iterating (or `close()` it) to end it."""
+        changes: AsyncIterator[Change] = self._inner.changes(since, prefix)
+
+        async def step() -> Change:
+            return await anext(changes)
+
+        try:
+            while True:
+                try:
+                    yield self._loop.run(step())
+                except StopAsyncIteration:
+                    return
+        finally:
+            closer = getattr(changes, "aclose", None)
+            if closer is not None and not self._loop.loop.is_closed():
+                self._loop.run(closer())
 
     def list(
         self, *, prefix: str | None = None, limit: int | None = None, cursor: str | None = None

@@ -22,7 +22,7 @@ import pytest
 from edgekv._types import Store
 from edgekv.api import EdgeKVApp, create_app
 from edgekv.api.auth import create_token
-from edgekv.api.server import serve_asgi
+from edgekv.asgi.server import serve_asgi
 from tests.conftest import FakeClock
 from tests.servers import NS_PATH, CentralProcess, free_port
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from edgekv._types import Entry
 from edgekv.api import EdgeKVApp, create_app
-from edgekv.api.app import decode_key, match_route
+from edgekv.api.app import decode_key
 from edgekv.api.auth import create_token
 from edgekv.api.envelope import ApiError
 from edgekv.store.memory import MemoryStore
@@ -29,60 +29,12 @@ def errors(r: httpx.Response) -> list[int]:
     return [e["code"] for e in body["errors"]]
 
 
-def test_match_route_keeps_encoded_slash_in_one_key() -> None:
-    m = match_route(b"/client/v4/accounts/a1/storage/kv/namespaces/n1/values/a%2Fb%20c")
-    assert m is not None and m.kind == "value" and m.raw_key == b"a%2Fb%20c"
-    assert decode_key(m.raw_key) == "a/b c"
-    # a raw slash is part of the key too (everything after values/)
-    m = match_route(b"/client/v4/accounts/a1/storage/kv/namespaces/n1/metadata/x/y")
-    assert m is not None and m.kind == "metadata" and decode_key(m.raw_key or b"") == "x/y"
-
-
 def test_decode_key_exactly_once() -> None:
     assert decode_key(b"%2541") == "%41"
     assert decode_key(b"a+b") == "a+b"  # a path is not a form: + stays +
     with pytest.raises(ApiError) as info:
         decode_key(b"%ff")
     assert info.value.code == 10042
-
-
-@pytest.mark.parametrize(
-    ("path", "kind"),
-    [
-        ("/client/v4/accounts/a/storage/kv/namespaces", "namespaces"),
-        ("/client/v4/accounts/a/storage/kv/namespaces/", "namespaces"),
-        ("/client/v4/accounts/a/storage/kv/namespaces/n", "namespace"),
-        ("/client/v4/accounts/a/storage/kv/namespaces/n/keys", "keys"),
-        ("/client/v4/accounts/a/storage/kv/namespaces/n/bulk", "bulk"),
-        ("/client/v4/accounts/a/storage/kv/namespaces/n/bulk/delete", "bulk_delete"),
-        ("/client/v4/accounts/a/storage/kv/namespaces/n/bulk/get", "bulk_get"),
-        ("/client/v4/memberships", "memberships"),
-        ("/client/v4/accounts", "accounts"),
-        ("/client/v4/accounts/a", "account"),
-        ("/client/v4/user/tokens/verify", "verify"),
-        ("/client/v4/openapi.json", "openapi"),
-        ("/healthz", "healthz"),
-    ],
-)
-def test_routes(path: str, kind: str) -> None:
-    m = match_route(path.encode())
-    assert m is not None and m.kind == kind
-
-
-@pytest.mark.parametrize(
-    "path",
-    [
-        "/",
-        "/client/v4",
-        "/client/v4/zones",
-        "/client/v4/accounts/a/storage/kv",
-        "/client/v4/accounts/a/storage/kv/namespaces/n/nothing",
-        "/client/v4/accounts/a/storage/kv/namespaces/n/bulk/other",
-        "/client/v4/accounts/a/workers/scripts",
-    ],
-)
-def test_unmatched(path: str) -> None:
-    assert match_route(path.encode()) is None
 
 
 async def test_unknown_route_is_7003(api: Api) -> None:

@@ -21,6 +21,7 @@ PATHS = {
     "bulk_delete": NS + "/{namespace_id}/bulk/delete",
     "bulk_get": NS + "/{namespace_id}/bulk/get",
     "export": NS + "/{namespace_id}/export",
+    "changes": NS + "/{namespace_id}/changes",
 }
 
 

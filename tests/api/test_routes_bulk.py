@@ -145,7 +145,12 @@ async def test_bulk_get_text_and_json(api: Api, filled: str) -> None:
 async def test_bulk_get_with_metadata(api: Api, filled: str) -> None:
     body = {"keys": ["text", "json", "zero", "missing"], "withMetadata": True}
     r = await bulk_get(api, filled, body)
-    assert r.json()["result"]["values"] == {
+    values = r.json()["result"]["values"]
+    # Each found entry carries its version (versions-and-changes.md), the ETag of a value read.
+    for key in ("text", "json", "zero"):
+        etag = (await api.http.get(f"{api.namespaces}/{filled}/values/{key}")).headers["etag"]
+        assert etag == f'"{values[key].pop("version")}"'
+    assert values == {
         "text": {"value": "hello", "metadata": None},
         "json": {"value": '{"a": [1, 2]}', "metadata": {"m": True}},
         "zero": {"value": "0", "metadata": 0, "expiration": NOW + 600},
@@ -161,6 +166,8 @@ async def test_bulk_get_base64_extension(api: Api, filled: str) -> None:
     assert values["missing"] is None
     body = {"keys": ["bin", "zero"], "encoding": "base64", "withMetadata": True}
     values = (await bulk_get(api, filled, body)).json()["result"]["values"]
+    assert isinstance(values["bin"].pop("version"), str)
+    assert isinstance(values["zero"].pop("version"), str)
     assert values["bin"] == {"value": base64.b64encode(b"\xff\x00").decode(), "metadata": None}
     assert values["zero"] == {"value": "MA==", "metadata": 0, "expiration": NOW + 600}
 

@@ -11,7 +11,17 @@ from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 
 from edgekv._exceptions import StoreUnavailable
-from edgekv._types import Entry, KeyInfo, NamespaceInfo, Snapshot, Store, TokenRecord
+from edgekv._types import (
+    ChangePage,
+    Condition,
+    Entry,
+    KeyInfo,
+    NamespaceInfo,
+    Snapshot,
+    Store,
+    TokenRecord,
+    Written,
+)
 
 
 class CountingStore:
@@ -96,25 +106,54 @@ class CountingStore:
         await self.gate.wait()
         return found
 
-    async def put(self, namespace_id: str, key: str, entry: Entry) -> None:
+    async def put(
+        self, namespace_id: str, key: str, entry: Entry, *, condition: Condition | None = None
+    ) -> Written:
         self._enter("put")
         await self.write_gate.wait()
-        await self.inner.put(namespace_id, key, entry)
+        return await self.inner.put(namespace_id, key, entry, condition=condition)
 
     async def put_many(self, namespace_id: str, items: Sequence[tuple[str, Entry]]) -> None:
         self._enter("put_many")
         await self.write_gate.wait()
         await self.inner.put_many(namespace_id, items)
 
-    async def delete(self, namespace_id: str, key: str) -> None:
+    async def delete(
+        self,
+        namespace_id: str,
+        key: str,
+        *,
+        condition: Condition | None = None,
+        now: int | None = None,
+    ) -> Written | None:
         self._enter("delete")
         await self.write_gate.wait()
-        await self.inner.delete(namespace_id, key)
+        return await self.inner.delete(namespace_id, key, condition=condition, now=now)
 
-    async def delete_many(self, namespace_id: str, keys: Sequence[str]) -> None:
+    async def delete_many(
+        self, namespace_id: str, keys: Sequence[str], *, now: int | None = None
+    ) -> None:
         self._enter("delete_many")
         await self.write_gate.wait()
-        await self.inner.delete_many(namespace_id, keys)
+        await self.inner.delete_many(namespace_id, keys, now=now)
+
+    async def changes(
+        self,
+        namespace_id: str,
+        *,
+        since: int | None,
+        prefix: str = "",
+        limit: int = 1000,
+        wait: float = 0,
+    ) -> ChangePage:
+        self._enter("changes")
+        return await self.inner.changes(
+            namespace_id, since=since, prefix=prefix, limit=limit, wait=wait
+        )
+
+    async def head(self, namespace_id: str) -> int:
+        self._enter("head")
+        return await self.inner.head(namespace_id)
 
     async def list_keys(
         self, namespace_id: str, *, prefix: str, after: str | None, limit: int, now: int

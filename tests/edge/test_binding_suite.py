@@ -25,9 +25,14 @@ async def test_get_with_metadata(ns: KVNamespace, store: Store) -> None:  # type
     assert result.value == "v"
     assert result.metadata == {"someMetadataKey": "someMetadataValue"}
     assert result.cache_status == status
-    expected = {"value": "v", "metadata": {"someMetadataKey": "someMetadataValue"}}
+    expected: dict[str, object] = {
+        "value": "v",
+        "metadata": {"someMetadataKey": "someMetadataValue"},
+    }
     if status:
         expected["cacheStatus"] = status
+    assert result.version is not None  # the centre's version, through a location too
+    expected["version"] = result.version
     assert result.to_dict() == expected
     await ns.put("plain", "v")
     assert (await ns.get_with_metadata("plain")).metadata is None

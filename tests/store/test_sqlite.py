@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from edgekv._exceptions import NamespaceNotFound, NamespaceTitleTaken, StoreError
-from edgekv._types import Entry, KeyInfo, TokenRecord
+from edgekv._types import Entry, KeyInfo, TokenRecord, Written
 from edgekv.store import sqlite as engine
 from edgekv.store.sqlite import FILENAME, SCHEMA_VERSION, SQLiteStore
 
@@ -183,7 +183,7 @@ async def test_failing_ops_do_not_fail_their_batch(store: SQLiteStore) -> None:
     kinds = [type(r) for r in results]
     assert kinds[:9] == [
         NamespaceTitleTaken,
-        type(None),
+        Written,
         NamespaceNotFound,
         NamespaceNotFound,
         NamespaceTitleTaken,
@@ -201,7 +201,7 @@ async def test_an_op_failing_midway_is_rolled_back_alone(store: SQLiteStore) -> 
     ns = await new_ns(store)
 
     def half_then_fail(conn: sqlite3.Connection) -> None:
-        conn.execute(engine._UPSERT, (ns, b"half", b"x", None, None))
+        conn.execute(engine._UPSERT, (ns, b"half", b"x", None, None, 0))
         raise StoreError("broke after writing")
 
     def bad_sql(conn: sqlite3.Connection) -> None:
@@ -221,7 +221,7 @@ async def test_an_op_failing_midway_is_rolled_back_alone(store: SQLiteStore) -> 
     gate.set()
     results = await asyncio.gather(*tasks, return_exceptions=True)
     await parked
-    assert results[0] is None and results[3] is None
+    assert isinstance(results[0], Written) and isinstance(results[3], Written)
     assert isinstance(results[1], StoreError) and "broke" in str(results[1])
     assert isinstance(results[2], StoreError) and "no_such_table" in str(results[2])
     listed = await store.list_keys(ns, prefix="", after=None, limit=10, now=NOW)
@@ -288,7 +288,7 @@ async def test_inline_reads_match_the_reader_path(tmp_path: Path) -> None:
             await store.get("0" * 32, "k", now=NOW)
         # a write by another connection is seen at once (no stale snapshot kept open)
         con = raw(tmp_path)
-        con.execute(engine._UPSERT, (ns, b"k", b"theirs", None, None))
+        con.execute(engine._UPSERT, (ns, b"k", b"theirs", None, None, 0))
         con.close()
         assert await store.get(ns, "k", now=NOW) == Entry(b"theirs")
     finally:

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from edgekv.asgi.body import Body
 from edgekv.workers import Headers, Request, Response
-from edgekv.workers.http import MAX_BODY_BYTES, BodyTooLarge, ClientDisconnected
+from edgekv.workers.http import MAX_BODY_BYTES, BodyTooLarge, ClientDisconnected, from_asgi
 
 
 def test_headers_are_case_insensitive_and_join_repeats() -> None:
@@ -126,7 +127,7 @@ def _asgi(
     async def receive() -> dict[str, Any]:
         return queue.pop(0)
 
-    return Request._from_asgi(scope, receive)
+    return from_asgi(scope, Body(receive))
 
 
 async def test_body_is_read_from_the_asgi_stream_once() -> None:

@@ -18,8 +18,8 @@ import hmac
 import secrets
 from collections.abc import Awaitable, Callable, Iterable
 
+from edgekv import wire
 from edgekv._types import Store, TokenRecord
-from edgekv.api import envelope as env
 from edgekv.api.envelope import ApiError
 from edgekv.api.http import Request
 from edgekv.store.memory import new_id
@@ -69,7 +69,7 @@ async def create_token(
 
 
 def _unauthenticated(status: int = 403) -> ApiError:
-    return ApiError(status, env.AUTH, "Authentication error", bare=True)
+    return ApiError(status, wire.AUTH, "Authentication error", bare=True)
 
 
 def _credential(request: Request) -> bytes | None:
@@ -142,7 +142,7 @@ def check_account(token: TokenRecord, account_id: str) -> None:
 def check_write(token: TokenRecord) -> None:
     if token.read_only:
         raise ApiError(
-            403, env.FORBIDDEN, "this API token is read-only and may not change data", bare=False
+            403, wire.FORBIDDEN, "this API token is read-only and may not change data", bare=False
         )
 
 

@@ -3,6 +3,7 @@ of the app (the binding client over the store, namespace ownership)."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from dataclasses import dataclass
@@ -10,11 +11,11 @@ from typing import Any
 
 import orjson
 
+from edgekv import wire
 from edgekv._client import Client
 from edgekv._namespace import KVNamespace
 from edgekv._rules import MIN_TTL
 from edgekv._types import Store, TokenRecord
-from edgekv.api import envelope as env
 from edgekv.api.envelope import ApiError
 from edgekv.api.http import Request
 from edgekv.api.limits import JSON_BODY_LIMIT, read_body
@@ -34,6 +35,7 @@ class Services:
         self.client = client
         self._owners: dict[str, tuple[str, float]] = {}
         self._binding_client: Client | None = None
+        self.draining = asyncio.Event()  # set when the server begins to stop: long polls end
 
     async def store(self) -> Store:
         return self.client._store or await self.client._open()
@@ -87,7 +89,7 @@ class Services:
 
 
 def namespace_not_found() -> ApiError:
-    return ApiError(404, env.NAMESPACE_NOT_FOUND, "namespace not found")
+    return ApiError(404, wire.NAMESPACE_NOT_FOUND, "namespace not found")
 
 
 @dataclass(slots=True)
@@ -107,4 +109,4 @@ class Ctx:
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError as exc:
-            raise ApiError(400, env.BAD_REQUEST, f"Invalid JSON in request body: {exc}") from None
+            raise ApiError(400, wire.BAD_REQUEST, f"Invalid JSON in request body: {exc}") from None

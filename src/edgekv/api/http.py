@@ -2,31 +2,28 @@
 
 Deliberately thinner than a framework's: the hot path (auth, one store read, one response)
 should cost little more than the server itself (bench/bench_rest.py), routing must see the raw
-path (keys may hold `%2F`), and bodies are read chunk by chunk under a limit (limits.py).
+path (keys may hold `%2F`), and bodies are read chunk by chunk under a limit (limits.py, over
+the shared `edgekv.asgi.body.Body`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
 from urllib.parse import parse_qsl
 
-__all__ = ["Receive", "Request", "Response", "Scope", "Send"]
+from edgekv.asgi.body import Body
+from edgekv.asgi.types import Receive, Scope, Send
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
+__all__ = ["Request", "Response"]
 
 
 class Request:
     """One HTTP request: method, raw path, lazily parsed query and headers, the body channel."""
 
-    __slots__ = ("_headers", "_query", "body_done", "method", "raw_path", "receive", "scope")
+    __slots__ = ("_headers", "_query", "body", "method", "raw_path", "scope")
 
     def __init__(self, scope: Scope, receive: Receive) -> None:
         self.scope = scope
-        self.receive = receive
+        self.body = Body(receive)
         self.method: str = scope["method"]
         # raw_path is optional in ASGI (the decoded path is the best we have then); some servers
         # keep the query string in it.
@@ -34,17 +31,10 @@ class Request:
         self.raw_path: bytes = scope["path"].encode() if raw is None else raw.split(b"?", 1)[0]
         self._query: dict[str, str] | None = None
         self._headers: dict[bytes, bytes] | None = None
-        self.body_done = False  # set once the body was read to its end
 
     def has_unread_body(self) -> bool:
         """Whether body bytes may still be on the wire (the connection must then be closed)."""
-        if self.body_done:
-            return False
-        headers = self.headers
-        if b"transfer-encoding" in headers:
-            return True
-        length = headers.get(b"content-length")
-        return length is not None and length.strip() not in (b"", b"0")
+        return self.body.unread(self.scope["headers"])
 
     @property
     def headers(self) -> dict[bytes, bytes]:

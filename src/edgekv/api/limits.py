@@ -1,4 +1,4 @@
-"""Request bodies read chunk by chunk under a byte limit.
+"""The REST server's body limits, over the shared body reader (`edgekv.asgi.body.Body`).
 
 Nothing past a limit is ever kept: a body over its limit is refused (413, code 10024) as soon as
 its declared `Content-Length` or the bytes received so far exceed the limit by more than
@@ -9,13 +9,14 @@ server at most one limit's worth of memory. The response to a body left unread c
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
+from edgekv import wire
 from edgekv._exceptions import KVError
 from edgekv._rules import VALUE_MAX_BYTES, check_value_size
-from edgekv.api import envelope as env
 from edgekv.api.envelope import ApiError
 from edgekv.api.http import Request
+from edgekv.asgi.body import TooLarge
 
 __all__ = [
     "BULK_BODY_LIMIT",
@@ -24,7 +25,6 @@ __all__ = [
     "MULTIPART_BODY_LIMIT",
     "MULTIPART_OVERHEAD",
     "VALUE_BODY_LIMIT",
-    "ClientDisconnected",
     "iter_body",
     "raw_value_too_large",
     "read_body",
@@ -35,17 +35,11 @@ MULTIPART_OVERHEAD = 1024 * 1024  # boundaries, part headers and the ≤1 KiB me
 JSON_BODY_LIMIT = 1024 * 1024  # namespace titles, bulk get (100 keys)
 DRAIN_ALLOWANCE = 8 * 1024 * 1024  # how far past a limit a refused body is still read
 
-TooLarge = Callable[[int], Exception]
-
-
-class ClientDisconnected(Exception):
-    """The client went away mid-request: nothing to answer."""
-
 
 def payload_too_large(limit: int) -> TooLarge:
     def make(size: int) -> Exception:
         return ApiError(
-            413, env.TOO_LARGE, f"Request body of {size} bytes exceeds the limit of {limit} bytes"
+            413, wire.TOO_LARGE, f"Request body of {size} bytes exceeds the limit of {limit} bytes"
         )
 
     return make
@@ -58,59 +52,32 @@ def declared_length(request: Request) -> int | None:
     try:
         length = int(raw)
     except ValueError:
-        raise ApiError(400, env.BAD_REQUEST, "Invalid Content-Length header") from None
+        raise ApiError(400, wire.BAD_REQUEST, "Invalid Content-Length header") from None
     if length < 0:
-        raise ApiError(400, env.BAD_REQUEST, "Invalid Content-Length header")
+        raise ApiError(400, wire.BAD_REQUEST, "Invalid Content-Length header")
     return length
 
 
-async def iter_body(
+def iter_body(
     request: Request, limit: int, too_large: TooLarge | None = None
 ) -> AsyncIterator[bytes]:
-    """The body's chunks as they arrive; raises `too_large(size)` once over `limit`.
-
-    A body that ends within `DRAIN_ALLOWANCE` past the limit is read to its end (and dropped)
-    first, so that clients that only read the answer once they have sent everything (httpx,
-    the SDKs) see the 413 instead of a reset connection; a larger one is refused at once."""
-    make_error = too_large or payload_too_large(limit)
-    declared = declared_length(request)
-    if declared is not None and declared > limit + DRAIN_ALLOWANCE:
-        raise make_error(declared)
-    received = 0
-    while True:
-        message = await request.receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnected
-        chunk: bytes = message.get("body", b"")
-        more = message.get("more_body", False)
-        received += len(chunk)
-        if received > limit:
-            received = await _drain(request, received, more, limit + DRAIN_ALLOWANCE)
-            raise make_error(max(received, declared or 0))
-        if chunk:
-            yield chunk
-        if not more:
-            request.body_done = True
-            return
-
-
-async def _drain(request: Request, received: int, more: bool, allowance: int) -> int:
-    """Read and drop the rest of a refused body while it stays within `allowance`; returns
-    how many bytes arrived in all."""
-    while more and received <= allowance:
-        message = await request.receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnected
-        received += len(message.get("body", b""))
-        more = message.get("more_body", False)
-    if not more:
-        request.body_done = True
-    return received
+    """The body's chunks as they arrive; raises `too_large(size)` (default: a 413 envelope)
+    once over `limit`, after reading at most `DRAIN_ALLOWANCE` more bytes."""
+    return request.body.stream(
+        limit,
+        too_large or payload_too_large(limit),
+        declared=declared_length(request),
+        drain=DRAIN_ALLOWANCE,
+    )
 
 
 async def read_body(request: Request, limit: int, too_large: TooLarge | None = None) -> bytes:
-    chunks = [chunk async for chunk in iter_body(request, limit, too_large)]
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    return await request.body.read(
+        limit,
+        too_large or payload_too_large(limit),
+        declared=declared_length(request),
+        drain=DRAIN_ALLOWANCE,
+    )
 
 
 def raw_value_too_large(size: int) -> Exception:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
-from edgekv.api import envelope as env
+from edgekv import wire
 from edgekv.api.envelope import ApiError
 from edgekv.api.http import Request
 from edgekv.api.limits import MULTIPART_BODY_LIMIT, iter_body
@@ -31,7 +31,7 @@ class FormValue:
 
 
 def _bad(text: str) -> ApiError:
-    return ApiError(400, env.BAD_REQUEST, text)
+    return ApiError(400, wire.BAD_REQUEST, text)
 
 
 def boundary_of(content_type: bytes) -> bytes | None:

@@ -134,6 +134,36 @@ def _paths() -> dict[str, Any]:
     }
     ns_item = [ACCOUNT, NAMESPACE]
     keyed = [ACCOUNT, NAMESPACE, KEY]
+    if_match = _param(
+        "If-Match",
+        "header",
+        {"type": "string"},
+        'write only if the key\'s version is this ETag ("<version>"); else 412, code 10412',
+    )
+    if_none_match = _param(
+        "If-None-Match", "header", {"type": "string", "enum": ["*"]}, "write only if missing"
+    )
+    etag_header = {
+        "ETag": {"description": 'the entry\'s version: "<version>"', "schema": {"type": "string"}}
+    }
+    changes_params = [
+        _param(
+            "since",
+            "query",
+            {"type": "string", "pattern": "^[0-9]+$"},
+            "changes with seq > since (omitted: from the head, an empty page)",
+        ),
+        _param("prefix", "query", {"type": "string"}, "only keys starting with these bytes"),
+        _param(
+            "limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000}, "default 1000"
+        ),
+        _param(
+            "wait",
+            "query",
+            {"type": "number", "minimum": 0, "maximum": 60},
+            "seconds to hold the request until a matching change commits (default 0)",
+        ),
+    ]
     return {
         "/memberships": {"get": _op("The token's account", {"200": _envelope({"type": "array"})})},
         "/accounts": {"get": _op("The token's account", {"200": _envelope({"type": "array"})})},
@@ -205,15 +235,30 @@ def _paths() -> dict[str, Any]:
                 parameters=keyed,
             ),
             "put": _op(
-                "Write a value",
-                {"200": _envelope(_NULL)},
-                parameters=[*keyed, *expiry],
+                "Write a value (answers the new ETag)",
+                {"200": {**_envelope(_NULL), "headers": etag_header}},
+                parameters=[*keyed, *expiry, if_match, if_none_match],
                 requestBody=value_write,
             ),
-            "delete": _op("Delete a value", {"200": _envelope(_NULL)}, parameters=keyed),
+            "delete": _op(
+                "Delete a value", {"200": _envelope(_NULL)}, parameters=[*keyed, if_match]
+            ),
         },
         NS + "/{namespace_id}/metadata/{key_name}": {
-            "get": _op("Read metadata", {"200": _envelope({})}, parameters=keyed),
+            "get": _op(
+                "Read metadata",
+                {"200": {**_envelope({}), "headers": etag_header}},
+                parameters=keyed,
+            ),
+        },
+        NS + "/{namespace_id}/changes": {
+            "get": _op(
+                "The namespace's change feed (a long poll with `wait`); result_info.cursor is"
+                " the `since` of the next call. 410 (code 10410) when `since` is older than"
+                " the kept history",
+                {"200": _envelope({"type": "array", "items": _ref("Change")})},
+                parameters=[*ns_item, *changes_params],
+            ),
         },
         NS + "/{namespace_id}/bulk": {
             "put": _op(
@@ -261,7 +306,8 @@ def document() -> dict[str, Any]:
                 "many namespaces, 10019 missing title, 10024 too large, 10028 bad limit, "
                 "10030 key too long, 10033/10034 bad expiration/ttl, 10037 not permitted, "
                 "10041 bad cursor, 10042 illegal key, 10043/10044 bad order/direction, "
-                "10047 bad metadata, 7003 no route."
+                "10047 bad metadata, 10410 change history no longer kept, "
+                "10412 precondition failed, 7003 no route."
             ),
         },
         "servers": [{"url": "/client/v4"}],
@@ -307,6 +353,18 @@ def document() -> dict[str, Any]:
                     "required": ["name"],
                     "properties": {
                         "name": {"type": "string"},
+                        "expiration": {"type": "integer"},
+                        "metadata": {},
+                    },
+                },
+                "Change": {
+                    "type": "object",
+                    "required": ["seq", "key", "op"],
+                    "properties": {
+                        "seq": {"type": "integer"},
+                        "key": {"type": "string"},
+                        "op": {"type": "string", "enum": ["put", "delete"]},
+                        "version": {"type": "string"},
                         "expiration": {"type": "integer"},
                         "metadata": {},
                     },

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from edgekv import _rules as rules
-from edgekv.api import envelope as env
+from edgekv import wire
 from edgekv.api.context import Ctx
 from edgekv.api.envelope import ApiError, ok
 from edgekv.api.http import Response
@@ -32,10 +32,10 @@ async def bulk_write(ctx: Ctx) -> Response:
     items = await ctx.json(BULK_BODY_LIMIT)
     if not isinstance(items, list):
         raise ApiError(
-            400, env.BAD_REQUEST, "request body must be a JSON array of {key, value} objects"
+            400, wire.BAD_REQUEST, "request body must be a JSON array of {key, value} objects"
         )
     if not all(isinstance(item, dict) for item in items):
-        raise ApiError(400, env.BAD_REQUEST, "every item must be an object with key and value")
+        raise ApiError(400, wire.BAD_REQUEST, "every item must be an object with key and value")
     if is_binding_write(ctx) and not any("expiration_ttl" in item for item in items):
         namespace = await ctx.services.binding_namespace(ctx.namespace_id)
     else:
@@ -47,7 +47,7 @@ async def bulk_write(ctx: Ctx) -> Response:
 async def bulk_delete(ctx: Ctx) -> Response:
     keys = await ctx.json(BULK_BODY_LIMIT)
     if not isinstance(keys, list):
-        raise ApiError(400, env.BAD_REQUEST, "request body must be a JSON array of key names")
+        raise ApiError(400, wire.BAD_REQUEST, "request body must be a JSON array of key names")
     await ctx.services.namespace(ctx.namespace_id).delete_many(keys)
     return _bulk_result(len(keys))
 
@@ -55,20 +55,20 @@ async def bulk_delete(ctx: Ctx) -> Response:
 async def bulk_get(ctx: Ctx) -> Response:
     body = await ctx.json()
     if not isinstance(body, dict):
-        raise ApiError(400, env.BAD_REQUEST, 'request body must be {"keys": [...]}')
+        raise ApiError(400, wire.BAD_REQUEST, 'request body must be {"keys": [...]}')
     keys = body.get("keys")
     if not isinstance(keys, list):
-        raise ApiError(400, env.BAD_REQUEST, "keys must be an array of key names")
+        raise ApiError(400, wire.BAD_REQUEST, "keys must be an array of key names")
     type_ = body.get("type", "text")
     with_metadata = body.get("withMetadata", False)
     encoding = body.get("encoding")
     if not isinstance(with_metadata, bool):
-        raise ApiError(400, env.BAD_REQUEST, "withMetadata must be true or false")
+        raise ApiError(400, wire.BAD_REQUEST, "withMetadata must be true or false")
     if encoding not in (None, "base64"):
-        raise ApiError(400, env.BAD_REQUEST, 'encoding must be "base64" when given')
+        raise ApiError(400, wire.BAD_REQUEST, 'encoding must be "base64" when given')
     rules.check_bulk_get(keys, type_, None)
     if encoding == "base64" and type_ != "text":
-        raise ApiError(400, env.BAD_REQUEST, 'encoding "base64" returns bytes: use type "text"')
+        raise ApiError(400, wire.BAD_REQUEST, 'encoding "base64" returns bytes: use type "text"')
     raw = encoding == "base64"
     found = await ctx.services.namespace(ctx.namespace_id).get_entries(keys, type_, decode=not raw)
     values: dict[str, Any] = {}
@@ -86,6 +86,8 @@ async def bulk_get(ctx: Ctx) -> Response:
             }
             if entry.expiration is not None:
                 item["expiration"] = entry.expiration
+            if entry.version is not None:
+                item["version"] = entry.version
             values[key] = item
         else:
             values[key] = value

@@ -17,7 +17,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from edgekv._export import MEDIA_TYPE, encode_entries, encode_header, encode_trailer
 from edgekv._transfer import Export
 from edgekv.api.context import Ctx, namespace_not_found
-from edgekv.api.http import Receive, Response, Send
+from edgekv.api.http import Response
+from edgekv.asgi import Body, Send
 
 __all__ = ["StreamingResponse", "export_namespace"]
 
@@ -28,7 +29,7 @@ class StreamingResponse(Response):
     """A response whose body is produced chunk by chunk (no Content-Length: chunked on the
     wire). `on_close` runs once the stream ended for any reason, the client leaving included."""
 
-    __slots__ = ("_chunks", "_on_close", "_receive", "sent")
+    __slots__ = ("_chunks", "_on_close", "_request_body", "sent")
 
     def __init__(
         self,
@@ -36,18 +37,18 @@ class StreamingResponse(Response):
         chunks: AsyncIterator[bytes],
         headers: list[tuple[bytes, bytes]],
         *,
-        receive: Receive,
+        request_body: Body,
         on_close: Callable[[], Awaitable[None]],
     ) -> None:
         super().__init__(status, b"", headers)
         self._chunks = chunks
-        self._receive = receive
+        self._request_body = request_body
         self._on_close = on_close
         self.sent = 0
 
     async def send(self, send: Send) -> None:
         stream = asyncio.ensure_future(self._stream(send))
-        gone = asyncio.ensure_future(self._disconnected())
+        gone = asyncio.ensure_future(self._request_body.disconnected())
         try:
             await asyncio.wait({stream, gone}, return_when=asyncio.FIRST_COMPLETED)
             if stream.done() and not stream.cancelled() and stream.exception() is not None:
@@ -71,12 +72,6 @@ class StreamingResponse(Response):
             await asyncio.sleep(0)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-    async def _disconnected(self) -> None:
-        while True:
-            message = await self._receive()
-            if message["type"] == "http.disconnect":
-                return
-
 
 async def _lines(export: Export) -> AsyncIterator[bytes]:
     assert export.header is not None
@@ -97,6 +92,6 @@ async def export_namespace(ctx: Ctx) -> Response:
         200,
         _lines(export),
         [(b"content-type", MEDIA_TYPE.encode()), (b"cache-control", b"no-store")],
-        receive=ctx.request.receive,
+        request_body=ctx.request.body,
         on_close=export.aclose,
     )

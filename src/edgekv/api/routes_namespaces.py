@@ -9,10 +9,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from edgekv import wire
 from edgekv._exceptions import StoreError
 from edgekv._rules import check_title
 from edgekv._types import NamespaceInfo
-from edgekv.api import envelope as env
 from edgekv.api.auth import may_use_namespace
 from edgekv.api.context import Ctx, namespace_not_found
 from edgekv.api.envelope import ApiError, from_store_error, ok
@@ -43,7 +43,7 @@ def _int_param(query: dict[str, str], name: str, default: int, low: int, high: i
     except ValueError:
         value = low - 1
     if not low <= value <= high:
-        raise ApiError(400, env.BAD_REQUEST, f"Invalid {name} of {text!r}: expected {low}..{high}")
+        raise ApiError(400, wire.BAD_REQUEST, f"Invalid {name} of {text!r}: expected {low}..{high}")
     return value
 
 
@@ -53,11 +53,11 @@ async def list_namespaces(ctx: Ctx) -> Response:
     per_page = _int_param(query, "per_page", PER_PAGE_DEFAULT, 1, PER_PAGE_MAX)
     order = query.get("order")
     if order not in (None, "id", "title"):
-        raise ApiError(400, env.BAD_ORDER, f"Invalid order {order!r}: use 'id' or 'title'")
+        raise ApiError(400, wire.BAD_ORDER, f"Invalid order {order!r}: use 'id' or 'title'")
     direction = query.get("direction")
     if direction not in (None, "asc", "desc"):
         raise ApiError(
-            400, env.BAD_DIRECTION, f"Invalid direction {direction!r}: use 'asc' or 'desc'"
+            400, wire.BAD_DIRECTION, f"Invalid direction {direction!r}: use 'asc' or 'desc'"
         )
     store = await ctx.services.store()
     try:
@@ -91,7 +91,7 @@ async def _title(ctx: Ctx, op: str) -> str:
     body = await ctx.json()
     title = body.get("title") if isinstance(body, dict) else None
     if title is None:
-        raise ApiError(400, env.MISSING_TITLE, "request body must hold a title")
+        raise ApiError(400, wire.MISSING_TITLE, "request body must hold a title")
     check_title(title, op)
     assert isinstance(title, str)
     return title
@@ -101,7 +101,7 @@ async def create_namespace(ctx: Ctx) -> Response:
     token = ctx.token
     if token is not None and token.namespaces is not None:
         raise ApiError(
-            403, env.FORBIDDEN, "a token limited to some namespaces cannot create namespaces"
+            403, wire.FORBIDDEN, "a token limited to some namespaces cannot create namespaces"
         )
     title = await _title(ctx, "CREATE_NAMESPACE")
     store = await ctx.services.store()

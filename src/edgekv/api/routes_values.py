@@ -6,18 +6,24 @@ account; the key arrives decoded exactly once from its raw path segment.
 
 edgekv extensions (docs/edge-protocol.md): a value read also carries `edgekv-metadata` (the
 metadata JSON, base64url without padding), and list accepts `limit` from 1 (Cloudflare: 10).
+
+Versions (docs/versions.md): value and metadata reads and successful PUTs answer `ETag:
+"<version>"`; PUT takes `If-Match: "<version>"` or `If-None-Match: *`, DELETE `If-Match`, and a
+failed condition is a 412 (code 10412) carrying the current ETag. Writes that made a change also
+answer `edgekv-seq`, its sequence number in the namespace's feed.
 """
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 import orjson
 
 from edgekv import _rules as rules
+from edgekv import wire
+from edgekv._exceptions import KVConflict
 from edgekv._models import KeyListEntry
-from edgekv._types import Entry
+from edgekv._types import Entry, Written
 from edgekv.api import envelope as env
 from edgekv.api.context import Ctx
 from edgekv.api.envelope import ApiError, ok
@@ -28,17 +34,21 @@ from edgekv.api.multipart import boundary_of, read_value_form
 __all__ = ["delete_value", "get_metadata", "get_value", "list_keys", "put_value"]
 
 OCTET_STREAM = (b"content-type", b"application/octet-stream")
-METADATA_HEADER = b"edgekv-metadata"
-BINDING_HEADER = b"edgekv-binding"
+_METADATA = wire.METADATA_HEADER.encode()
+_EXPIRATION = wire.EXPIRATION_HEADER.encode()
+_BINDING = wire.BINDING_HEADER.encode()
+_SEQ = wire.SEQ_HEADER.encode()
+_IF_MATCH = wire.IF_MATCH_HEADER.encode()
+_IF_NONE_MATCH = wire.IF_NONE_MATCH_HEADER.encode()
 
 
 def is_binding_write(ctx: Ctx) -> bool:
     """The write comes from a remote binding that validated it already (docs/edge-protocol.md)."""
-    return ctx.request.headers.get(BINDING_HEADER) == b"1"
+    return ctx.request.headers.get(_BINDING) == b"1"
 
 
 def key_not_found() -> ApiError:
-    return ApiError(404, env.KEY_NOT_FOUND, "key not found")
+    return ApiError(404, wire.KEY_NOT_FOUND, "key not found")
 
 
 async def _entry(ctx: Ctx) -> Entry | None:
@@ -47,19 +57,17 @@ async def _entry(ctx: Ctx) -> Entry | None:
     return await ctx.services.namespace(ctx.namespace_id)._get_entry(ctx.key, None)
 
 
-def metadata_header(metadata: str) -> bytes:
-    return base64.urlsafe_b64encode(metadata.encode()).rstrip(b"=")
-
-
 async def get_value(ctx: Ctx) -> Response:
     entry = await _entry(ctx)
     if entry is None:
         raise key_not_found()
     headers = [OCTET_STREAM]
     if entry.expiration is not None:
-        headers.append((b"expiration", str(entry.expiration).encode()))
+        headers.append((_EXPIRATION, str(entry.expiration).encode()))
     if entry.metadata is not None:
-        headers.append((METADATA_HEADER, metadata_header(entry.metadata)))
+        headers.append((_METADATA, wire.b64url_encode(entry.metadata).encode()))
+    if entry.version is not None:
+        headers.append(env.etag(entry.version))
     return Response(200, entry.value, headers)
 
 
@@ -68,7 +76,50 @@ async def get_metadata(ctx: Ctx) -> Response:
     if entry is None:
         raise key_not_found()
     # Stored metadata is validated JSON text: embed it as it is.
-    return ok(None if entry.metadata is None else orjson.Fragment(entry.metadata))
+    response = ok(None if entry.metadata is None else orjson.Fragment(entry.metadata))
+    if entry.version is not None:
+        response.headers.append(env.etag(entry.version))
+    return response
+
+
+def _if_match(ctx: Ctx) -> str | None:
+    raw = ctx.request.headers.get(_IF_MATCH)
+    if raw is None:
+        return None
+    version = wire.parse_entity_tag(raw.decode("latin-1"))
+    if version is None:
+        raise ApiError(
+            400,
+            wire.BAD_REQUEST,
+            'If-Match must be one strong entity tag: "<version>" as an ETag gave it',
+        )
+    return version
+
+
+def _if_none_match(ctx: Ctx) -> str | None:
+    raw = ctx.request.headers.get(_IF_NONE_MATCH)
+    if raw is None:
+        return None
+    if raw.strip() != b"*":
+        raise ApiError(400, wire.BAD_REQUEST, "If-None-Match must be *")
+    return "*"
+
+
+def _conditions(ctx: Ctx, *, none_match: bool) -> tuple[str | None, str | None]:
+    if_match = _if_match(ctx)
+    if_none_match = _if_none_match(ctx) if none_match else None
+    if not none_match and _IF_NONE_MATCH in ctx.request.headers:
+        raise ApiError(400, wire.BAD_REQUEST, "If-None-Match is not allowed on DELETE")
+    if if_match is not None and if_none_match is not None:
+        raise ApiError(400, wire.BAD_REQUEST, "If-Match and If-None-Match exclude each other")
+    return if_match, if_none_match
+
+
+def _written(written: Written | None) -> Response:
+    response = ok(None)
+    if written is not None:
+        response.headers.append((_SEQ, str(written.seq).encode()))
+    return response
 
 
 def _metadata(raw: bytes | None) -> Any:
@@ -77,12 +128,13 @@ def _metadata(raw: bytes | None) -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise ApiError(400, env.BAD_METADATA, "metadata must be valid JSON") from None
+        raise ApiError(400, wire.BAD_METADATA, "metadata must be valid JSON") from None
 
 
 async def put_value(ctx: Ctx) -> Response:
     # The key first: a bad key is refused before a possibly large body is read.
     rules.encode_key(ctx.key, "PUT")
+    if_match, if_none_match = _conditions(ctx, none_match=True)
     content_type = ctx.request.headers.get(b"content-type", b"")
     boundary = boundary_of(content_type) if b"multipart" in content_type.lower() else None
     metadata: Any = None
@@ -98,19 +150,30 @@ async def put_value(ctx: Ctx) -> Response:
         if binding
         else ctx.services.namespace(ctx.namespace_id)
     )
-    await namespace.put(
-        ctx.key,
-        value,
-        expiration=query.get("expiration"),  # type: ignore[arg-type]  # coerced by the rules
-        expiration_ttl=query.get("expiration_ttl"),  # type: ignore[arg-type]
-        metadata=metadata,
-    )
-    return ok(None)
+    try:
+        written = await namespace._put(
+            ctx.key,
+            value,
+            expiration=query.get("expiration"),  # coerced by the rules
+            expiration_ttl=query.get("expiration_ttl"),
+            metadata=metadata,
+            if_match=if_match,
+            if_none_match=if_none_match,
+        )
+    except KVConflict as exc:
+        raise env.precondition_failed(exc.version) from None
+    response = _written(written)
+    response.headers.append(env.etag(written.version))
+    return response
 
 
 async def delete_value(ctx: Ctx) -> Response:
-    await ctx.services.namespace(ctx.namespace_id).delete(ctx.key)
-    return ok(None)
+    if_match, _ = _conditions(ctx, none_match=False)
+    try:
+        written = await ctx.services.namespace(ctx.namespace_id)._delete(ctx.key, if_match=if_match)
+    except KVConflict as exc:
+        raise env.precondition_failed(exc.version) from None
+    return _written(written)
 
 
 def list_limit(text: str | None) -> int | None:
@@ -125,7 +188,7 @@ def list_limit(text: str | None) -> int | None:
     if value < 1:
         raise ApiError(
             400,
-            env.BAD_LIMIT,
+            wire.BAD_LIMIT,
             f"Invalid key_count_limit of {text!r}. Please specify an integer from 1 to "
             f"{rules.LIST_LIMIT_MAX}.",
         )

@@ -2,8 +2,7 @@
 
 One process, one event loop (uvloop when installed): the server is stateless over its store, so
 more capacity means more processes behind a balancer (PostgreSQL), not workers sharing an
-in-memory state. The ASGI server is embedded in that loop; both granian and uvicorn are
-supported and the default was chosen by measurement (docs/dependencies.md, bench/bench_rest.py).
+in-memory state. The ASGI server is embedded in that loop (`edgekv.asgi.server`).
 
 On SIGTERM/SIGINT the listener stops accepting, requests in flight finish, the store is closed
 (every acknowledged write was committed before its 200 anyway).
@@ -16,31 +15,24 @@ import contextlib
 import logging
 import os
 import re
-import signal
-import socket
 import sqlite3
 import sys
-from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import click
 
 from edgekv._client import Client
 from edgekv._exceptions import KVError, StoreError
 from edgekv._types import Store
-from edgekv.api.accesslog import AccessLog
 from edgekv.api.app import create_app
 from edgekv.api.bootstrap import Credentials, bootstrap
-from edgekv.api.http import Receive, Scope, Send
+from edgekv.asgi.accesslog import AccessLog
+from edgekv.asgi.server import DEFAULT_SERVER, ServerName, check_listen, serve_asgi
 
-__all__ = ["DEFAULT_SERVER", "check_listen", "configure_logging", "run", "serve_asgi"]
+__all__ = ["DEFAULT_SERVER", "configure_logging", "run"]
 
 log = logging.getLogger("edgekv.server")
-
-ServerName = Literal["granian", "uvicorn"]
-DEFAULT_SERVER: ServerName = "granian"
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 def configure_logging(level: int = logging.INFO) -> None:
@@ -63,129 +55,6 @@ def _drop_traceback(record: logging.LogRecord) -> bool:
     record.exc_info = None
     record.exc_text = None
     return True
-
-
-def check_listen(host: str, port: int) -> None:
-    """Raise OSError if `host:port` cannot be bound (in use, unknown address, no permission)."""
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    family, kind, proto, _, address = infos[0]
-    with socket.socket(family, kind, proto) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind
-        probe.bind(address)
-
-
-def _install_signals(stop: asyncio.Event) -> Callable[[], None]:
-    """SIGTERM/SIGINT set `stop`; returns the undo."""
-    loop = asyncio.get_running_loop()
-    signals = (signal.SIGTERM, signal.SIGINT)
-    for sig in signals:
-        loop.add_signal_handler(sig, stop.set)
-
-    def undo() -> None:
-        for sig in signals:
-            loop.remove_signal_handler(sig)
-
-    return undo
-
-
-async def _stop_when(event: asyncio.Event, stop: Callable[[], None]) -> None:
-    await event.wait()
-    stop()
-
-
-async def _serve_granian(
-    app: ASGIApp, host: str, port: int, ready: Callable[[], None], stop: asyncio.Event
-) -> None:
-    from granian.constants import Interfaces
-    from granian.server.embed import Server
-
-    server = Server(
-        app,
-        address=host,
-        port=port,
-        interface=Interfaces.ASGINL,  # the app is started and stopped around the server
-        log_enabled=True,
-        # "error": granian warns at every start that embedding is experimental; its error
-        # lines (a failing worker) still show.
-        log_level="error",  # type: ignore[arg-type]  # granian accepts the enum's value
-        log_access=False,  # our own access log (accesslog.py) has the fields we want
-        websockets=False,
-        backlog=2048,
-    )
-    server.on_startup(ready)
-    watcher = asyncio.create_task(_stop_when(stop, server.stop))
-    try:
-        await server.serve()
-    finally:
-        watcher.cancel()
-
-
-async def _serve_uvicorn(
-    app: ASGIApp, host: str, port: int, ready: Callable[[], None], stop: asyncio.Event
-) -> None:
-    import uvicorn
-
-    class _Server(uvicorn.Server):
-        # uvicorn re-raises a captured SIGTERM once stopped, which would kill the process
-        # before the store is closed: our own handlers set `stop` instead.
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            yield
-
-        async def startup(self, sockets: Any = None) -> None:
-            await super().startup(sockets)
-            if self.started:
-                ready()
-
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        lifespan="off",  # the app is started and stopped around the server
-        access_log=False,
-        log_config=None,
-        log_level="warning",
-        ws="none",
-        backlog=2048,
-    )
-    server = _Server(config)
-
-    def exit_() -> None:
-        server.should_exit = True
-
-    watcher = asyncio.create_task(_stop_when(stop, exit_))
-    try:
-        await server.serve()
-    finally:
-        watcher.cancel()
-
-
-async def serve_asgi(
-    app: ASGIApp,
-    host: str,
-    port: int,
-    *,
-    server: ServerName = DEFAULT_SERVER,
-    ready: Callable[[], None] | None = None,
-    stop: asyncio.Event | None = None,
-) -> None:
-    """Serve `app` in the running loop until `stop` is set (default: until SIGTERM/SIGINT);
-    `ready()` is called once it listens. Requests in flight finish before it returns."""
-    on_ready = ready or (lambda: None)
-    undo = None
-    if stop is None:
-        stop = asyncio.Event()
-        undo = _install_signals(stop)
-    try:
-        if server == "granian":
-            await _serve_granian(app, host, port, on_ready, stop)
-        elif server == "uvicorn":
-            await _serve_uvicorn(app, host, port, on_ready, stop)
-        else:
-            raise ValueError(f"unknown ASGI server {server!r}")
-    finally:
-        if undo is not None:
-            undo()
 
 
 class StartupError(Exception):

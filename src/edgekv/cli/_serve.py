@@ -1,11 +1,12 @@
 """Serving a worker, shared by `edgekv dev` and `edgekv edge`: check the config, open the store,
 load the worker and its bindings before listening (anything broken stops the command with one
-line), then serve with the REST server's runner (edgekv.api.server.serve_asgi) until
+line), then serve with the shared runner (edgekv.asgi.server.serve_asgi) until
 SIGTERM/SIGINT, then drain `wait_until` work and close the store."""
 
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import click
 
 from edgekv._client import Client
 from edgekv._exceptions import KVError, StoreError
+from edgekv.asgi.accesslog import AccessLog
 from edgekv.cli._common import CLIError, run_async, setup_logging
 from edgekv.workers.app import WorkerApp
 from edgekv.workers.config import ConfigError, load_config
@@ -43,14 +45,21 @@ def serve_worker(
         raise CLIError(str(exc)) from None
 
     async def main() -> None:
-        from edgekv.api.server import serve_asgi
+        from edgekv.asgi.server import serve_asgi
 
         try:
             client = await open_client()
         except (KVError, StoreError, OSError) as exc:
             raise CLIError(f"cannot open the store {store_label}: {exc}") from None
         try:
-            app = WorkerApp(config, client, local=local, reload=local, remote_name=store_label)
+            app = WorkerApp(
+                config,
+                client,
+                local=local,
+                reload=local,
+                remote_name=store_label,
+                access_log=AccessLog(sys.stderr, enabled=not quiet),
+            )
         except ConfigError as exc:
             await client.aclose()
             if isinstance(exc, WorkerImportError):

@@ -21,7 +21,9 @@ How each rule is met (docs/locations.md has the long form):
    `stale_if_error` seconds past its TTL window (`STALE`); cold reads and writes raise. After a
    failure the centre counts as down for `retry_interval` seconds: lapsed copies are then served
    stale without waiting on it, and no refreshes are started. One fetch per key is ever in flight.
-8. `list_keys` always goes to the centre.
+8. `list_keys` always goes to the centre, and so do conditional writes (never answered from
+   the cache) and the change feed; a successful write installs the copy with the version the
+   centre gave it.
 9. LRU within a byte budget: value + key + metadata bytes + `ENTRY_OVERHEAD` per entry.
 10. `Entry.cache_status`: `HIT`, `MISS`, `STALE`, `UPDATING`.
 
@@ -38,12 +40,23 @@ import contextlib
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Coroutine, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import Any, TypeVar
 
 from edgekv._exceptions import NamespaceNotFound, StoreUnavailable
-from edgekv._types import Clock, Entry, KeyInfo, NamespaceInfo, Snapshot, Store, TokenRecord
+from edgekv._types import (
+    ChangePage,
+    Clock,
+    Condition,
+    Entry,
+    KeyInfo,
+    NamespaceInfo,
+    Snapshot,
+    Store,
+    TokenRecord,
+    Written,
+)
 from edgekv.edge.stats import CacheStats
 
 __all__ = [
@@ -77,6 +90,7 @@ _NEVER = 1 << 62  # "no expiration", so the hot path compares ints without a Non
 
 _Key = tuple[str, str]
 _Future = asyncio.Future[Entry | None]
+_R = TypeVar("_R")
 
 
 def _live(entry: Entry | None, now: int) -> Entry | None:
@@ -121,7 +135,7 @@ class _Slot:
         else:
             exp = entry.expiration
             self.expires = _NEVER if exp is None else exp
-            self.hit = Entry(entry.value, exp, entry.metadata, HIT)
+            self.hit = Entry(entry.value, exp, entry.metadata, HIT, entry.version)
 
     def refreshed(self, _fut: _Future) -> None:
         self.refreshing = False
@@ -375,7 +389,7 @@ class LocationCache:
             result = (
                 None
                 if entry is None
-                else Entry(entry.value, entry.expiration, entry.metadata, MISS)
+                else Entry(entry.value, entry.expiration, entry.metadata, MISS, entry.version)
             )
             if not fut.done():
                 fut.set_result(result)
@@ -419,7 +433,9 @@ class LocationCache:
             self.stats.refreshes += 1
         entry = slot.entry
         if slot.updating is None and entry is not None:
-            slot.updating = Entry(entry.value, entry.expiration, entry.metadata, UPDATING)
+            slot.updating = Entry(
+                entry.value, entry.expiration, entry.metadata, UPDATING, entry.version
+            )
         slot.refreshing = True
         fut.add_done_callback(slot.refreshed)
 
@@ -437,7 +453,7 @@ class LocationCache:
         if entry is None or now >= slot.expires:
             return None
         if slot.stale is None:
-            slot.stale = Entry(entry.value, entry.expiration, entry.metadata, STALE)
+            slot.stale = Entry(entry.value, entry.expiration, entry.metadata, STALE, entry.version)
         return slot.stale
 
     # -- the cache proper ------------------------------------------------------------------
@@ -452,7 +468,9 @@ class LocationCache:
         size = ENTRY_OVERHEAD + len(ns) + len(key.encode())
         if entry is not None:
             if type(entry.value) is not bytes:  # a caller's bytearray must not change the copy
-                entry = Entry(bytes(entry.value), entry.expiration, entry.metadata)
+                entry = Entry(
+                    bytes(entry.value), entry.expiration, entry.metadata, None, entry.version
+                )
             size += len(entry.value)
             if entry.metadata is not None:
                 size += len(entry.metadata.encode())
@@ -535,32 +553,78 @@ class LocationCache:
         self,
         ns: str,
         keys: Iterable[str],
-        entries: Sequence[Entry | None] | None,
-        call: Awaitable[None],
-    ) -> None:
+        entries: Callable[[_R], Sequence[Entry | None]] | None,
+        call: Awaitable[_R],
+    ) -> _R:
+        """Run the centre's write; then `entries(result)` are the copies to install (None:
+        drop them)."""
         started = self._begin(ns, keys)
         try:
-            await call
+            result = await call
         except BaseException as exc:
-            self._end(started, entries, ok=False)
+            self._end(started, None, ok=False)
             if isinstance(exc, StoreUnavailable):
                 self._centre_down()
             raise
-        self._end(started, entries, ok=True)
+        self._end(started, None if entries is None else entries(result), ok=True)
+        return result
 
-    async def put(self, namespace_id: str, key: str, entry: Entry) -> None:
-        await self._write(namespace_id, (key,), (entry,), self.inner.put(namespace_id, key, entry))
+    async def put(
+        self, namespace_id: str, key: str, entry: Entry, *, condition: Condition | None = None
+    ) -> Written:
+        def copy(written: Written) -> tuple[Entry]:
+            return (Entry(entry.value, entry.expiration, entry.metadata, None, written.version),)
+
+        return await self._write(
+            namespace_id,
+            (key,),
+            copy,
+            self.inner.put(namespace_id, key, entry, condition=condition),
+        )
 
     async def put_many(self, namespace_id: str, items: Sequence[tuple[str, Entry]]) -> None:
         keys = dict.fromkeys(key for key, _ in items)
         await self._write(namespace_id, keys, None, self.inner.put_many(namespace_id, items))
 
-    async def delete(self, namespace_id: str, key: str) -> None:
-        await self._write(namespace_id, (key,), (None,), self.inner.delete(namespace_id, key))
+    async def delete(
+        self,
+        namespace_id: str,
+        key: str,
+        *,
+        condition: Condition | None = None,
+        now: int | None = None,
+    ) -> Written | None:
+        return await self._write(
+            namespace_id,
+            (key,),
+            lambda _: (None,),
+            self.inner.delete(namespace_id, key, condition=condition, now=now),
+        )
 
-    async def delete_many(self, namespace_id: str, keys: Sequence[str]) -> None:
+    async def delete_many(
+        self, namespace_id: str, keys: Sequence[str], *, now: int | None = None
+    ) -> None:
         unique = dict.fromkeys(keys)
-        await self._write(namespace_id, unique, None, self.inner.delete_many(namespace_id, keys))
+        await self._write(
+            namespace_id, unique, None, self.inner.delete_many(namespace_id, keys, now=now)
+        )
+
+    # -- the change feed: the centre's ---------------------------------------------------------
+    async def changes(
+        self,
+        namespace_id: str,
+        *,
+        since: int | None,
+        prefix: str = "",
+        limit: int = 1000,
+        wait: float = 0,
+    ) -> ChangePage:
+        return await self.inner.changes(
+            namespace_id, since=since, prefix=prefix, limit=limit, wait=wait
+        )
+
+    async def head(self, namespace_id: str) -> int:
+        return await self.inner.head(namespace_id)
 
     def snapshot(self, namespace_id: str, *, now: int) -> AbstractAsyncContextManager[Snapshot]:
         return self.inner.snapshot(namespace_id, now=now)  # exports read the centre, uncached

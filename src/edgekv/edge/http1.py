@@ -140,15 +140,23 @@ class Http1Pool:
         self._closed = False
 
     async def request(
-        self, method: str, target: str, body: bytes = b"", content_type: str | None = None
+        self,
+        method: str,
+        target: str,
+        body: bytes = b"",
+        content_type: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Answer:
-        """One exchange. `target`: path (percent-encoded) and query, below the base URL.
-        Raises OSError, TimeoutError, ProtocolError or asyncio.IncompleteReadError."""
+        """One exchange. `target`: path (percent-encoded) and query, below the base URL;
+        `headers`: more request headers (e.g. If-Match). Raises OSError, TimeoutError,
+        ProtocolError or asyncio.IncompleteReadError."""
         head = f"{method} {self.prefix}{target} HTTP/1.1\r\n".encode("latin-1") + self._fixed
         if body or method in ("POST", "PUT"):
             head += b"content-length: %d\r\n" % len(body)
         if content_type:
             head += f"content-type: {content_type}\r\n".encode("latin-1")
+        if headers:
+            head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode("latin-1")
         request = head + b"\r\n" + body
         async with asyncio.timeout(self.timeout), self._slots:
             for attempt in (0, 1):

@@ -7,7 +7,8 @@ connection pool: the lean `edgekv.edge.http1` keep-alive pool for an `http://` c
 `httpx.AsyncClient` otherwise (`https://`, or `fast_client=False`).
 
 Errors: the server's envelope codes become the store exceptions the binding already knows
-(10013 `NamespaceNotFound`, 10014 `NamespaceTitleTaken`, 10018 `TooManyNamespaces`); a refused
+(10013 `NamespaceNotFound`, 10014 `NamespaceTitleTaken`, 10018 `TooManyNamespaces`, 10412
+`PreconditionFailed` with the ETag's version, 10410 `HistoryGone`); a refused
 connection, a timeout or any 5xx becomes `StoreUnavailable` (503) — every request has an overall
 deadline, so nothing hangs; anything else is a `RemoteError` carrying the server's status and
 message.
@@ -21,10 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import contextlib
-import re
-import secrets
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -33,14 +31,24 @@ import httpx
 import orjson
 
 from edgekv import _rules as rules
+from edgekv import wire
 from edgekv._exceptions import (
     NamespaceNotFound,
-    NamespaceTitleTaken,
+    PreconditionFailed,
     StoreError,
     StoreUnavailable,
-    TooManyNamespaces,
 )
-from edgekv._types import Entry, KeyInfo, NamespaceInfo, TokenRecord
+from edgekv._models import Change
+from edgekv._types import (
+    ChangePage,
+    Condition,
+    Entry,
+    KeyInfo,
+    NamespaceInfo,
+    TokenRecord,
+    Written,
+    version_of,
+)
 from edgekv.edge.http1 import Answer, Http1Pool, ProtocolError
 from edgekv.edge.remote_snapshot import RemoteSnapshot
 
@@ -50,15 +58,10 @@ DEFAULT_TIMEOUT = 10.0  # seconds, the overall deadline of one request
 DEFAULT_CONNECT_TIMEOUT = 2.0  # a centre that does not accept within 2 s is treated as down
 DEFAULT_MAX_CONNECTIONS = 128
 
-CODE_KEY_NOT_FOUND = 10009
-CODE_NAMESPACE_NOT_FOUND = 10013
-CODE_TITLE_TAKEN = 10014
-CODE_TOO_MANY_NAMESPACES = 10018
-
 PAGE_MAX = rules.LIST_LIMIT_MAX  # the server's largest key-list page
 BULK_GET_MAX = rules.BULK_GET_MAX_KEYS
 NAMESPACES_PER_PAGE = 1000
-_WRAPPED = re.compile(r"^[\w .-]+: '(.*)'$", re.DOTALL)
+_POLL_MARGIN = 10.0  # seconds a long poll's request may take beyond its `wait`
 
 
 class RemoteError(StoreError):
@@ -68,45 +71,40 @@ class RemoteError(StoreError):
     def __init__(self, status: int, detail: str, code: int | None = None) -> None:
         super().__init__(detail)
         self.status = status
-        if code is not None:
-            self.code = code
-
-
-def _multipart(value: bytes, metadata: str) -> tuple[bytes, str]:
-    """A value write with metadata as `multipart/form-data` (what the REST API takes)."""
-    boundary = secrets.token_hex(16)
-    mark = b"--" + boundary.encode()
-    body = b"".join(
-        (
-            mark,
-            b'\r\ncontent-disposition: form-data; name="value"; filename="value"\r\n',
-            b"content-type: application/octet-stream\r\n\r\n",
-            value,
-            b"\r\n",
-            mark,
-            b'\r\ncontent-disposition: form-data; name="metadata"\r\n\r\n',
-            metadata.encode(),
-            b"\r\n",
-            mark,
-            b"--\r\n",
-        )
-    )
-    return body, f"multipart/form-data; boundary={boundary}"
-
-
-def _key_path(key: str) -> str:
-    # One percent-encoded segment: "/" must not split it (the server routes on the raw path).
-    return quote(key, safe="")
-
-
-def _b64url_decode(text: str) -> str:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
+        if code is None:
+            code = wire.INTERNAL if status >= 500 else wire.BAD_REQUEST
+        self.code = code
 
 
 def _meta_text(value: Any) -> str | None:
     # Values the server parsed back into JSON: orjson writes the same compact text that
     # `_rules.serialize_metadata` stored, so the round trip is exact.
     return None if value is None else orjson.dumps(value).decode()
+
+
+def _version(answer: Answer) -> str | None:
+    """The version an `ETag: "<version>"` header carries."""
+    raw = answer.headers.get(wire.ETAG_HEADER)
+    return None if raw is None else wire.parse_entity_tag(raw)
+
+
+def _condition_headers(condition: Condition | None) -> dict[str, str] | None:
+    if condition is None:
+        return None
+    if condition.version is None:
+        return {wire.IF_NONE_MATCH_HEADER: "*"}
+    return {wire.IF_MATCH_HEADER: wire.entity_tag(condition.version)}
+
+
+def _change(item: dict[str, Any]) -> Change:
+    return Change(
+        int(item["seq"]),
+        str(item["key"]),
+        "delete" if item["op"] == "delete" else "put",
+        item.get("version"),
+        item.get("expiration"),
+        _meta_text(item.get("metadata")),
+    )
 
 
 def _entry_payload(key: str, entry: Entry) -> dict[str, Any]:
@@ -147,14 +145,14 @@ class RemoteStore:
         self.url = url.rstrip("/")
         self.account_id = account_id
         self._timeout = timeout
-        self._base = f"/client/v4/accounts/{quote(account_id, safe='')}/storage/kv/namespaces"
+        self._base = wire.namespaces_path(account_id)
         auth = {"authorization": f"Bearer {token}"}
         self._http = httpx.AsyncClient(
             base_url=self.url,
             # `edgekv-binding`: these writes were validated by the binding on the location's
             # clock; a centre may then tolerate a write whose "expiration >= now + 60" was true
             # there a moment ago (docs/locations.md, "Limits").
-            headers={**auth, "edgekv-binding": "1"},
+            headers={**auth, wire.BINDING_HEADER: "1"},
             timeout=httpx.Timeout(timeout, connect=min(connect_timeout, timeout)),
             limits=httpx.Limits(
                 max_connections=max_connections,
@@ -169,7 +167,7 @@ class RemoteStore:
         if fast_client and transport is None and self.url.startswith("http://"):
             self._fast = Http1Pool(
                 self.url,
-                headers={**auth, "edgekv-binding": "1"},
+                headers={**auth, wire.BINDING_HEADER: "1"},
                 max_connections=max_connections,
                 timeout=timeout,
                 connect_timeout=min(connect_timeout, timeout),
@@ -201,22 +199,23 @@ class RemoteStore:
         content: bytes | None = None,
         json_body: Any = None,
         form: tuple[bytes, str] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Answer:
         """One exchange: through the lean pool when there is one (every call: at concurrency 64
         httpx's pool managed ~600 writes/s where this one does thousands), else httpx.
-        `form`: a value and its metadata JSON, sent as multipart."""
+        `form`: a value and its metadata JSON, sent as multipart; `headers`: more headers."""
         content_type = None
         if json_body is not None:
             content, content_type = orjson.dumps(json_body), "application/json"
         elif form is not None:
-            content, content_type = _multipart(*form)
+            content, content_type = wire.value_form(*form)
         fast = self._fast
         if fast is None:
-            return await self._request_httpx(method, path, params, content, content_type)
+            return await self._request_httpx(method, path, params, content, content_type, headers)
         if params:
             path = f"{path}?{urlencode(params, quote_via=quote, safe='')}"
         try:
-            answer = await fast.request(method, path, content or b"", content_type)
+            answer = await fast.request(method, path, content or b"", content_type, headers)
         except (OSError, TimeoutError, ProtocolError, ValueError, asyncio.IncompleteReadError) as e:
             raise self._unreachable(e) from None
         return self._checked(answer)
@@ -228,14 +227,26 @@ class RemoteStore:
         params: dict[str, Any] | None,
         content: bytes | None,
         content_type: str | None,
+        extra: dict[str, str] | None = None,
+        deadline: float | None = None,
     ) -> Answer:
-        headers = None if content_type is None else {"content-type": content_type}
+        """`deadline`: seconds for this exchange instead of the client's timeout."""
+        headers = dict(extra or {})
+        if content_type is not None:
+            headers["content-type"] = content_type
+        long = deadline is not None
+        deadline = self._timeout if deadline is None else deadline
         try:
             # httpx's timeouts are per phase (connect, each read, ...): a server trickling bytes
             # could outlast them, so the whole exchange also gets one deadline.
-            async with asyncio.timeout(self._timeout):
+            async with asyncio.timeout(deadline):
                 response = await self._http.request(
-                    method, path, params=params, content=content, headers=headers
+                    method,
+                    path,
+                    params=params,
+                    content=content,
+                    headers=headers,
+                    timeout=httpx.Timeout(deadline) if long else httpx.USE_CLIENT_DEFAULT,
                 )
         except (httpx.TransportError, TimeoutError) as exc:
             raise self._unreachable(exc) from None
@@ -246,22 +257,22 @@ class RemoteStore:
     def _errors(answer: Answer) -> tuple[int | None, str]:
         """The first error's code and message, without Cloudflare's `<operation>: '...'`
         wrapping (the binding adds its own `KV <OP> failed: <status>` prefix)."""
-        try:
-            body = orjson.loads(answer.content)
-            first = body["errors"][0]
-            message = str(first["message"])
-            match = _WRAPPED.match(message)
-            return int(first["code"]), match.group(1) if match else message
-        except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, ValueError):
-            text = answer.content.decode("utf-8", "replace").strip()
-            return None, text[:200] or f"HTTP {answer.status_code}"
+        error = wire.first_error(answer.content)
+        if error is not None:
+            return error
+        text = answer.content.decode("utf-8", "replace").strip()
+        return None, text[:200] or f"HTTP {answer.status_code}"
 
-    def _fail(self, answer: Answer, namespace_id: str | None = None) -> StoreError:
+    def _fail(self, answer: Answer, namespace_id: str | None = None, title: str = "") -> StoreError:
+        """The store error of a failed answer: its code's class (`wire.STORE_ERRORS`), rebuilt
+        with what the call named, else a `RemoteError`."""
         code, message = self._errors(answer)
-        if code == CODE_NAMESPACE_NOT_FOUND:
-            return NamespaceNotFound(namespace_id or "")
-        if code == CODE_TOO_MANY_NAMESPACES:
-            return TooManyNamespaces(1000)
+        known = None if code is None else wire.STORE_ERRORS.get(code)
+        if known is not None:
+            error = known.from_answer(message, namespace_id=namespace_id or "", title=title)
+            if isinstance(error, PreconditionFailed):
+                error.version = _version(answer)  # the key's current version, if it exists
+            return error
         return RemoteError(answer.status_code, message, code)
 
     def _result(self, answer: Answer, namespace_id: str | None) -> Any:
@@ -280,8 +291,11 @@ class RemoteStore:
     ) -> Any:
         return self._result(await self._request(method, path, **kwargs), namespace_id)
 
-    def _ns(self, namespace_id: str) -> str:
-        return f"{self._base}/{quote(namespace_id, safe='')}"
+    def _ns(self, namespace_id: str, tail: str = "") -> str:
+        return wire.namespace_path(self.account_id, namespace_id, tail)
+
+    def _value(self, namespace_id: str, key: str) -> str:
+        return wire.value_path(self.account_id, namespace_id, key)
 
     # -- accounts and tokens -------------------------------------------------------------
     async def default_account(self) -> str:
@@ -314,10 +328,7 @@ class RemoteStore:
             raise RemoteError(501, "a central server assigns namespace ids itself")
         response = await self._request("POST", self._base, json_body={"title": title})
         if response.status_code >= 300:
-            code, _ = self._errors(response)
-            if code == CODE_TITLE_TAKEN:
-                raise NamespaceTitleTaken(title)
-            raise self._fail(response)
+            raise self._fail(response, title=title)
         return self._info(orjson.loads(response.content)["result"])
 
     async def list_namespaces(self, account_id: str) -> list[NamespaceInfo]:
@@ -345,10 +356,7 @@ class RemoteStore:
     ) -> NamespaceInfo:
         response = await self._request("PUT", self._ns(namespace_id), json_body={"title": title})
         if response.status_code >= 300:
-            code, _ = self._errors(response)
-            if code == CODE_TITLE_TAKEN:
-                raise NamespaceTitleTaken(title)
-            raise self._fail(response, namespace_id)
+            raise self._fail(response, namespace_id, title)
         return self._info(orjson.loads(response.content)["result"])
 
     async def delete_namespace(self, account_id: str, namespace_id: str) -> None:
@@ -359,33 +367,33 @@ class RemoteStore:
         self, namespace_id: str, key: str, *, now: int, cache_ttl: int | None = None
     ) -> Entry | None:
         """One round trip: the raw value, with expiration and metadata in headers."""
-        response = await self._request("GET", f"{self._ns(namespace_id)}/values/{_key_path(key)}")
+        response = await self._request("GET", self._value(namespace_id, key))
         status = response.status_code
         if status == 404:
             code, _ = self._errors(response)
-            if code == CODE_KEY_NOT_FOUND:
+            if code == wire.KEY_NOT_FOUND:
                 return None
             raise self._fail(response, namespace_id)
         if status >= 300:
             raise self._fail(response, namespace_id)
         headers = response.headers
-        raw_exp = headers.get("expiration")
-        raw_meta = headers.get("edgekv-metadata")
+        raw_exp = headers.get(wire.EXPIRATION_HEADER)
+        raw_meta = headers.get(wire.METADATA_HEADER)
         try:
             expiration = int(raw_exp) if raw_exp else None
-            metadata = _b64url_decode(raw_meta) if raw_meta else None
-        except (ValueError, binascii.Error):
+            metadata = wire.b64url_decode(raw_meta) if raw_meta else None
+        except ValueError:
             raise StoreUnavailable(f"central server {self.url} sent malformed headers") from None
         if expiration is not None and expiration <= now:
             return None  # the caller's clock decides, as every engine's `now` does
-        return Entry(response.content, expiration, metadata)
+        return Entry(response.content, expiration, metadata, None, _version(response))
 
     async def get_many(
         self, namespace_id: str, keys: Sequence[str], *, now: int, cache_ttl: int | None = None
     ) -> dict[str, Entry]:
         """`bulk/get` with metadata and base64 values: one round trip per 100 keys."""
         found: dict[str, Entry] = {}
-        path = f"{self._ns(namespace_id)}/bulk/get"
+        path = self._ns(namespace_id, wire.BULK_GET)
         for start in range(0, len(keys), BULK_GET_MAX):
             batch = list(keys[start : start + BULK_GET_MAX])
             try:
@@ -411,36 +419,75 @@ class RemoteStore:
                 if expiration is not None and expiration <= now:
                     continue
                 found[key] = Entry(
-                    base64.b64decode(item["value"]), expiration, _meta_text(item.get("metadata"))
+                    base64.b64decode(item["value"]),
+                    expiration,
+                    _meta_text(item.get("metadata")),
+                    None,
+                    item.get("version"),
                 )
         return found
 
-    async def put(self, namespace_id: str, key: str, entry: Entry) -> None:
-        path = f"{self._ns(namespace_id)}/values/{_key_path(key)}"
+    def _written(self, answer: Answer, namespace_id: str) -> Written | None:
+        """What a write answered: its change's seq (`edgekv-seq`), None when none was made."""
+        self._result(answer, namespace_id)
+        raw = answer.headers.get(wire.SEQ_HEADER)
+        if raw is None:
+            return None
+        try:
+            seq = int(raw)
+        except ValueError:
+            raise StoreUnavailable(f"central server {self.url} sent malformed headers") from None
+        return Written(seq, _version(answer) or version_of(seq))
+
+    async def put(
+        self, namespace_id: str, key: str, entry: Entry, *, condition: Condition | None = None
+    ) -> Written:
+        path = self._value(namespace_id, key)
         params = None if entry.expiration is None else {"expiration": entry.expiration}
         value = bytes(entry.value)
+        headers = _condition_headers(condition)
         if entry.metadata is None:
-            await self._json("PUT", path, namespace_id, params=params, content=value)
+            answer = await self._request("PUT", path, params=params, content=value, headers=headers)
         else:
-            await self._json("PUT", path, namespace_id, params=params, form=(value, entry.metadata))
+            answer = await self._request(
+                "PUT", path, params=params, form=(value, entry.metadata), headers=headers
+            )
+        written = self._written(answer, namespace_id)
+        if written is None:
+            raise StoreUnavailable(f"central server {self.url} did not say what it wrote")
+        return written
 
     async def put_many(self, namespace_id: str, items: Sequence[tuple[str, Entry]]) -> None:
         """One `PUT bulk` request (the server applies it all or nothing)."""
         if not items:
             return
         body = [_entry_payload(key, entry) for key, entry in items]
-        await self._json("PUT", f"{self._ns(namespace_id)}/bulk", namespace_id, json_body=body)
+        await self._json("PUT", self._ns(namespace_id, wire.BULK), namespace_id, json_body=body)
 
-    async def delete(self, namespace_id: str, key: str) -> None:
-        await self._json(
-            "DELETE", f"{self._ns(namespace_id)}/values/{_key_path(key)}", namespace_id
+    async def delete(
+        self,
+        namespace_id: str,
+        key: str,
+        *,
+        condition: Condition | None = None,
+        now: int | None = None,
+    ) -> Written | None:
+        """`now` is not sent: the centre's clock decides whether an entry had expired."""
+        answer = await self._request(
+            "DELETE", self._value(namespace_id, key), headers=_condition_headers(condition)
         )
+        return self._written(answer, namespace_id)
 
-    async def delete_many(self, namespace_id: str, keys: Sequence[str]) -> None:
+    async def delete_many(
+        self, namespace_id: str, keys: Sequence[str], *, now: int | None = None
+    ) -> None:
         if not keys:
             return
         await self._json(
-            "POST", f"{self._ns(namespace_id)}/bulk/delete", namespace_id, json_body=list(keys)
+            "POST",
+            self._ns(namespace_id, wire.BULK_DELETE),
+            namespace_id,
+            json_body=list(keys),
         )
 
     async def _list_page(
@@ -451,7 +498,7 @@ class RemoteStore:
             params["prefix"] = prefix
         if cursor:
             params["cursor"] = cursor
-        response = await self._request("GET", f"{self._ns(namespace_id)}/keys", params=params)
+        response = await self._request("GET", self._ns(namespace_id, wire.KEYS), params=params)
         if response.status_code >= 300:
             raise self._fail(response, namespace_id)
         body = orjson.loads(response.content)
@@ -488,7 +535,7 @@ class RemoteStore:
             return self._fail(answer, namespace_id)
 
         snap = await RemoteSnapshot.open(
-            self._http, self.url, f"{self._ns(namespace_id)}/export", fail
+            self._http, self.url, self._ns(namespace_id, wire.EXPORT), fail
         )
         try:
             yield snap
@@ -497,6 +544,46 @@ class RemoteStore:
 
     async def purge_expired(self, now: int, limit: int = 1000) -> int:
         return 0  # the central server sweeps its own store
+
+    # -- the change feed ---------------------------------------------------------------------
+    async def changes(
+        self,
+        namespace_id: str,
+        *,
+        since: int | None,
+        prefix: str = "",
+        limit: int = 1000,
+        wait: float = 0,
+    ) -> ChangePage:
+        """One `GET …/changes` (a long poll when `wait` > 0: the centre holds it, at most 60 s;
+        on httpx, so a held poll never takes a slot of the lean pool's reads)."""
+        params: dict[str, Any] = {"limit": limit}
+        if since is not None:
+            params["since"] = since
+        if prefix:
+            params["prefix"] = prefix
+        if wait > 0:
+            params["wait"] = f"{wait:g}"
+        answer = await self._request_httpx(
+            "GET",
+            self._ns(namespace_id, wire.CHANGES),
+            params,
+            None,
+            None,
+            deadline=wait + _POLL_MARGIN,
+        )
+        if answer.status_code >= 300:
+            raise self._fail(answer, namespace_id)
+        try:
+            body = orjson.loads(answer.content)
+            changes = [_change(item) for item in body["result"]]
+            cursor = int(body["result_info"]["cursor"])
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            raise StoreUnavailable(f"central server {self.url} sent a malformed answer") from None
+        return ChangePage(changes, cursor, max(cursor, changes[-1].seq if changes else 0))
+
+    async def head(self, namespace_id: str) -> int:
+        return (await self.changes(namespace_id, since=None)).cursor
 
     async def aclose(self) -> None:
         if self._fast is not None:

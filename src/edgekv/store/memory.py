@@ -1,7 +1,8 @@
 """The in-memory engine: `edgekv.open()`, and the reference the other engines are tested against.
 
 Entries of a namespace live in a dict plus a list of UTF-8 encoded keys kept sorted with `bisect`,
-so listing is a keyset seek like the SQL engines.
+so listing is a keyset seek like the SQL engines. Its change history is a deque trimmed as it
+grows (exactly the newest `feed_history` changes are kept).
 """
 
 from __future__ import annotations
@@ -9,12 +10,29 @@ from __future__ import annotations
 import bisect
 import contextlib
 import secrets
+from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
-from edgekv._exceptions import NamespaceNotFound, NamespaceTitleTaken, TooManyNamespaces
+from edgekv._exceptions import (
+    NamespaceNotFound,
+    NamespaceTitleTaken,
+    PreconditionFailed,
+    TooManyNamespaces,
+)
 from edgekv._export import ExportEntry
-from edgekv._types import Entry, KeyInfo, NamespaceInfo, TokenRecord
+from edgekv._types import (
+    DEFAULT_FEED_HISTORY,
+    ChangePage,
+    Condition,
+    Entry,
+    KeyInfo,
+    NamespaceInfo,
+    TokenRecord,
+    Written,
+    version_of,
+)
+from edgekv.store._feed import FeedWaiters, RawChange, poll
 
 __all__ = ["MAX_NAMESPACES", "MemoryStore", "new_id"]
 
@@ -29,17 +47,30 @@ def new_id() -> str:
 @dataclass
 class _Namespace:
     info: NamespaceInfo
+    head: int = 0  # newest seq
+    floor: int = 0  # newest seq no longer in `history`
     entries: dict[bytes, Entry] = field(default_factory=dict)
     order: list[bytes] = field(default_factory=list)  # sorted UTF-8 keys
+    history: deque[RawChange] = field(default_factory=deque)
+
+
+def _live(entry: Entry | None, now: int) -> bool:
+    return entry is not None and (entry.expiration is None or entry.expiration > now)
 
 
 class MemoryStore:
-    """A `Store` held in process memory; nothing survives `aclose()`."""
+    """A `Store` held in process memory; nothing survives `aclose()`. `feed_history`: changes
+    kept per namespace."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, feed_history: int = DEFAULT_FEED_HISTORY) -> None:
+        if feed_history < 1:
+            raise ValueError("feed_history must be >= 1")
+        self.feed_history = feed_history
         self._accounts: list[str] = []
         self._tokens: dict[str, TokenRecord] = {}
         self._namespaces: dict[str, _Namespace] = {}
+        self._retired = -1  # the newest seq any deleted namespace reached
+        self._waiters = FeedWaiters()
 
     # -- accounts and tokens -------------------------------------------------------------
     async def default_account(self) -> str:
@@ -74,7 +105,8 @@ class MemoryStore:
             raise TooManyNamespaces(MAX_NAMESPACES)
         await self.ensure_account(account_id)
         info = NamespaceInfo(id=namespace_id or new_id(), title=title, account_id=account_id)
-        self._namespaces[info.id] = _Namespace(info)
+        base = self._retired + 1  # above every seq of a deleted namespace (of this id too)
+        self._namespaces[info.id] = _Namespace(info, head=base, floor=base)
         return info
 
     async def list_namespaces(self, account_id: str) -> list[NamespaceInfo]:
@@ -100,8 +132,10 @@ class MemoryStore:
         return ns.info
 
     async def delete_namespace(self, account_id: str, namespace_id: str) -> None:
-        self._ns_of(account_id, namespace_id)
+        ns = self._ns_of(account_id, namespace_id)
+        self._retired = max(self._retired, ns.head)
         del self._namespaces[namespace_id]
+        self._waiters.forget(namespace_id)
 
     # -- entries ---------------------------------------------------------------------------
     def _ns(self, namespace_id: str) -> _Namespace:
@@ -129,33 +163,88 @@ class MemoryStore:
                 found[key] = entry
         return found
 
-    def _put(self, ns: _Namespace, key: str, entry: Entry) -> None:
+    def _log(self, ns: _Namespace, raw: bytes, entry: Entry | None) -> int:
+        seq = ns.head = ns.head + 1
+        if entry is None:
+            ns.history.append((seq, raw, True, None, None))
+        else:
+            ns.history.append((seq, raw, False, entry.expiration, entry.metadata))
+        while len(ns.history) > self.feed_history:
+            ns.floor = ns.history.popleft()[0]
+        return seq
+
+    def _put(self, ns: _Namespace, key: str, entry: Entry) -> int:
         raw = key.encode()
         if raw not in ns.entries:
             bisect.insort(ns.order, raw)
+        seq = self._log(ns, raw, entry)
         # Copy: a caller's bytearray must not change what was stored.
-        ns.entries[raw] = Entry(bytes(entry.value), entry.expiration, entry.metadata)
+        ns.entries[raw] = Entry(
+            bytes(entry.value), entry.expiration, entry.metadata, None, version_of(seq)
+        )
+        return seq
 
-    async def put(self, namespace_id: str, key: str, entry: Entry) -> None:
-        self._put(self._ns(namespace_id), key, entry)
+    @staticmethod
+    def _check(ns: _Namespace, raw: bytes, condition: Condition) -> None:
+        entry = ns.entries.get(raw)
+        current = entry.version if entry is not None and _live(entry, condition.now) else None
+        if current != condition.version:
+            raise PreconditionFailed(current)
+
+    async def put(
+        self, namespace_id: str, key: str, entry: Entry, *, condition: Condition | None = None
+    ) -> Written:
+        ns = self._ns(namespace_id)
+        if condition is not None:
+            self._check(ns, key.encode(), condition)
+        seq = self._put(ns, key, entry)
+        self._waiters.notify(namespace_id, seq)
+        return Written(seq, version_of(seq))
 
     async def put_many(self, namespace_id: str, items: Sequence[tuple[str, Entry]]) -> None:
         ns = self._ns(namespace_id)
         for key, entry in items:
             self._put(ns, key, entry)
+        if items:
+            self._waiters.notify(namespace_id, ns.head)
 
-    def _delete(self, ns: _Namespace, key: str) -> None:
+    def _delete(self, ns: _Namespace, key: str, now: int | None) -> int | None:
+        """Remove `key`; its change's seq when it was there (and live at `now`)."""
         raw = key.encode()
-        if ns.entries.pop(raw, None) is not None:
-            del ns.order[bisect.bisect_left(ns.order, raw)]
+        entry = ns.entries.pop(raw, None)
+        if entry is None:
+            return None
+        del ns.order[bisect.bisect_left(ns.order, raw)]
+        if now is not None and not _live(entry, now):
+            return None  # it had expired: expiry is not a change
+        return self._log(ns, raw, None)
 
-    async def delete(self, namespace_id: str, key: str) -> None:
-        self._delete(self._ns(namespace_id), key)
-
-    async def delete_many(self, namespace_id: str, keys: Sequence[str]) -> None:
+    async def delete(
+        self,
+        namespace_id: str,
+        key: str,
+        *,
+        condition: Condition | None = None,
+        now: int | None = None,
+    ) -> Written | None:
         ns = self._ns(namespace_id)
+        if condition is not None:
+            self._check(ns, key.encode(), condition)
+        seq = self._delete(ns, key, now)
+        if seq is None:
+            return None
+        self._waiters.notify(namespace_id, seq)
+        return Written(seq, version_of(seq))
+
+    async def delete_many(
+        self, namespace_id: str, keys: Sequence[str], *, now: int | None = None
+    ) -> None:
+        ns = self._ns(namespace_id)
+        head = ns.head
         for key in keys:
-            self._delete(ns, key)
+            self._delete(ns, key, now)
+        if ns.head != head:
+            self._waiters.notify(namespace_id, ns.head)
 
     async def list_keys(
         self, namespace_id: str, *, prefix: str, after: str | None, limit: int, now: int
@@ -187,19 +276,50 @@ class MemoryStore:
                 if purged >= limit:
                     return purged
                 if entry.expiration is not None and entry.expiration <= now:
-                    self._delete(ns, raw.decode())
+                    self._delete(ns, raw.decode(), now)  # expiry is not a change
                     purged += 1
         return purged
+
+    # -- the change feed ---------------------------------------------------------------------
+    async def changes(
+        self,
+        namespace_id: str,
+        *,
+        since: int | None,
+        prefix: str = "",
+        limit: int = 1000,
+        wait: float = 0,
+    ) -> ChangePage:
+        async def read(after: int | None, scan: int) -> tuple[int, int, list[RawChange]]:
+            ns = self._ns(namespace_id)
+            if after is None or after >= ns.head:
+                return ns.head, ns.floor, []
+            history = ns.history
+            # seqs in the deque are contiguous: the first one wanted sits at a known index
+            start = max(0, after - ns.floor)
+            stop = min(len(history), start + scan)
+            return ns.head, ns.floor, [history[i] for i in range(start, stop)]
+
+        return await poll(
+            read,
+            self._waiters,
+            namespace_id,
+            since=since,
+            prefix=prefix,
+            limit=limit,
+            wait=wait,
+            history=self.feed_history,
+        )
+
+    async def head(self, namespace_id: str) -> int:
+        return self._ns(namespace_id).head
 
     @contextlib.asynccontextmanager
     async def snapshot(self, namespace_id: str, *, now: int) -> AsyncIterator[_MemorySnapshot]:
         """A consistent copy: the sorted key list and the dict of entries, copied shallowly
         (entries are replaced on write, never changed in place), so later writes do not show."""
         ns = self._ns(namespace_id)
-        yield _MemorySnapshot(list(ns.order), dict(ns.entries), now, self._head_seq(ns))
-
-    def _head_seq(self, ns: _Namespace) -> int:
-        return 0
+        yield _MemorySnapshot(list(ns.order), dict(ns.entries), now, ns.head)
 
     async def aclose(self) -> None:
         pass

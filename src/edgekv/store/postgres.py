@@ -5,6 +5,17 @@ bytes, whatever the database's collation. Listing is a keyset seek on the primar
 `(namespace_id, key)`. Schema migrations run on `open()` under an advisory lock, so several
 servers may start at once. Connection trouble (server down, refused, lost mid-query, timeouts)
 surfaces as `StoreUnavailable`; the asyncpg pool reconnects by itself once the server is back.
+
+The change feed (schema 2). Seqs come from a counter on the namespace row, advanced inside each
+write's transaction: its row lock orders the writers of a namespace (on every server), so seq
+order is commit order — a SEQUENCE would not be (A takes 5, B takes 6 and commits first, and a
+reader at cursor 6 would never see 5). Every write takes that lock first, so writers of one key
+never wait for each other in opposite orders. Conditional writes check the key in a statement
+run after the lock was granted (READ COMMITTED: a fresh snapshot, which sees the previous
+holder's commit), so of N concurrent writes against one version exactly one succeeds.
+After a commit this process wakes its own long polls, and one coalesced `pg_notify` (sent beside
+the write path, never inside its transaction: NOTIFY serialises the commits that carry it) tells
+the other servers, whose `LISTEN` connection wakes theirs.
 """
 
 from __future__ import annotations
@@ -21,11 +32,23 @@ import asyncpg
 from edgekv._exceptions import (
     NamespaceNotFound,
     NamespaceTitleTaken,
+    PreconditionFailed,
     StoreError,
     StoreUnavailable,
     TooManyNamespaces,
 )
-from edgekv._types import Entry, KeyInfo, NamespaceInfo, TokenRecord
+from edgekv._types import (
+    DEFAULT_FEED_HISTORY,
+    ChangePage,
+    Condition,
+    Entry,
+    KeyInfo,
+    NamespaceInfo,
+    TokenRecord,
+    Written,
+    version_of,
+)
+from edgekv.store._feed import FeedWaiters, RawChange, poll
 from edgekv.store.memory import MAX_NAMESPACES, new_id
 from edgekv.store.postgres_snapshot import PostgresSnapshot
 
@@ -72,6 +95,29 @@ _MIGRATIONS: tuple[str, ...] = (
     -- Partial: only entries that can expire are indexed for purge_expired.
     CREATE INDEX edgekv_entries_expiration ON edgekv_entries (expiration)
         WHERE expiration IS NOT NULL;
+    """,
+    # 2: versions and the change feed. Entries written before it have version "0" (seq 0).
+    # A low fillfactor leaves room for the namespace row's frequent head updates (HOT).
+    """
+    ALTER TABLE edgekv_namespaces
+        ADD COLUMN head bigint NOT NULL DEFAULT 0,
+        ADD COLUMN floor bigint NOT NULL DEFAULT 0;
+    ALTER TABLE edgekv_namespaces SET (fillfactor = 50);
+    ALTER TABLE edgekv_entries ADD COLUMN seq bigint NOT NULL DEFAULT 0;
+    CREATE TABLE edgekv_changes (
+        namespace_id text COLLATE "C" NOT NULL,
+        seq bigint NOT NULL,
+        key bytea NOT NULL,
+        deleted boolean NOT NULL,
+        expiration bigint,
+        metadata text,
+        PRIMARY KEY (namespace_id, seq)
+    );
+    CREATE TABLE edgekv_feed_state (
+        id integer PRIMARY KEY CHECK (id = 1),
+        retired bigint NOT NULL  -- the newest seq any deleted namespace reached
+    );
+    INSERT INTO edgekv_feed_state (id, retired) VALUES (1, -1);
     """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -138,8 +184,62 @@ def _retry_once(
 _LIVE = "(expiration IS NULL OR expiration > $3)"
 _UPSERT_TAIL = """
     ON CONFLICT (namespace_id, key) DO UPDATE
-    SET value = EXCLUDED.value, expiration = EXCLUDED.expiration, metadata = EXCLUDED.metadata
+    SET value = EXCLUDED.value, expiration = EXCLUDED.expiration, metadata = EXCLUDED.metadata,
+        seq = EXCLUDED.seq
 """
+_CHANNEL = "edgekv_feed"  # LISTEN/NOTIFY channel; payload "<namespace id> <head>"
+_TRIM_BATCH = 5000  # change rows per history-trim statement
+_LISTEN_RETRY = 1.0  # seconds between attempts to re-establish the LISTEN connection
+# One statement: the head advance takes the namespace's row lock first (seq allocation and the
+# namespace check), then the upsert and the change row use it.
+_PUT = (
+    "WITH h AS (UPDATE edgekv_namespaces SET head = head + 1 WHERE id = $1"
+    " RETURNING head, floor),"
+    " e AS (INSERT INTO edgekv_entries (namespace_id, key, value, expiration, metadata, seq)"
+    " SELECT $1, $2, $3, $4, $5, head FROM h" + _UPSERT_TAIL + "),"
+    " c AS (INSERT INTO edgekv_changes (namespace_id, seq, key, deleted, expiration, metadata)"
+    " SELECT $1, head, $2, false, $4, $5 FROM h)"
+    " SELECT head, floor FROM h"
+)
+# The second statement of a conditional put, after the lock was taken by advancing the head.
+_PUT_AT = (
+    "WITH e AS (INSERT INTO edgekv_entries (namespace_id, key, value, expiration, metadata, seq)"
+    " VALUES ($1, $2, $3, $4, $5, $6)" + _UPSERT_TAIL + ")"
+    " INSERT INTO edgekv_changes (namespace_id, seq, key, deleted, expiration, metadata)"
+    " VALUES ($1, $6, $2, false, $4, $5)"
+)
+_ADVANCE = "UPDATE edgekv_namespaces SET head = head + $2 WHERE id = $1 RETURNING head, floor"
+_LOCK = "SELECT head FROM edgekv_namespaces WHERE id = $1 FOR NO KEY UPDATE"
+_CURRENT = "SELECT seq, expiration FROM edgekv_entries WHERE namespace_id = $1 AND key = $2"
+_CHANGES = (
+    "SELECT n.head, n.floor, c.seq, c.key, c.deleted, c.expiration, c.metadata"
+    " FROM edgekv_namespaces n LEFT JOIN LATERAL (SELECT seq, key, deleted, expiration, metadata"
+    "  FROM edgekv_changes WHERE namespace_id = n.id AND seq > $2 ORDER BY seq LIMIT $3) c"
+    " ON true WHERE n.id = $1"
+)
+_TRIM = (
+    "WITH n AS (SELECT floor, LEAST(head - $2, floor + $3) AS upto"
+    "  FROM edgekv_namespaces WHERE id = $1),"
+    " d AS (DELETE FROM edgekv_changes c USING n WHERE c.namespace_id = $1"
+    "  AND c.seq > n.floor AND c.seq <= n.upto),"
+    " u AS (UPDATE edgekv_namespaces SET floor = GREATEST(floor, (SELECT upto FROM n))"
+    "  WHERE id = $1 AND (SELECT upto > floor FROM n) RETURNING head, floor)"
+    " SELECT head, floor FROM u"
+)
+
+
+def _set_once(fut: asyncio.Future[None], *_args: Any) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+def _current(row: Any, now: int) -> str | None:
+    """The live version of a `_CURRENT` row, or None."""
+    if row is None or (row["expiration"] is not None and row["expiration"] <= now):
+        return None
+    return version_of(row["seq"])
+
+
 _OLDEST_ACCOUNT = "SELECT id FROM edgekv_accounts ORDER BY seq LIMIT 1"
 
 
@@ -169,7 +269,8 @@ def _split_dsn(dsn: str) -> tuple[str, dict[str, str]]:
 
 async def _head_seq(con: Any, namespace_id: str) -> int:
     """The namespace's latest sequence number, read in the caller's transaction."""
-    return 0
+    head = await con.fetchval("SELECT head FROM edgekv_namespaces WHERE id = $1", namespace_id)
+    return 0 if head is None else int(head)
 
 
 def _deleted_count(status: str) -> int:
@@ -185,10 +286,30 @@ async def _no_reset(con: Any) -> None:
 class PostgresStore:
     """A `Store` in a PostgreSQL database; open with `await PostgresStore.open(dsn)`."""
 
-    def __init__(self, pool: Any, acquire_timeout: float) -> None:
+    def __init__(
+        self,
+        pool: Any,
+        acquire_timeout: float,
+        *,
+        dsn: str = "",
+        connect_timeout: float = 5.0,
+        feed_history: int = DEFAULT_FEED_HISTORY,
+    ) -> None:
+        if feed_history < 1:
+            raise ValueError("feed_history must be >= 1")
         self._pool = pool
         self._acquire_timeout = acquire_timeout
         self._default_account: str | None = None  # the oldest account never changes
+        self.feed_history = feed_history
+        self._dsn = dsn
+        self._connect_timeout = connect_timeout
+        self._waiters = FeedWaiters()
+        self._listener: asyncio.Task[None] | None = None
+        self._to_notify: dict[str, int] = {}  # namespace -> newest head not yet NOTIFY'd
+        self._notifier: asyncio.Task[None] | None = None
+        self._trimming: set[str] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closed = False
 
     @classmethod
     async def open(
@@ -200,6 +321,7 @@ class PostgresStore:
         connect_timeout: float = 5.0,
         command_timeout: float = 30.0,
         acquire_timeout: float = 10.0,
+        feed_history: int = DEFAULT_FEED_HISTORY,
     ) -> PostgresStore:
         """Connect, migrate the schema to `SCHEMA_VERSION`, and return the store.
 
@@ -208,7 +330,7 @@ class PostgresStore:
         for one statement or one short transaction. Timeouts bound every wait so a dead or
         unreachable server yields `StoreUnavailable`, never a hang. The DSN's query string may
         set `pool_min_size`, `pool_max_size`, `connect_timeout` and `command_timeout` too
-        (they win over the arguments).
+        (they win over the arguments). `feed_history`: changes kept per namespace.
         """
         dsn, opts = _split_dsn(dsn)
         min_size = int(opts.get("pool_min_size", min_size))
@@ -227,7 +349,13 @@ class PostgresStore:
             )
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"database unavailable: {exc}") from exc
-        store = cls(pool, acquire_timeout)
+        store = cls(
+            pool,
+            acquire_timeout,
+            dsn=dsn,
+            connect_timeout=connect_timeout,
+            feed_history=feed_history,
+        )
         try:
             await store._migrate()
         except BaseException:
@@ -390,12 +518,18 @@ class PostgresStore:
                 info = NamespaceInfo(
                     id=namespace_id or new_id(), title=title, account_id=account_id
                 )
+                # Locked: a delete of this very id commits its head before we read `retired`.
+                base = await con.fetchval(
+                    "SELECT retired + 1 FROM edgekv_feed_state WHERE id = 1 FOR UPDATE"
+                )
                 try:
                     await con.execute(
-                        "INSERT INTO edgekv_namespaces (id, account_id, title) VALUES ($1, $2, $3)",
+                        "INSERT INTO edgekv_namespaces (id, account_id, title, head, floor)"
+                        " VALUES ($1, $2, $3, $4, $4)",
                         info.id,
                         account_id,
                         title,
+                        base,
                     )
                 except asyncpg.UniqueViolationError as exc:
                     # The same id created meanwhile under another account (different lock).
@@ -443,15 +577,22 @@ class PostgresStore:
         return self._ns_info(row)
 
     async def delete_namespace(self, account_id: str, namespace_id: str) -> None:
-        # Entries go with it (ON DELETE CASCADE), in the same transaction.
-        async with self._conn() as con:
-            status = await con.execute(
-                "DELETE FROM edgekv_namespaces WHERE id = $1 AND account_id = $2",
+        # Entries go with it (ON DELETE CASCADE), in the same transaction. The row lock first:
+        # the statements after it see every write that committed before (their change rows).
+        async with self._conn() as con, con.transaction():
+            head = await con.fetchval(
+                "SELECT head FROM edgekv_namespaces WHERE id = $1 AND account_id = $2 FOR UPDATE",
                 namespace_id,
                 account_id,
             )
-        if _deleted_count(status) == 0:
-            raise NamespaceNotFound(namespace_id)
+            if head is None:
+                raise NamespaceNotFound(namespace_id)
+            await con.execute(
+                "UPDATE edgekv_feed_state SET retired = GREATEST(retired, $1) WHERE id = 1", head
+            )
+            await con.execute("DELETE FROM edgekv_changes WHERE namespace_id = $1", namespace_id)
+            await con.execute("DELETE FROM edgekv_namespaces WHERE id = $1", namespace_id)
+        self._waiters.forget(namespace_id)
 
     # -- entries ---------------------------------------------------------------------------
     # Reads start from the namespace row (a primary-key probe on a small, hot table) and
@@ -463,7 +604,7 @@ class PostgresStore:
     ) -> Entry | None:
         async with self._conn() as con:
             row = await con.fetchrow(
-                "SELECT e.value, e.expiration, e.metadata FROM edgekv_namespaces n"
+                "SELECT e.value, e.expiration, e.metadata, e.seq FROM edgekv_namespaces n"
                 " LEFT JOIN edgekv_entries e ON e.namespace_id = n.id AND e.key = $2"
                 " AND (e.expiration IS NULL OR e.expiration > $3) WHERE n.id = $1",
                 namespace_id,
@@ -474,7 +615,7 @@ class PostgresStore:
             raise NamespaceNotFound(namespace_id)
         if row["value"] is None:
             return None
-        return Entry(row["value"], row["expiration"], row["metadata"])
+        return Entry(row["value"], row["expiration"], row["metadata"], None, str(row["seq"]))
 
     @_retry_once
     async def get_many(
@@ -483,7 +624,7 @@ class PostgresStore:
         raw = list({k.encode(): None for k in keys})
         async with self._conn() as con:
             rows = await con.fetch(
-                "SELECT e.key, e.value, e.expiration, e.metadata FROM edgekv_namespaces n"
+                "SELECT e.key, e.value, e.expiration, e.metadata, e.seq FROM edgekv_namespaces n"
                 " LEFT JOIN edgekv_entries e ON e.namespace_id = n.id AND e.key = ANY($2)"
                 " AND (e.expiration IS NULL OR e.expiration > $3) WHERE n.id = $1",
                 namespace_id,
@@ -493,55 +634,104 @@ class PostgresStore:
         if not rows:
             raise NamespaceNotFound(namespace_id)
         return {
-            r["key"].decode(): Entry(r["value"], r["expiration"], r["metadata"])
+            r["key"].decode(): Entry(
+                r["value"], r["expiration"], r["metadata"], None, version_of(r["seq"])
+            )
             for r in rows
             if r["key"] is not None
         }
 
+    def _committed(self, namespace_id: str, head: int, floor: int) -> None:
+        """After a commit: wake long polls here and on the other servers; trim if due."""
+        self._waiters.notify(namespace_id, head)
+        if head > self._to_notify.get(namespace_id, -1):
+            self._to_notify[namespace_id] = head
+        if self._notifier is None or self._notifier.done():
+            self._notifier = self._spawn(self._send_notifies())
+        if head - floor >= 2 * self.feed_history and namespace_id not in self._trimming:
+            self._trimming.add(namespace_id)
+            self._spawn(self._trim(namespace_id))
+
     @_retry_once
-    async def put(self, namespace_id: str, key: str, entry: Entry) -> None:
+    async def put(
+        self, namespace_id: str, key: str, entry: Entry, *, condition: Condition | None = None
+    ) -> Written:
+        raw = key.encode()
+        value = bytes(entry.value)
         async with self._conn() as con:
-            try:
-                await con.execute(
-                    "INSERT INTO edgekv_entries (namespace_id, key, value, expiration, metadata)"
-                    " VALUES ($1, $2, $3, $4, $5)" + _UPSERT_TAIL,
-                    namespace_id,
-                    key.encode(),
-                    bytes(entry.value),
-                    entry.expiration,
-                    entry.metadata,
+            if condition is None:
+                row = await con.fetchrow(
+                    _PUT, namespace_id, raw, value, entry.expiration, entry.metadata
                 )
-            except asyncpg.ForeignKeyViolationError as exc:
-                raise NamespaceNotFound(namespace_id) from exc
+            else:
+                async with con.transaction():
+                    row = await con.fetchrow(_ADVANCE, namespace_id, 1)
+                    if row is None:
+                        raise NamespaceNotFound(namespace_id)
+                    current = _current(
+                        await con.fetchrow(_CURRENT, namespace_id, raw), condition.now
+                    )
+                    if current != condition.version:
+                        raise PreconditionFailed(current)  # rolls the head back too
+                    await con.execute(
+                        _PUT_AT,
+                        namespace_id,
+                        raw,
+                        value,
+                        entry.expiration,
+                        entry.metadata,
+                        row["head"],
+                    )
+        if row is None:
+            raise NamespaceNotFound(namespace_id)
+        self._committed(namespace_id, row["head"], row["floor"])
+        return Written(row["head"], version_of(row["head"]))
 
     @_retry_once
     async def put_many(self, namespace_id: str, items: Sequence[tuple[str, Entry]]) -> None:
-        # ON CONFLICT cannot touch one row twice in a statement: dedupe here, last one wins.
-        last: dict[bytes, Entry] = {}
-        for key, entry in items:
-            last[key.encode()] = entry
-        if not last:
+        if not items:
             await self._require_namespace(namespace_id)
             return
+        n = len(items)
+        # ON CONFLICT cannot touch one row twice in a statement: each key's last item wins,
+        # keeping that item's position (its seq is head - n + position).
+        last: dict[bytes, tuple[int, Entry]] = {}
+        raws = [key.encode() for key, _ in items]
+        for i, (raw, (_, entry)) in enumerate(zip(raws, items, strict=True), 1):
+            last[raw] = (i, entry)
         # Rows are locked in array order: sorted, two overlapping batches cannot deadlock.
         keys = sorted(last)
-        entries = [last[k] for k in keys]
+        chosen = [last[k] for k in keys]
         async with self._conn() as con:
-            try:
-                # One statement is one transaction: all or nothing.
-                await con.execute(
-                    "INSERT INTO edgekv_entries (namespace_id, key, value, expiration, metadata)"
-                    " SELECT $1, k, v, x, m"
-                    " FROM unnest($2::bytea[], $3::bytea[], $4::bigint[], $5::text[])"
-                    " AS t (k, v, x, m)" + _UPSERT_TAIL,
-                    namespace_id,
-                    keys,
-                    [bytes(e.value) for e in entries],
-                    [e.expiration for e in entries],
-                    [e.metadata for e in entries],
-                )
-            except asyncpg.ForeignKeyViolationError as exc:
-                raise NamespaceNotFound(namespace_id) from exc
+            # One statement is one transaction: all or nothing.
+            row = await con.fetchrow(
+                "WITH h AS (UPDATE edgekv_namespaces SET head = head + $2 WHERE id = $1"
+                " RETURNING head, floor),"
+                " e AS (INSERT INTO edgekv_entries"
+                " (namespace_id, key, value, expiration, metadata, seq)"
+                " SELECT $1, k, v, x, m, h.head - $2 + p"
+                " FROM h, unnest($3::bytea[], $4::bytea[], $5::bigint[], $6::text[], $7::bigint[])"
+                " AS t (k, v, x, m, p)" + _UPSERT_TAIL + "),"
+                " c AS (INSERT INTO edgekv_changes"
+                " (namespace_id, seq, key, deleted, expiration, metadata)"
+                " SELECT $1, h.head - $2 + p, k, false, x, m"
+                " FROM h, unnest($8::bytea[], $9::bigint[], $10::text[])"
+                " WITH ORDINALITY AS t (k, x, m, p))"
+                " SELECT head, floor FROM h",
+                namespace_id,
+                n,
+                keys,
+                [bytes(e.value) for _, e in chosen],
+                [e.expiration for _, e in chosen],
+                [e.metadata for _, e in chosen],
+                [i for i, _ in chosen],
+                raws,
+                [e.expiration for _, e in items],
+                [e.metadata for _, e in items],
+            )
+        if row is None:
+            raise NamespaceNotFound(namespace_id)
+        self._committed(namespace_id, row["head"], row["floor"])
 
     async def _require_namespace(self, namespace_id: str) -> None:
         async with self._conn() as con:
@@ -551,23 +741,80 @@ class PostgresStore:
         if found is None:
             raise NamespaceNotFound(namespace_id)
 
-    async def delete(self, namespace_id: str, key: str) -> None:
-        await self.delete_many(namespace_id, [key])
+    @_retry_once
+    async def delete(
+        self,
+        namespace_id: str,
+        key: str,
+        *,
+        condition: Condition | None = None,
+        now: int | None = None,
+    ) -> Written | None:
+        raw = key.encode()
+        async with self._conn() as con, con.transaction():
+            # The lock first, then statements whose snapshot sees the previous holder's commit
+            # (a DELETE in the same statement as the lock could miss a row it just inserted).
+            if await con.fetchval(_LOCK, namespace_id) is None:
+                raise NamespaceNotFound(namespace_id)
+            if condition is not None:
+                current = _current(await con.fetchrow(_CURRENT, namespace_id, raw), condition.now)
+                if current != condition.version:
+                    raise PreconditionFailed(current)
+            expiration = await con.fetchrow(
+                "DELETE FROM edgekv_entries WHERE namespace_id = $1 AND key = $2"
+                " RETURNING expiration",
+                namespace_id,
+                raw,
+            )
+            if expiration is None:
+                return None
+            if now is not None and expiration[0] is not None and expiration[0] <= now:
+                return None  # it had expired: expiry is not a change
+            row = await con.fetchrow(
+                "WITH h AS (" + _ADVANCE + "),"
+                " c AS (INSERT INTO edgekv_changes (namespace_id, seq, key, deleted)"
+                " SELECT $1, head, $3, true FROM h)"
+                " SELECT head, floor FROM h",
+                namespace_id,
+                1,
+                raw,
+            )
+        self._committed(namespace_id, row["head"], row["floor"])
+        return Written(row["head"], version_of(row["head"]))
 
     @_retry_once
-    async def delete_many(self, namespace_id: str, keys: Sequence[str]) -> None:
-        # The namespace probe rides along in the same statement (one round trip).
-        async with self._conn() as con:
-            found = await con.fetchval(
-                "WITH gone AS (DELETE FROM edgekv_entries"
-                " WHERE namespace_id = $1 AND key = ANY($2) RETURNING 1)"
-                " SELECT EXISTS (SELECT 1 FROM gone)"
-                " OR EXISTS (SELECT 1 FROM edgekv_namespaces WHERE id = $1)",
+    async def delete_many(
+        self, namespace_id: str, keys: Sequence[str], *, now: int | None = None
+    ) -> None:
+        raws = list(dict.fromkeys(k.encode() for k in keys))  # a repeat deletes nothing
+        async with self._conn() as con, con.transaction():
+            if await con.fetchval(_LOCK, namespace_id) is None:
+                raise NamespaceNotFound(namespace_id)
+            rows = await con.fetch(
+                "DELETE FROM edgekv_entries WHERE namespace_id = $1 AND key = ANY($2)"
+                " RETURNING key, expiration",
                 namespace_id,
-                list({k.encode(): None for k in keys}),
+                raws,
             )
-        if not found:
-            raise NamespaceNotFound(namespace_id)
+            live = {
+                r["key"]
+                for r in rows
+                if now is None or r["expiration"] is None or r["expiration"] > now
+            }
+            if not live:
+                return
+            gone = [raw for raw in raws if raw in live]  # changes in the order given
+            row = await con.fetchrow(
+                "WITH h AS (" + _ADVANCE + "),"
+                " c AS (INSERT INTO edgekv_changes (namespace_id, seq, key, deleted)"
+                " SELECT $1, h.head - $2 + n, k, true"
+                " FROM h, unnest($3::bytea[]) WITH ORDINALITY AS t (k, n))"
+                " SELECT head, floor FROM h",
+                namespace_id,
+                len(gone),
+                gone,
+            )
+        self._committed(namespace_id, row["head"], row["floor"])
 
     @_retry_once
     async def list_keys(
@@ -617,6 +864,112 @@ class PostgresStore:
                 break
         return purged
 
+    # -- the change feed ---------------------------------------------------------------------
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _send_notifies(self) -> None:
+        """Tell the other servers about commits: one `pg_notify` statement for every head
+        recorded since the last one (commits meanwhile coalesce into the next)."""
+        while self._to_notify and not self._closed:
+            batch, self._to_notify = self._to_notify, {}
+            payloads = [f"{ns} {head}" for ns, head in batch.items()]
+            try:
+                async with self._conn() as con:
+                    await con.execute(
+                        "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS t (p)",
+                        _CHANNEL,
+                        payloads,
+                    )
+            except (StoreError, asyncpg.PostgresError, OSError):
+                return  # the database is away: other servers' polls end at their timeout
+
+    async def _trim(self, namespace_id: str) -> None:
+        """Drop a namespace's oldest changes down to the newest N, a batch per statement."""
+        try:
+            while not self._closed:
+                async with self._conn() as con:
+                    row = await con.fetchrow(_TRIM, namespace_id, self.feed_history, _TRIM_BATCH)
+                if row is None or row["head"] - row["floor"] <= self.feed_history:
+                    return
+        except (StoreError, asyncpg.PostgresError, OSError):
+            pass  # tried again after the next commit that finds the history long
+        finally:
+            self._trimming.discard(namespace_id)
+
+    def _on_notify(self, _con: Any, _pid: int, _channel: str, payload: str) -> None:
+        namespace_id, _, head = payload.partition(" ")
+        with contextlib.suppress(ValueError):  # not ours
+            self._waiters.notify(namespace_id, int(head))
+
+    async def _listen(self) -> None:
+        """Hold a LISTEN connection (outside the pool) while this store is open; after it was
+        lost, wake every poll to read again (a notification may have been missed)."""
+        while not self._closed:
+            con = None
+            try:
+                con = await asyncpg.connect(self._dsn, timeout=self._connect_timeout)
+                await con.add_listener(_CHANNEL, self._on_notify)
+                self._waiters.wake_all()
+                lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                con.add_termination_listener(functools.partial(_set_once, lost))
+                await lost
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                pass
+            finally:
+                if con is not None and not con.is_closed():
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(con.close(), timeout=2)
+            self._waiters.wake_all()
+            await asyncio.sleep(_LISTEN_RETRY)
+
+    async def changes(
+        self,
+        namespace_id: str,
+        *,
+        since: int | None,
+        prefix: str = "",
+        limit: int = 1000,
+        wait: float = 0,
+    ) -> ChangePage:
+        async def read(after: int | None, scan: int) -> tuple[int, int, list[RawChange]]:
+            async with self._conn() as con:
+                rows = await con.fetch(
+                    _CHANGES, namespace_id, (1 << 62) if after is None else after, scan
+                )
+            if not rows:
+                raise NamespaceNotFound(namespace_id)
+            head, floor = rows[0]["head"], rows[0]["floor"]
+            if rows[0]["seq"] is None:
+                return head, floor, []
+            return head, floor, [(r[2], r[3], r[4], r[5], r[6]) for r in rows]
+
+        if wait > 0 and self._dsn and (self._listener is None or self._listener.done()):
+            self._listener = self._spawn(self._listen())
+        return await poll(
+            read,
+            self._waiters,
+            namespace_id,
+            since=since,
+            prefix=prefix,
+            limit=limit,
+            wait=wait,
+            history=self.feed_history,
+        )
+
+    @_retry_once
+    async def head(self, namespace_id: str) -> int:
+        async with self._conn() as con:
+            head = await con.fetchval(
+                "SELECT head FROM edgekv_namespaces WHERE id = $1", namespace_id
+            )
+        if head is None:
+            raise NamespaceNotFound(namespace_id)
+        return int(head)
+
     @contextlib.asynccontextmanager
     async def snapshot(self, namespace_id: str, *, now: int) -> AsyncIterator[PostgresSnapshot]:
         """One REPEATABLE READ READ ONLY transaction (store/postgres_snapshot.py)."""
@@ -629,6 +982,11 @@ class PostgresStore:
             await snap.close()
 
     async def aclose(self) -> None:
+        self._closed = True
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         try:
             await asyncio.wait_for(self._pool.close(), timeout=10)
         except _UNAVAILABLE:

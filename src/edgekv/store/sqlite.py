@@ -14,12 +14,21 @@
 
 Unknown namespaces cost nothing on the hot path: a read checks the namespace only when it found
 nothing; a write checks it inside the writer's transaction, before changing anything.
+
+The change feed (schema 2): each write advances its namespace's `head` in the writer's
+transaction and logs a row in `changes`, so seq order is commit order (one writer at a time,
+across processes too). Conditions of conditional writes are checked in the same transaction
+before anything changes, so a failed one fails alone, never its group-commit batch. History is
+trimmed in small background transactions once a namespace holds 2N changes. Long polls wake on
+this process's commits at once, and on other processes' commits within `_FOREIGN_POLL`
+(a one-query check of the waited namespaces' heads, made only while someone waits).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import queue
 import sqlite3
 import threading
@@ -33,11 +42,23 @@ import orjson
 from edgekv._exceptions import (
     NamespaceNotFound,
     NamespaceTitleTaken,
+    PreconditionFailed,
     StoreError,
     StoreUnavailable,
     TooManyNamespaces,
 )
-from edgekv._types import Entry, KeyInfo, NamespaceInfo, TokenRecord
+from edgekv._types import (
+    DEFAULT_FEED_HISTORY,
+    ChangePage,
+    Condition,
+    Entry,
+    KeyInfo,
+    NamespaceInfo,
+    TokenRecord,
+    Written,
+    version_of,
+)
+from edgekv.store._feed import FeedWaiters, RawChange, poll
 from edgekv.store.memory import MAX_NAMESPACES, new_id
 from edgekv.store.sqlite_snapshot import SQLiteSnapshot
 
@@ -82,6 +103,28 @@ _MIGRATIONS: tuple[str, ...] = (
     -- Partial: only entries that can expire are indexed, for purge_expired.
     CREATE INDEX entries_expiration ON entries (expiration) WHERE expiration IS NOT NULL
     """,
+    # 2: versions and the change feed. Entries written before it have version "0" (seq 0);
+    # their namespaces start their feed at 0 with no history.
+    """
+    ALTER TABLE namespaces ADD COLUMN head INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE namespaces ADD COLUMN floor INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE entries ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE changes (
+        namespace_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        key BLOB NOT NULL,
+        deleted INTEGER NOT NULL,
+        expiration INTEGER,
+        metadata TEXT,
+        PRIMARY KEY (namespace_id, seq)
+    ) WITHOUT ROWID;
+    -- The newest seq any deleted namespace reached: a new namespace starts above it.
+    CREATE TABLE feed_state (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        retired INTEGER NOT NULL
+    );
+    INSERT INTO feed_state (id, retired) VALUES (1, -1)
+    """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -91,24 +134,39 @@ _MAX_READ_BATCH = 16  # reads a reader runs before handing results back to the l
 _CHECKPOINT_DELAY = 0.05  # seconds of commits a background checkpoint takes at once
 _BACKSTOP_CHECKPOINT_PAGES = 16384  # the writer checkpoints itself past this (64 MiB of WAL)
 _PURGE_BATCH = 256  # rows per purge transaction, so purging never stalls writers for long
+_TRIM_BATCH = 2000  # change rows per history-trim transaction, for the same reason
+_FOREIGN_POLL = 1.0  # seconds between checks for other processes' commits while polls wait
 _INLINE_MAX_VALUE = 16 * 1024  # inline_reads: larger values are read on a reader thread
 # Above every UTF-8 string (UTF-8 never contains 0xff): the upper bound of an empty prefix.
 _NO_UPPER = b"\xff"
 
-_GET = "SELECT value, expiration, metadata FROM entries WHERE namespace_id = ? AND key = ?"
+_GET = "SELECT value, expiration, metadata, seq FROM entries WHERE namespace_id = ? AND key = ?"
 # length() reads the size from the record header; the value is only loaded when it is small.
 _GET_SMALL = (
-    f"SELECT CASE WHEN length(value) <= {_INLINE_MAX_VALUE} THEN value END, expiration, metadata"
-    " FROM entries WHERE namespace_id = ? AND key = ?"
+    f"SELECT CASE WHEN length(value) <= {_INLINE_MAX_VALUE} THEN value END, expiration, metadata,"
+    " seq FROM entries WHERE namespace_id = ? AND key = ?"
 )
 _GET_MANY = (
-    "SELECT key, value, expiration, metadata FROM entries WHERE namespace_id = ? AND key IN ({})"
+    "SELECT key, value, expiration, metadata, seq FROM entries"
+    " WHERE namespace_id = ? AND key IN ({})"
 )
 _UPSERT = (
-    "INSERT OR REPLACE INTO entries (namespace_id, key, value, expiration, metadata)"
-    " VALUES (?, ?, ?, ?, ?)"
+    "INSERT OR REPLACE INTO entries (namespace_id, key, value, expiration, metadata, seq)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
 )
-_DELETE = "DELETE FROM entries WHERE namespace_id = ? AND key = ?"
+_DELETE = "DELETE FROM entries WHERE namespace_id = ? AND key = ? RETURNING expiration"
+_CURRENT = "SELECT seq, expiration FROM entries WHERE namespace_id = ? AND key = ?"
+# Advancing the head is the namespace check of a write, and its seq allocation.
+_ADVANCE = "UPDATE namespaces SET head = head + ? WHERE id = ? RETURNING head, floor"
+_LOG = (
+    "INSERT INTO changes (namespace_id, seq, key, deleted, expiration, metadata)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
+_HEAD = "SELECT head, floor FROM namespaces WHERE id = ?"
+_CHANGES = (
+    "SELECT seq, key, deleted, expiration, metadata FROM changes"
+    " WHERE namespace_id = ? AND seq > ? ORDER BY seq LIMIT ?"
+)
 # CAST decodes the key in C (Python's sqlite3 makes a str of TEXT), cheaper than bytes.decode.
 _LIST = (
     "SELECT CAST(key AS TEXT), expiration, metadata FROM entries"
@@ -140,12 +198,40 @@ def _key_infos(rows: list[Any]) -> list[KeyInfo]:
 
 def _head_seq(conn: sqlite3.Connection, namespace_id: str) -> int:
     """The namespace's latest sequence number, read in the caller's transaction."""
-    return 0
+    row = conn.execute(_HEAD, (namespace_id,)).fetchone()
+    return 0 if row is None else int(row[0])
 
 
 def _require_namespace(conn: sqlite3.Connection, namespace_id: str) -> None:
     if conn.execute(_NS_EXISTS, (namespace_id,)).fetchone() is None:
         raise NamespaceNotFound(namespace_id)
+
+
+def _heads_of(namespace_ids: list[str], conn: sqlite3.Connection) -> list[tuple[str, int]]:
+    sql = "SELECT id, head FROM namespaces WHERE id IN ({})".format(
+        ",".join("?" * len(namespace_ids))
+    )
+    return conn.execute(sql, namespace_ids).fetchall()
+
+
+def _entry(value: bytes, expiration: int | None, metadata: str | None, seq: int) -> Entry:
+    return Entry(value, expiration, metadata, None, version_of(seq))
+
+
+def _check(
+    conn: sqlite3.Connection, namespace_id: str, raw: bytes, condition: Condition
+) -> tuple[int, int | None] | None:
+    """Raise `PreconditionFailed` (before anything changed) unless `condition` holds; returns
+    the current row's (seq, expiration)."""
+    row: tuple[int, int | None] | None = conn.execute(_CURRENT, (namespace_id, raw)).fetchone()
+    current = None
+    if row is not None and (row[1] is None or row[1] > condition.now):
+        current = version_of(row[0])
+    if current != condition.version:
+        if row is None:
+            _require_namespace(conn, namespace_id)  # an unknown namespace is a 404 first
+        raise PreconditionFailed(current)
+    return row
 
 
 def _wrap(exc: BaseException) -> BaseException:
@@ -241,8 +327,11 @@ class SQLiteStore:
     committed (or fails) whether or not anyone still awaits it.
     """
 
-    def __init__(self, path: Path, *, readers: int, inline_reads: bool) -> None:
+    def __init__(self, path: Path, *, readers: int, inline_reads: bool, feed_history: int) -> None:
+        if feed_history < 1:
+            raise ValueError("feed_history must be >= 1")
         self.path = path
+        self.feed_history = feed_history
         self.commits = 0  # group commits done by the writer (for tests and benchmarks)
         self._readers = readers
         self._inline = inline_reads
@@ -254,14 +343,30 @@ class SQLiteStore:
         self._default_account: str | None = None  # the oldest account never changes
         self._committed = threading.Event()  # wakes the checkpointer
         self._closed = False
+        self._waiters = FeedWaiters()
+        # Writer thread only: (head, floor) of each namespace the current batch wrote.
+        self._batch_heads: dict[str, tuple[int, int]] = {}
+        self._trimming: set[str] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._foreign: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(
-        cls, directory: Path | str, *, readers: int = 2, inline_reads: bool = False
+        cls,
+        directory: Path | str,
+        *,
+        readers: int = 2,
+        inline_reads: bool = False,
+        feed_history: int = DEFAULT_FEED_HISTORY,
     ) -> SQLiteStore:
         """Create `directory` if needed, open (or create and migrate) its database, start the
-        writer and `readers` reader threads."""
-        store = cls(Path(directory) / FILENAME, readers=max(1, readers), inline_reads=inline_reads)
+        writer and `readers` reader threads. `feed_history`: changes kept per namespace."""
+        store = cls(
+            Path(directory) / FILENAME,
+            readers=max(1, readers),
+            inline_reads=inline_reads,
+            feed_history=feed_history,
+        )
         await store._start()
         return store
 
@@ -327,6 +432,7 @@ class SQLiteStore:
         except sqlite3.Error as exc:  # the write lock stayed busy: nothing ran
             error = _wrap(exc)
             return [(job, error, None) for job in batch]
+        self._batch_heads = {}
         done: list[_Done] = []
         try:
             for job in batch:
@@ -341,8 +447,12 @@ class SQLiteStore:
             conn.execute("COMMIT")
             self.commits += 1
             self._committed.set()
+            if self._batch_heads:
+                heads, self._batch_heads = self._batch_heads, {}
+                batch[0].loop.call_soon_threadsafe(self._after_commit, heads)
             return done
         except Exception as exc:
+            self._batch_heads = {}
             _rollback(conn)
             if len(batch) == 1:
                 return [(batch[0], _wrap(exc), None)]
@@ -486,9 +596,12 @@ class SQLiteStore:
                 raise TooManyNamespaces(MAX_NAMESPACES)
             conn.execute("INSERT OR IGNORE INTO accounts (id) VALUES (?)", (account_id,))
             info = NamespaceInfo(id=namespace_id or new_id(), title=title, account_id=account_id)
+            # Above every seq a deleted namespace (maybe of this very id) handed out.
+            (base,) = conn.execute("SELECT retired + 1 FROM feed_state").fetchone()
             conn.execute(
-                "INSERT INTO namespaces (id, account_id, title) VALUES (?, ?, ?)",
-                (info.id, account_id, title),
+                "INSERT INTO namespaces (id, account_id, title, head, floor)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (info.id, account_id, title, base, base),
             )
             return info
 
@@ -530,10 +643,17 @@ class SQLiteStore:
         def delete(conn: sqlite3.Connection) -> None:
             if conn.execute(_NS_OWNED, (namespace_id, account_id)).fetchone() is None:
                 raise NamespaceNotFound(namespace_id)
+            conn.execute(
+                "UPDATE feed_state SET retired ="
+                " max(retired, (SELECT head FROM namespaces WHERE id = ?))",
+                (namespace_id,),
+            )
             conn.execute("DELETE FROM entries WHERE namespace_id = ?", (namespace_id,))
+            conn.execute("DELETE FROM changes WHERE namespace_id = ?", (namespace_id,))
             conn.execute("DELETE FROM namespaces WHERE id = ?", (namespace_id,))
 
         await self._write(delete)
+        self._waiters.forget(namespace_id)
 
     # -- entries ---------------------------------------------------------------------------
     async def get(
@@ -554,10 +674,10 @@ class SQLiteStore:
             row = await self._read(read)
             if row is None:
                 return None
-        value, expiration, metadata = row
+        value, expiration, metadata, seq = row
         if value is None or (expiration is not None and expiration <= now):
             return None  # value None: the inline read saw the namespace but no key
-        return Entry(value, expiration, metadata)
+        return Entry(value, expiration, metadata, None, version_of(seq))
 
     def _get_inline(self, params: tuple[str, bytes]) -> tuple[Any, ...] | None:
         """A point read on the calling thread, for `inline_reads=True`: an indexed lookup of a
@@ -574,7 +694,7 @@ class SQLiteStore:
             if row is None:
                 if conn.execute(_NS_EXISTS, (params[0],)).fetchone() is None:
                     return None  # unknown namespace: the reader path raises NamespaceNotFound
-                return (None, None, None)
+                return (None, None, None, None)
             if row[0] is None:
                 return None  # too large to read here
             return row
@@ -598,46 +718,105 @@ class SQLiteStore:
             return rows
 
         found = {
-            raw: Entry(value, expiration, metadata)
-            for raw, value, expiration, metadata in await self._read(read)
+            raw: _entry(value, expiration, metadata, seq)
+            for raw, value, expiration, metadata, seq in await self._read(read)
             if expiration is None or expiration > now
         }
         return {key: found[raw] for raw, key in by_raw.items() if raw in found}
 
-    async def put(self, namespace_id: str, key: str, entry: Entry) -> None:
-        params = (namespace_id, key.encode(), entry.value, entry.expiration, entry.metadata)
+    def _advance(self, conn: sqlite3.Connection, namespace_id: str, n: int) -> int:
+        """Take the next `n` seqs of the namespace (NamespaceNotFound before any change);
+        returns the last one. Called inside the writer's transaction."""
+        # fetchall: a RETURNING statement is finished (not left in progress) before COMMIT.
+        rows = conn.execute(_ADVANCE, (n, namespace_id)).fetchall()
+        if not rows:
+            raise NamespaceNotFound(namespace_id)
+        self._batch_heads[namespace_id] = rows[0]
+        return int(rows[0][0])
 
-        def write(conn: sqlite3.Connection) -> None:
-            _require_namespace(conn, namespace_id)
-            conn.execute(_UPSERT, params)
+    async def put(
+        self, namespace_id: str, key: str, entry: Entry, *, condition: Condition | None = None
+    ) -> Written:
+        raw = key.encode()
+        value, expiration, metadata = entry.value, entry.expiration, entry.metadata
 
-        await self._write(write)
+        def write(conn: sqlite3.Connection) -> int:
+            if condition is not None:
+                _check(conn, namespace_id, raw, condition)
+            seq = self._advance(conn, namespace_id, 1)
+            conn.execute(_UPSERT, (namespace_id, raw, value, expiration, metadata, seq))
+            conn.execute(_LOG, (namespace_id, seq, raw, 0, expiration, metadata))
+            return seq
+
+        seq = await self._write(write)
+        return Written(seq, version_of(seq))
 
     async def put_many(self, namespace_id: str, items: Sequence[tuple[str, Entry]]) -> None:
         # Built here so a bad key fails before anything is queued; values are not copied.
-        rows = [(namespace_id, k.encode(), e.value, e.expiration, e.metadata) for k, e in items]
+        rows = [(k.encode(), e.value, e.expiration, e.metadata) for k, e in items]
 
         def write(conn: sqlite3.Connection) -> None:
-            _require_namespace(conn, namespace_id)
-            conn.executemany(_UPSERT, rows)  # in order: a later duplicate key wins
+            if not rows:
+                _require_namespace(conn, namespace_id)
+                return
+            first = self._advance(conn, namespace_id, len(rows)) - len(rows) + 1
+            # In order: a later duplicate key wins, and each item is its own change.
+            conn.executemany(
+                _UPSERT,
+                [(namespace_id, k, v, x, m, first + i) for i, (k, v, x, m) in enumerate(rows)],
+            )
+            conn.executemany(
+                _LOG,
+                [(namespace_id, first + i, k, 0, x, m) for i, (k, _, x, m) in enumerate(rows)],
+            )
 
         await self._write(write)
 
-    async def delete(self, namespace_id: str, key: str) -> None:
-        params = (namespace_id, key.encode())
+    async def delete(
+        self,
+        namespace_id: str,
+        key: str,
+        *,
+        condition: Condition | None = None,
+        now: int | None = None,
+    ) -> Written | None:
+        raw = key.encode()
+
+        def write(conn: sqlite3.Connection) -> int | None:
+            if condition is not None:
+                _check(conn, namespace_id, raw, condition)
+            rows = conn.execute(_DELETE, (namespace_id, raw)).fetchall()
+            if not rows:
+                _require_namespace(conn, namespace_id)
+                return None
+            expiration = rows[0][0]
+            if now is not None and expiration is not None and expiration <= now:
+                return None  # it had expired: expiry is not a change
+            seq = self._advance(conn, namespace_id, 1)
+            conn.execute(_LOG, (namespace_id, seq, raw, 1, None, None))
+            return seq
+
+        seq = await self._write(write)
+        return None if seq is None else Written(seq, version_of(seq))
+
+    async def delete_many(
+        self, namespace_id: str, keys: Sequence[str], *, now: int | None = None
+    ) -> None:
+        raws = list(dict.fromkeys(key.encode() for key in keys))  # a repeat deletes nothing
 
         def write(conn: sqlite3.Connection) -> None:
-            if conn.execute(_DELETE, params).rowcount == 0:
+            gone: list[bytes] = []
+            for raw in raws:
+                rows = conn.execute(_DELETE, (namespace_id, raw)).fetchall()
+                if rows and (now is None or rows[0][0] is None or rows[0][0] > now):
+                    gone.append(raw)
+            if not gone:
                 _require_namespace(conn, namespace_id)
-
-        await self._write(write)
-
-    async def delete_many(self, namespace_id: str, keys: Sequence[str]) -> None:
-        rows = [(namespace_id, key.encode()) for key in keys]
-
-        def write(conn: sqlite3.Connection) -> None:
-            if conn.executemany(_DELETE, rows).rowcount <= 0:
-                _require_namespace(conn, namespace_id)
+                return
+            first = self._advance(conn, namespace_id, len(gone)) - len(gone) + 1
+            conn.executemany(
+                _LOG, [(namespace_id, first + i, raw, 1, None, None) for i, raw in enumerate(gone)]
+            )
 
         await self._write(write)
 
@@ -672,6 +851,118 @@ class SQLiteStore:
                 break
         return purged
 
+    # -- the change feed ---------------------------------------------------------------------
+    def _after_commit(self, heads: dict[str, tuple[int, int]]) -> None:
+        """On the event loop, after a commit: wake long polls, start trimming where due."""
+        for namespace_id, (head, floor) in heads.items():
+            self._waiters.notify(namespace_id, head)
+            if head - floor >= 2 * self.feed_history and namespace_id not in self._trimming:
+                self._trimming.add(namespace_id)
+                self._spawn_task(self._trim(namespace_id))
+
+    def _spawn_task(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _trim(self, namespace_id: str) -> None:
+        """Drop a namespace's oldest changes down to the newest N, a batch per transaction
+        (queued behind the writes already waiting, never holding the writer long)."""
+        keep = self.feed_history
+
+        def trim(conn: sqlite3.Connection) -> bool:
+            row = conn.execute(_HEAD, (namespace_id,)).fetchone()
+            if row is None:
+                return False
+            head, floor = row
+            upto = min(head - keep, floor + _TRIM_BATCH)
+            if upto <= floor:
+                return False
+            conn.execute(
+                "DELETE FROM changes WHERE namespace_id = ? AND seq <= ?", (namespace_id, upto)
+            )
+            conn.execute("UPDATE namespaces SET floor = ? WHERE id = ?", (upto, namespace_id))
+            return bool(upto < head - keep)
+
+        try:
+            while not self._closed and await self._write(trim):
+                pass
+        except StoreError:
+            pass  # retried after the next commit that finds the history long
+        finally:
+            self._trimming.discard(namespace_id)
+
+    async def changes(
+        self,
+        namespace_id: str,
+        *,
+        since: int | None,
+        prefix: str = "",
+        limit: int = 1000,
+        wait: float = 0,
+    ) -> ChangePage:
+        async def read(after: int | None, scan: int) -> tuple[int, int, list[RawChange]]:
+            def run(conn: sqlite3.Connection) -> tuple[int, int, list[RawChange]]:
+                conn.execute("BEGIN")  # head, floor and rows from one snapshot
+                try:
+                    row = conn.execute(_HEAD, (namespace_id,)).fetchone()
+                    if row is None:
+                        raise NamespaceNotFound(namespace_id)
+                    rows: list[RawChange] = []
+                    if after is not None and after < row[0]:
+                        rows = conn.execute(_CHANGES, (namespace_id, after, scan)).fetchall()
+                finally:
+                    conn.execute("COMMIT")
+                return row[0], row[1], rows
+
+            return await self._read(run)
+
+        if wait > 0:
+            self._watch_foreign()
+        return await poll(
+            read,
+            self._waiters,
+            namespace_id,
+            since=since,
+            prefix=prefix,
+            limit=limit,
+            wait=wait,
+            history=self.feed_history,
+        )
+
+    def _watch_foreign(self) -> None:
+        if self._foreign is None or self._foreign.done():
+            self._foreign = asyncio.get_running_loop().create_task(self._foreign_loop())
+
+    async def _foreign_loop(self) -> None:
+        """While long polls wait: every `_FOREIGN_POLL` s, one query of the waited namespaces'
+        heads, so commits of other processes on this file wake them too (this process's own
+        commits wake them at once). Ends when nobody waits."""
+        while not self._closed:
+            await asyncio.sleep(_FOREIGN_POLL)
+            waited = self._waiters.waited()[:500]  # well under the bound-parameter limit
+            if not waited:
+                return
+            try:
+                rows = await self._read(functools.partial(_heads_of, waited))
+            except StoreError:
+                continue
+            found = {namespace_id for namespace_id, _ in rows}
+            for namespace_id, head in rows:
+                self._waiters.notify(namespace_id, head)
+            for namespace_id in waited:
+                if namespace_id not in found:
+                    self._waiters.forget(namespace_id)  # deleted by another process
+
+    async def head(self, namespace_id: str) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            row = conn.execute(_HEAD, (namespace_id,)).fetchone()
+            if row is None:
+                raise NamespaceNotFound(namespace_id)
+            return int(row[0])
+
+        return await self._read(run)
+
     @contextlib.asynccontextmanager
     async def snapshot(self, namespace_id: str, *, now: int) -> AsyncIterator[SQLiteSnapshot]:
         """One read transaction on a connection of its own (store/sqlite_snapshot.py)."""
@@ -688,6 +979,10 @@ class SQLiteStore:
         if self._closed:
             return
         self._closed = True
+        tasks = [*self._tasks, *([self._foreign] if self._foreign is not None else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         loop = asyncio.get_running_loop()
         stops: list[asyncio.Future[Any]] = []
         for q, n in ((self._wq, 1), (self._rq, self._readers)):

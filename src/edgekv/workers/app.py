@@ -12,29 +12,26 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
-from typing import Any
 
 import orjson
 
 from edgekv._client import Client
+from edgekv._exceptions import ClientDisconnected
+from edgekv.asgi.accesslog import AccessLog
+from edgekv.asgi.body import Body
+from edgekv.asgi.lifespan import serve_lifespan
+from edgekv.asgi.types import Receive, Scope, Send
 from edgekv.edge.stats import stats_payload
 from edgekv.workers.bindings import check_namespaces, ensure_namespaces, make_env
 from edgekv.workers.config import ConfigError, WorkerConfig, load_config
 from edgekv.workers.context import BackgroundTasks, ExecutionContext
-from edgekv.workers.http import BodyTooLarge, ClientDisconnected, Request, Response
+from edgekv.workers.http import BodyTooLarge, Response, encode_headers, from_asgi
 from edgekv.workers.loader import Worker, WorkerImportError, file_stamp, load_worker
 
 __all__ = ["HEALTH_PATH", "STATS_PATH", "WorkerApp"]
 
 log = logging.getLogger("edgekv.workers")
-access_log = logging.getLogger("edgekv.access")  # the same lines as the REST server's
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 HEALTH_PATH = "/healthz"
 STATS_PATH = "/__edgekv/stats"  # the location cache's counters (JSON), for operators
@@ -43,32 +40,6 @@ STATS_PATH = "/__edgekv/stats"  # the location cache's counters (JSON), for oper
 _ERROR_BODY = b"Internal Server Error: the worker raised an exception\n"
 _TEXT = (b"content-type", b"text/plain;charset=UTF-8")
 _CLOSE = (b"connection", b"close")
-
-
-def _unread_body(request: Request) -> bool:
-    """Whether the worker left request body bytes unread (the connection must then close)."""
-    if request._body is not None:
-        return False
-    for name, value in request._raw_headers:
-        if name == b"transfer-encoding" or (
-            name == b"content-length" and value.strip() not in (b"", b"0")
-        ):
-            return True
-    return False
-
-
-def _log_access(scope: Scope, status: int, started: float, size: int) -> None:
-    client = scope.get("client")
-    raw_path = scope.get("raw_path") or scope["path"].encode()
-    access_log.info(
-        '%s "%s %s" %d %.1fms %dB',
-        client[0] if client else "-",
-        scope["method"],
-        raw_path.decode("latin-1"),
-        status,
-        (time.perf_counter() - started) * 1000,
-        size,
-    )
 
 
 async def _send_plain(
@@ -90,7 +61,8 @@ class WorkerApp:
     a version that fails to load is reported in the log and the previous one keeps serving.
     `startup()` (also run by ASGI lifespan startup, or by the first request) opens the store and
     prepares the bindings; `shutdown()` lets `wait_until` work drain (for at most
-    `drain_timeout` seconds) and closes the store.
+    `drain_timeout` seconds) and closes the store. `access_log`: one line per request
+    (default: the `edgekv.access` logger).
     """
 
     def __init__(
@@ -103,6 +75,7 @@ class WorkerApp:
         reload_interval: float = 0.5,
         drain_timeout: float = 10.0,
         remote_name: str = "the central server",
+        access_log: AccessLog | None = None,
     ) -> None:
         if config.main is None:
             raise ConfigError(f'{config.path.name}: "main" is missing')
@@ -113,6 +86,7 @@ class WorkerApp:
         self.reload_interval = reload_interval
         self.drain_timeout = drain_timeout
         self.remote_name = remote_name
+        self.access_log = access_log or AccessLog()
         self.env = make_env(client, config)
         # Imported here, before any server starts, so a broken worker stops the command at once.
         self.worker: Worker = load_worker(config.main, self.env)
@@ -154,32 +128,18 @@ class WorkerApp:
             self._watcher = None
         await self._tasks.drain(self.drain_timeout)
         await self.client.aclose()
+        self.access_log.flush()
         self._started = False
 
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                try:
-                    await self.startup()
-                except Exception as exc:
-                    self.startup_error = exc
-                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
-                    return
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                try:
-                    await self.shutdown()
-                finally:
-                    await send({"type": "lifespan.shutdown.complete"})
-                return
+    def _failed(self, exc: Exception) -> None:
+        self.startup_error = exc
 
     # -- requests --------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind != "http":
             if kind == "lifespan":
-                await self._lifespan(receive, send)
+                await serve_lifespan(receive, send, self.startup, self.shutdown, self._failed)
             elif kind == "websocket":
                 await send({"type": "websocket.close", "code": 1003})
             return
@@ -189,19 +149,20 @@ class WorkerApp:
             await _send_plain(send, 200, b"ok\n", method == "HEAD")
             return
         if path == STATS_PATH and method == "GET":
-            body = orjson.dumps(stats_payload(self.client.store))
+            payload = orjson.dumps(stats_payload(self.client.store))
             headers = [
                 (b"content-type", b"application/json"),
-                (b"content-length", b"%d" % len(body)),
+                (b"content-length", b"%d" % len(payload)),
             ]
             await send({"type": "http.response.start", "status": 200, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
+            await send({"type": "http.response.body", "body": payload})
             return
         if not self._started:  # a server without lifespan support: start on first request
             await self.startup()
 
         started = time.perf_counter()
-        request = Request._from_asgi(scope, receive)
+        body = Body(receive)
+        request = from_asgi(scope, body)
         ctx = ExecutionContext(self._tasks)
         status, size = 500, len(_ERROR_BODY)
         try:
@@ -211,7 +172,7 @@ class WorkerApp:
                     raise TypeError(
                         f"the worker returned {type(response).__name__}, expected a Response"
                     )
-                headers = _encode_headers(response)
+                headers = encode_headers(response)
             except ClientDisconnected:
                 status, size = 499, 0
                 return
@@ -222,16 +183,15 @@ class WorkerApp:
                 return
             except Exception:
                 log.exception("%s %s: the worker raised an exception", method, scope["path"])
-                await _send_plain(send, 500, _ERROR_BODY, close=_unread_body(request))
+                await _send_plain(send, 500, _ERROR_BODY, close=body.unread(scope["headers"]))
                 return
-            if _unread_body(request):
+            if body.unread(scope["headers"]):
                 headers.append(_CLOSE)  # body bytes left on the wire: do not reuse the connection
             status = response.status
             size = await _send_response(send, response, headers, method == "HEAD")
         finally:
             ctx._response_sent()
-            if access_log.isEnabledFor(logging.INFO):
-                _log_access(scope, status, started, size)
+            self.access_log.request(scope, status, started, size)
 
     # -- reload ----------------------------------------------------------------------------
     async def _watch(self) -> None:
@@ -266,15 +226,6 @@ class WorkerApp:
             return
         self.config, self.env, self.worker = config, env, worker
         log.info("reloaded %s", _display(config.main))
-
-
-def _encode_headers(response: Response) -> list[tuple[bytes, bytes]]:
-    # The length is the runtime's business: computed for bytes, chunked for streams.
-    return [
-        (name.encode("latin-1"), value.encode("latin-1"))
-        for name, value in response.headers._items
-        if name != "content-length"
-    ]
 
 
 async def _send_response(

@@ -14,7 +14,21 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import orjson
 
-__all__ = ["MAX_BODY_BYTES", "BodyTooLarge", "ClientDisconnected", "Headers", "Request", "Response"]
+from edgekv._exceptions import ClientDisconnected
+from edgekv._rules import encode_text
+from edgekv.asgi.body import Body
+from edgekv.asgi.types import Scope
+
+__all__ = [
+    "MAX_BODY_BYTES",
+    "BodyTooLarge",
+    "ClientDisconnected",
+    "Headers",
+    "Request",
+    "Response",
+    "encode_headers",
+    "from_asgi",
+]
 
 MAX_BODY_BYTES = 100 * 1024 * 1024
 """Largest request body a worker may read (Workers' own limit on the free plan)."""
@@ -24,21 +38,13 @@ _JSON_TYPE = "application/json"
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 
-def _utf8(text: str) -> bytes:
-    try:
-        return text.encode()
-    except UnicodeEncodeError:
-        # Lone surrogates become U+FFFD, as the Fetch API's TextEncoder does.
-        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode()
-
-
 class BodyTooLarge(Exception):
     """The request body exceeds `MAX_BODY_BYTES`; the runtime answers 413 if the worker lets it
     propagate."""
 
 
-class ClientDisconnected(Exception):
-    """The client went away while the worker was reading the request body."""
+def _too_large(size: int) -> BodyTooLarge:
+    return BodyTooLarge(f"request body of {size} bytes exceeds the limit of {MAX_BODY_BYTES}")
 
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 header name characters
@@ -138,7 +144,7 @@ class Request:
     builds one by hand, e.g. to unit-test a handler.
     """
 
-    __slots__ = ("_body", "_headers", "_raw_headers", "_receive", "_scope", "_url", "method")
+    __slots__ = ("_body", "_channel", "_headers", "_raw_headers", "_scope", "_url", "method")
 
     method: str
 
@@ -158,23 +164,11 @@ class Request:
         self._headers: Headers | None = Headers(headers)
         self._raw_headers: list[tuple[bytes, bytes]] = []
         self._body: bytes | None = body.encode() if isinstance(body, str) else (body or b"")
-        self._receive: Any = None
+        self._channel: Body | None = None
         self._scope: MutableMapping[str, Any] = {
             "path": unquote(parts.path) or "/",
             "query_string": parts.query.encode(),
         }
-
-    @classmethod
-    def _from_asgi(cls, scope: MutableMapping[str, Any], receive: Any) -> Request:
-        request = cls.__new__(cls)
-        request.method = scope["method"]
-        request._scope = scope
-        request._receive = receive
-        request._raw_headers = scope["headers"]
-        request._headers = None
-        request._url = None
-        request._body = None
-        return request
 
     # -- head ------------------------------------------------------------------------------
     @property
@@ -232,25 +226,28 @@ class Request:
         return orjson.loads(await self.bytes())
 
     async def _read_body(self) -> builtins.bytes:  # `bytes` is the method here
+        if self._channel is None:
+            return b""
         declared = self.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            raise BodyTooLarge(f"request body of {declared} bytes exceeds {MAX_BODY_BYTES}")
-        chunks: list[builtins.bytes] = []
-        size = 0
-        while True:
-            message = await self._receive()
-            if message["type"] == "http.disconnect":
-                raise ClientDisconnected("the client disconnected before sending the whole body")
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > MAX_BODY_BYTES:
-                raise BodyTooLarge(f"request body exceeds {MAX_BODY_BYTES} bytes")
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        length = int(declared) if declared and declared.isdigit() else None
+        return await self._channel.read(MAX_BODY_BYTES, _too_large, declared=length)
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.url}>"
+
+
+def from_asgi(scope: Scope, body: Body) -> Request:
+    """The `Request` of an ASGI request (for the runtime), decoded lazily; its body is read
+    from `body` on first use."""
+    request = Request.__new__(Request)
+    request.method = scope["method"]
+    request._scope = scope
+    request._channel = body
+    request._raw_headers = scope["headers"]
+    request._headers = None
+    request._url = None
+    request._body = None
+    return request
 
 
 class Response:
@@ -283,7 +280,7 @@ class Response:
         if body is None:
             self.body = b""
         elif isinstance(body, str):
-            self.body = _utf8(body)
+            self.body = encode_text(body)
             if not typed:
                 self.headers._items.append(("content-type", _TEXT_TYPE))
         elif isinstance(body, bytes):
@@ -326,3 +323,13 @@ class Response:
 
     def __repr__(self) -> str:
         return f"<Response {self.status}>"
+
+
+def encode_headers(response: Response) -> list[tuple[bytes, bytes]]:
+    """A response's headers as ASGI pairs, without `content-length`: the length is the
+    runtime's business (computed for bytes, chunked for streams)."""
+    return [
+        (name.encode("latin-1"), value.encode("latin-1"))
+        for name, value in response.headers._items
+        if name != "content-length"
+    ]

@@ -1,10 +1,11 @@
-"""The access log: one line per request (client, method, path, status, duration, bytes).
+"""The access log of every edgekv server: one line per request (client, method, path, status,
+duration, bytes).
 
-By default lines go through the `edgekv.access` logger at INFO. `edgekv serve` instead gives a
-stream: lines are then formatted like its log handler's and written in batches (at most
-`FLUSH_SECONDS` late, or at once when `MAX_LINES` are waiting). Measured: a `logging` record
-costs ~17 µs per request, as much as the rest of a hot GET (bench/bench_rest.py); a buffered
-line ~2 µs.
+By default lines go through the `edgekv.access` logger at INFO. The commands (`edgekv serve`,
+`dev`, `edge`) instead give a stream: lines are then formatted like their log handler's and
+written in batches (at most `FLUSH_SECONDS` late, or at once when `MAX_LINES` are waiting).
+Measured: a `logging` record costs ~17 µs per request, as much as the rest of a hot GET
+(bench/bench_rest.py); a buffered line ~2 µs. Call `flush()` at shutdown.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import asyncio
 import logging
 import time
 from typing import TextIO
+
+from edgekv.asgi.types import Scope
 
 __all__ = ["AccessLog"]
 
@@ -39,6 +42,24 @@ class AccessLog:
             self._second = second
             self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
         return f"{self._stamp},{int((now - second) * 1000):03d}"
+
+    def request(self, scope: Scope, status: int, started: float, size: int) -> None:
+        """The line of one ASGI request: `started` is its `time.perf_counter()` at arrival,
+        `size` the body bytes sent."""
+        if not self.enabled:
+            return
+        client = scope.get("client")
+        # raw_path is optional in ASGI, and some servers keep the query string in it.
+        raw = scope.get("raw_path")
+        path = scope["path"] if raw is None else raw.split(b"?", 1)[0].decode("latin-1")
+        self.record(
+            client[0] if client else "-",
+            scope["method"],
+            path,
+            status,
+            time.perf_counter() - started,
+            size,
+        )
 
     def record(
         self, client: str, method: str, path: str, status: int, seconds: float, size: int

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from edgekv.api.accesslog import FLUSH_SECONDS, MAX_LINES, AccessLog
+from edgekv.asgi.accesslog import FLUSH_SECONDS, MAX_LINES, AccessLog
 
 LINE = re.compile(
     r'^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO edgekv.access: 1.2.3.4 "GET /p" 200 1.5ms 10B$'

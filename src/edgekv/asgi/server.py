@@ -1,0 +1,149 @@
+"""Embedding an ASGI server (granian or uvicorn) in the running event loop.
+
+Every edgekv server (`edgekv serve`, `dev`, `edge`) is one process with one event loop: the app
+is started and stopped around the server (no ASGI lifespan), SIGTERM/SIGINT stop the listener,
+requests in flight finish. Both servers are supported; the default was chosen by measurement
+(docs/dependencies.md, bench/bench_rest.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+from collections.abc import Callable, Iterator
+from typing import Any, Literal
+
+from edgekv.asgi.types import ASGIApp
+
+__all__ = ["DEFAULT_SERVER", "ServerName", "check_listen", "serve_asgi"]
+
+ServerName = Literal["granian", "uvicorn"]
+DEFAULT_SERVER: ServerName = "granian"
+
+
+def check_listen(host: str, port: int) -> None:
+    """Raise OSError if `host:port` cannot be bound (in use, unknown address, no permission)."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind
+        probe.bind(address)
+
+
+def _install_signals(stop: asyncio.Event) -> Callable[[], None]:
+    """SIGTERM/SIGINT set `stop`; returns the undo."""
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGTERM, signal.SIGINT)
+    for sig in signals:
+        loop.add_signal_handler(sig, stop.set)
+
+    def undo() -> None:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+
+    return undo
+
+
+async def _stop_when(event: asyncio.Event, stop: Callable[[], None], app: Any = None) -> None:
+    await event.wait()
+    drain = getattr(app, "drain", None)
+    if drain is not None:
+        drain()  # an app holding long polls answers them now: they must not hold up the stop
+    stop()
+
+
+async def _serve_granian(
+    app: ASGIApp, host: str, port: int, ready: Callable[[], None], stop: asyncio.Event
+) -> None:
+    from granian.constants import Interfaces
+    from granian.server.embed import Server
+
+    server = Server(
+        app,
+        address=host,
+        port=port,
+        interface=Interfaces.ASGINL,  # the app is started and stopped around the server
+        log_enabled=True,
+        # "error": granian warns at every start that embedding is experimental; its error
+        # lines (a failing worker) still show.
+        log_level="error",  # type: ignore[arg-type]  # granian accepts the enum's value
+        log_access=False,  # our own access log (accesslog.py) has the fields we want
+        websockets=False,
+        backlog=2048,
+    )
+    server.on_startup(ready)
+    watcher = asyncio.create_task(_stop_when(stop, server.stop, app))
+    try:
+        await server.serve()
+    finally:
+        watcher.cancel()
+
+
+async def _serve_uvicorn(
+    app: ASGIApp, host: str, port: int, ready: Callable[[], None], stop: asyncio.Event
+) -> None:
+    import uvicorn
+
+    class _Server(uvicorn.Server):
+        # uvicorn re-raises a captured SIGTERM once stopped, which would kill the process
+        # before the store is closed: our own handlers set `stop` instead.
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                ready()
+
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        lifespan="off",  # the app is started and stopped around the server
+        access_log=False,
+        log_config=None,
+        log_level="warning",
+        ws="none",
+        backlog=2048,
+    )
+    server = _Server(config)
+
+    def exit_() -> None:
+        server.should_exit = True
+
+    watcher = asyncio.create_task(_stop_when(stop, exit_, app))
+    try:
+        await server.serve()
+    finally:
+        watcher.cancel()
+
+
+async def serve_asgi(
+    app: ASGIApp,
+    host: str,
+    port: int,
+    *,
+    server: ServerName = DEFAULT_SERVER,
+    ready: Callable[[], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Serve `app` in the running loop until `stop` is set (default: until SIGTERM/SIGINT);
+    `ready()` is called once it listens. Requests in flight finish before it returns."""
+    on_ready = ready or (lambda: None)
+    undo = None
+    if stop is None:
+        stop = asyncio.Event()
+        undo = _install_signals(stop)
+    try:
+        if server == "granian":
+            await _serve_granian(app, host, port, on_ready, stop)
+        elif server == "uvicorn":
+            await _serve_uvicorn(app, host, port, on_ready, stop)
+        else:
+            raise ValueError(f"unknown ASGI server {server!r}")
+    finally:
+        if undo is not None:
+            undo()
