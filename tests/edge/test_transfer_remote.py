@@ -4,6 +4,9 @@ uncached): the `store` fixture of tests/edge/conftest.py gives `remote` and `loc
 
 from __future__ import annotations
 
+from tests.test_export_consistency import (  # noqa: F401
+    test_an_export_taken_under_writes_is_exact_at_its_seq,
+)
 from tests.test_transfer import (  # noqa: F401  (collected again here, over the remote engines)
     test_a_bad_item_stops_the_import_after_writing_what_came_before,
     test_a_refused_file_writes_nothing,
