@@ -63,6 +63,7 @@ class Load:
     done: int = 0
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    _wrote: asyncio.Event = field(default_factory=asyncio.Event)
 
     def start(self) -> Load:
         self.tasks = [asyncio.create_task(self._write(w)) for w in range(self.writers)]
@@ -85,7 +86,14 @@ class Load:
                     expiration=item.get("expiration"),
                 )
             self.done += 1
+            self._wrote.set()
             await asyncio.sleep(0)
+
+    async def until(self, n: int) -> None:
+        """Return once `n` writes were acknowledged in all."""
+        while self.done < n:
+            self._wrote.clear()
+            await self._wrote.wait()
 
     async def stop(self) -> None:
         self._stopping.set()

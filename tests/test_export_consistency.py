@@ -17,8 +17,7 @@ async def test_an_export_taken_under_writes_is_exact_at_its_seq(
     await populate(ns)
     load = Load(ns).start()
     try:
-        while load.done < 50:  # writers are going
-            await asyncio.sleep(0.01)
+        await load.until(50)  # writers are going
         async with ns.export(page_size=100) as snapshot:
             seq = snapshot.seq
             during = load.done

@@ -160,8 +160,7 @@ async def test_an_export_streamed_under_writes_is_exact_at_its_seq(api: Api, ns:
         load = Load(remote).start()
         items: list[dict[str, object]] = []
         try:
-            while load.done < 30:
-                await asyncio.sleep(0.01)
+            await load.until(30)
             async with api.http.stream("GET", f"{api.namespaces}/{ns}/export") as r:
                 assert r.status_code == 200
                 during = load.done
