@@ -246,8 +246,7 @@ class ExportDecoder:
         if not self.complete and not self._partial:
             raise ExportFormatError(
                 lineno + 1,
-                f"the export is incomplete: no trailer after {self.count} entries "
-                "(use partial import to load what is there)",
+                f"the export is incomplete: no trailer after {self.count} entries",
             )
 
     def _line(self, lineno: int, raw: bytes, now: int) -> Iterator[tuple[int, ExportEntry]]:
