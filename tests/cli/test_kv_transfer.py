@@ -58,9 +58,8 @@ def test_export_to_stdout_or_a_file_and_import_back(run: Run, tmp_path: Path) ->
     for _ in range(2):
         assert run("kv", "namespace", "import", "-", *third, input=out.stdout).code == 0
     merged = body(run("kv", "namespace", "export", *third).stdout)
-    assert merged == sorted([b'{"key":"mine","value":"stays"}', *body(out.stdout)[:-1]]) + [
-        b'{"edgekv_export_end":true,"count":1504}'
-    ]
+    entries = sorted([b'{"key":"mine","value":"stays"}', *body(out.stdout)[:-1]])
+    assert merged == [*entries, b'{"edgekv_export_end":true,"count":1504}']
 
 
 def test_a_refused_file_writes_nothing(run: Run, tmp_path: Path) -> None:
