@@ -3,8 +3,8 @@ Cloudflare's API (`edgekv serve`): its file imports into edgekv byte for byte.""
 
 from __future__ import annotations
 
+import asyncio
 import base64
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -42,16 +42,19 @@ async def test_the_cloudflare_export_script_round_trips(
             "CLOUDFLARE_API_BASE_URL": central.api,
         }
     )
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--namespace-id", source, "--output", str(out)],
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(SCRIPT),
+        "--namespace-id",
+        source,
+        "--output",
+        str(out),
         env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+        stderr=asyncio.subprocess.PIPE,
     )
-    assert done.returncode == 0, done.stderr
-    assert done.stderr.strip() == "Exported 1203 key(s)."
+    _, err = await asyncio.wait_for(proc.communicate(), 300)
+    assert proc.returncode == 0, err.decode()
+    assert err.decode().strip() == "Exported 1203 key(s)."
     async with edgekv.open(central.url, token=central.token, account_id=central.account) as kv:
         copy = await kv.create_namespace("from cloudflare")
         result = await copy.import_from(out)
