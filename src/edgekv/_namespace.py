@@ -226,6 +226,12 @@ class KVNamespace:
             entry.version,
         )
 
+    async def get_entry(self, key: str, *, cache_ttl: int | str | None = None) -> Entry | None:
+        """Single get's full form, for servers (the KV backend of workerd): every check of a
+        get, then the stored `Entry` (value bytes, metadata as its JSON text, cache status)
+        or None when missing."""
+        return await self._get_entry(key, cache_ttl)
+
     async def _get_entry(self, key: object, cache_ttl: object) -> Entry | None:
         rules.check_key(key, "GET")
         ttl = None

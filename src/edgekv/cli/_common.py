@@ -26,6 +26,7 @@ __all__ = [
     "OneLineGroup",
     "central_credentials",
     "config_option",
+    "env_option",
     "host_option",
     "port_option",
     "print_json",
@@ -33,6 +34,7 @@ __all__ = [
     "run_async",
     "setup_logging",
     "usage_error",
+    "workerd_option",
     "write_stdout",
 ]
 
@@ -47,10 +49,24 @@ _NO_ARGS_IS_HELP: tuple[type[BaseException], ...] = tuple(
 config_option = click.option(
     "--config",
     "config_path",
-    default="wrangler.toml",
-    show_default=True,
+    default=None,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="The worker's wrangler.toml (name, main, kv_namespaces, vars).",
+    help="The worker's config: wrangler.toml, wrangler.json or wrangler.jsonc (default: the "
+    "first of wrangler.json, wrangler.jsonc, wrangler.toml that exists).",
+)
+env_option = click.option(
+    "--env",
+    "env_name",
+    default=None,
+    metavar="NAME",
+    help="Apply the config's [env.NAME] section.",
+)
+workerd_option = click.option(
+    "--workerd",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The workerd binary for JavaScript workers (default: $EDGEKV_WORKERD, then "
+    "node_modules/.bin/workerd beside the config, then PATH).",
 )
 host_option = click.option(
     "--host", default="127.0.0.1", show_default=True, help="Address to listen on."

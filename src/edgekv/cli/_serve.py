@@ -5,7 +5,9 @@ SIGTERM/SIGINT, then drain `wait_until` work and close the store."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -17,7 +19,7 @@ from edgekv._exceptions import KVError, StoreError
 from edgekv.asgi.accesslog import AccessLog
 from edgekv.cli._common import CLIError, run_async, setup_logging
 from edgekv.workers.app import WorkerApp
-from edgekv.workers.config import ConfigError, load_config
+from edgekv.workers.config import ConfigError, WorkerConfig, find_config, load_config
 from edgekv.workers.loader import WorkerImportError
 
 __all__ = ["serve_worker"]
@@ -28,21 +30,38 @@ log = logging.getLogger("edgekv.workers")
 def serve_worker(
     *,
     command: str,
-    config_path: Path,
+    config_path: Path | None,
     open_client: Callable[[], Awaitable[Client]],
     host: str,
     port: int,
     local: bool,
     quiet: bool,
     store_label: str,
+    env: str | None = None,
+    workerd: Path | None = None,
 ) -> None:
-    """`local` (edgekv dev): create missing binding namespaces and reload the worker when its
-    files change. `open_client` runs in the serving event loop (stores start their threads and
-    tasks there)."""
+    """`local` (edgekv dev): create missing binding namespaces, use their `preview_id`, and
+    reload the worker when its files change. `open_client` runs in the serving event loop
+    (stores start their threads and tasks there). A JavaScript `main` runs in workerd."""
     try:
-        config = load_config(config_path)
+        config = load_config(find_config(config_path), env=env, preview=local)
     except ConfigError as exc:
         raise CLIError(str(exc)) from None
+    if config.javascript:
+        run_async(
+            _serve_javascript(
+                command=command,
+                config=config,
+                open_client=open_client,
+                host=host,
+                port=port,
+                local=local,
+                quiet=quiet,
+                store_label=store_label,
+                workerd=workerd,
+            )
+        )
+        return
 
     async def main() -> None:
         from edgekv.asgi.server import serve_asgi
@@ -97,6 +116,72 @@ def serve_worker(
         log.info("%s: stopped", command)
 
     run_async(main())
+
+
+async def _serve_javascript(
+    *,
+    command: str,
+    config: WorkerConfig,
+    open_client: Callable[[], Awaitable[Client]],
+    host: str,
+    port: int,
+    local: bool,
+    quiet: bool,
+    store_label: str,
+    workerd: Path | None,
+) -> None:
+    """The JavaScript path: workerd runs the worker, this process serves its KV bindings."""
+    from edgekv.workers.workerd import WorkerdError, WorkerdRuntime
+
+    try:
+        client = await open_client()
+    except (KVError, StoreError, OSError) as exc:
+        raise CLIError(f"cannot open the store {store_label}: {exc}") from None
+    try:
+        runtime = WorkerdRuntime(
+            config,
+            client,
+            host=host,
+            port=port,
+            local=local,
+            reload=local,
+            workerd=workerd,
+            remote_name=store_label,
+        )
+    except ConfigError as exc:
+        await client.aclose()
+        raise CLIError(str(exc)) from None
+    setup_logging(quiet=quiet)
+    try:
+        await runtime.start()
+    except (ConfigError, KVError, WorkerdError) as exc:
+        await runtime.aclose()
+        raise CLIError(f"cannot start: {exc}") from None
+    except OSError as exc:
+        await runtime.aclose()
+        raise CLIError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    assert config.main is not None
+    bindings = ", ".join(f"{b.binding}={b.id}" for b in config.kv_namespaces) or "none"
+    log.info(
+        "%s: worker %s (JavaScript, workerd pid %s) on http://%s:%d, store %s, KV bindings: %s%s",
+        command,
+        _display(config.main),
+        runtime.current.pid if runtime.current else "?",
+        host,
+        runtime.port,
+        store_label,
+        bindings,
+        " (reloads on change)" if runtime.reload else "",
+    )
+    try:
+        await stop.wait()
+    finally:
+        await runtime.aclose()
+    log.info("%s: stopped", command)
 
 
 def _display(path: Path) -> str:

@@ -9,9 +9,11 @@ import click
 from edgekv.cli._common import (
     OneLineCommand,
     config_option,
+    env_option,
     host_option,
     port_option,
     quiet_option,
+    workerd_option,
 )
 
 __all__ = ["dev"]
@@ -28,14 +30,25 @@ __all__ = ["dev"]
     type=click.Path(file_okay=False, path_type=Path),
     help="Directory of the embedded store (shared with `edgekv kv` commands).",
 )
+@env_option
+@workerd_option
 @quiet_option
-def dev(config_path: Path, host: str, port: int, persist_to: Path, quiet: bool) -> None:
+def dev(
+    config_path: Path | None,
+    host: str,
+    port: int,
+    persist_to: Path,
+    env_name: str | None,
+    workerd: Path | None,
+    quiet: bool,
+) -> None:
     """Run a worker locally, like `wrangler dev`.
 
-    One process serves the worker of wrangler.toml with its KV bindings in an embedded SQLite
+    One process serves the worker of the config with its KV bindings in an embedded SQLite
     store in --persist-to; a binding whose namespace does not exist there yet is created under
-    its id. The worker is reloaded when its files (or the config) change. GET /healthz is
-    answered by the runtime. Stops cleanly on SIGTERM/SIGINT.
+    its id (its preview_id when it has one). A JavaScript worker (main = *.js / *.mjs) runs in
+    workerd, its bindings served by this process. The worker is reloaded when its files (or the
+    config) change. GET /healthz is answered by the runtime. Stops cleanly on SIGTERM/SIGINT.
     """
     import edgekv
     from edgekv._client import Client
@@ -56,4 +69,6 @@ def dev(config_path: Path, host: str, port: int, persist_to: Path, quiet: bool) 
         local=True,
         quiet=quiet,
         store_label=str(persist_to),
+        env=env_name,
+        workerd=workerd,
     )

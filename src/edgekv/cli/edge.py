@@ -10,9 +10,11 @@ from edgekv.cli._common import (
     OneLineCommand,
     central_credentials,
     config_option,
+    env_option,
     host_option,
     port_option,
     quiet_option,
+    workerd_option,
 )
 
 __all__ = ["edge"]
@@ -33,20 +35,25 @@ __all__ = ["edge"]
     metavar="N",
     help="Byte budget of the location cache (default: the cache's own, 64 MiB).",
 )
+@env_option
+@workerd_option
 @quiet_option
 def edge(
     central: str,
     location: str,
-    config_path: Path,
+    config_path: Path | None,
     host: str,
     port: int,
     cache_bytes: int | None,
+    env_name: str | None,
+    workerd: Path | None,
     quiet: bool,
 ) -> None:
     """Run a location: a worker with cached KV bindings.
 
     The worker's KV reads go through a bounded cache in front of a central server; writes go
-    to the centre.
+    to the centre. A JavaScript worker (main = *.js / *.mjs) runs in workerd, its bindings
+    served by this process through the same cache.
 
     Credentials for the centre come from EDGEKV_API_TOKEN and EDGEKV_ACCOUNT_ID. Every binding
     must exist on the centre (create it with `edgekv kv namespace create --url ...`). GET
@@ -72,4 +79,6 @@ def edge(
         local=False,
         quiet=quiet,
         store_label=central,
+        env=env_name,
+        workerd=workerd,
     )

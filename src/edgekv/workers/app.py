@@ -24,7 +24,7 @@ from edgekv.asgi.lifespan import serve_lifespan
 from edgekv.asgi.types import Receive, Scope, Send
 from edgekv.edge.stats import stats_payload
 from edgekv.workers.bindings import check_namespaces, ensure_namespaces, make_env
-from edgekv.workers.config import ConfigError, WorkerConfig, load_config
+from edgekv.workers.config import ConfigError, WorkerConfig
 from edgekv.workers.context import BackgroundTasks, ExecutionContext
 from edgekv.workers.http import BodyTooLarge, Response, encode_headers, from_asgi
 from edgekv.workers.loader import Worker, WorkerImportError, file_stamp, load_worker
@@ -209,7 +209,7 @@ class WorkerApp:
         if config_changed:
             self._config_stamp = file_stamp(self.config.path)
             try:
-                config = load_config(self.config.path)
+                config = self.config.reload()
             except ConfigError as exc:
                 log.error("%s; still serving the previous version", exc)
                 return
