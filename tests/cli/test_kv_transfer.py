@@ -4,6 +4,7 @@ on SQLite and PostgreSQL while writers write (child processes, the CLI as a user
 from __future__ import annotations
 
 import asyncio
+import shlex
 from pathlib import Path
 
 import orjson
@@ -169,3 +170,35 @@ async def test_export_under_writes_imports_exactly_at_its_seq(
             assert f"Imported {len(expected)} key(s)" in said
             assert await state_of(dst) == expected
             assert await state_of(src) != expected
+
+
+async def test_a_reader_that_goes_away_is_one_line(tmp_path: Path) -> None:
+    env = clean_env()
+    store = ["--persist-to", str(tmp_path / "state")]
+    made = await asyncio.create_subprocess_exec(
+        EDGEKV, "kv", "namespace", "create", "big", *store, env=env, stdout=asyncio.subprocess.PIPE
+    )
+    ns = orjson.loads((await made.communicate())[0])["id"]
+    pairs = [{"key": f"k{i:05}", "value": "v" * 200} for i in range(5000)]  # ~1 MB of lines
+    (tmp_path / "pairs.json").write_bytes(orjson.dumps(pairs))
+    put = await asyncio.create_subprocess_exec(
+        EDGEKV,
+        "kv",
+        "bulk",
+        "put",
+        str(tmp_path / "pairs.json"),
+        "--namespace-id",
+        ns,
+        *store,
+        env=env,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    assert await put.wait() == 0
+    err_path = tmp_path / "stderr.txt"
+    export = shlex.join([EDGEKV, "kv", "namespace", "export", "--namespace-id", ns, *store])
+    shell = await asyncio.create_subprocess_shell(
+        f"{export} 2>{shlex.quote(str(err_path))} | head -c 100 >/dev/null", env=env
+    )
+    assert await shell.wait() == 0  # head's status; the export's is in its stderr line
+    err = await asyncio.to_thread(err_path.read_text)
+    assert err == "error: stdout was closed before the export ended\n"

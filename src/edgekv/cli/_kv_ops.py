@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -166,7 +167,12 @@ def namespace_export(target: KVTarget, output: Path | None) -> None:
         ns = await _namespace(client, target)
         if output is None:
             sys.stdout.flush()
-            header, count = await ns.export_to(sys.stdout.buffer)
+            try:
+                header, count = await ns.export_to(sys.stdout.buffer)
+            except BrokenPipeError:
+                # The reader went away (`| head`): nothing more to say on stdout, ever.
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                raise CLIError("stdout was closed before the export ended") from None
         else:
             try:
                 file = output.open("wb")
