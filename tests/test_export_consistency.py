@@ -5,8 +5,6 @@ tests/api/test_routes_export.py and tests/cli/test_kv_transfer.py."""
 
 from __future__ import annotations
 
-import asyncio
-
 from edgekv import Client, KVNamespace
 from tests.exportload import Load, expected_at, populate, state_of
 
@@ -22,8 +20,8 @@ async def test_an_export_taken_under_writes_is_exact_at_its_seq(
             seq = snapshot.seq
             during = load.done
             copy = await kv.create_namespace("copy")
-            result = await copy.import_entries(_slowly(snapshot))
-        assert load.done > during + 20, "writers did not write during the export"
+            result = await copy.import_entries(_slowly(snapshot, load))
+        assert load.done >= during + 60, "writers did not write during the export"
     finally:
         await load.stop()
     expected = await expected_at(ns, seq)
@@ -32,9 +30,9 @@ async def test_an_export_taken_under_writes_is_exact_at_its_seq(
     assert await state_of(ns) != expected  # the writers did change the namespace meanwhile
 
 
-async def _slowly(snapshot):  # type: ignore[no-untyped-def]
-    """The snapshot's entries, letting the writers run between pages."""
+async def _slowly(snapshot, load):  # type: ignore[no-untyped-def]
+    """The snapshot's entries, with a few acknowledged writes between pages."""
     async for rows in snapshot.pages():
         for row in rows:
             yield row
-        await asyncio.sleep(0.005)
+        await load.until(load.done + 2)
