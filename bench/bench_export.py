@@ -40,13 +40,15 @@ VALUE_BYTES = 100
 RSS_BUDGET_MIB = 64
 
 
-async def populate(directory: Path, n: int, account: str) -> str:
-    """A store with one namespace of `n` keys in `account`; returns the namespace id."""
+async def populate(directory: Path, n: int, account: str) -> tuple[str, float]:
+    """A store with one namespace of `n` keys in `account`: the namespace id, and the seconds
+    its `Store.put_many` calls took (10,000 rows each: the write an import makes)."""
     store = await SQLiteStore.open(directory)
     try:
         await store.ensure_account(account)
         ns = await store.create_namespace(account, "bench")
         filler = b"v" * (VALUE_BYTES - 8)
+        started = time.perf_counter()
         for start in range(0, n, 10_000):
             await store.put_many(
                 ns.id,
@@ -62,7 +64,21 @@ async def populate(directory: Path, n: int, account: str) -> str:
                     for i in range(start, min(n, start + 10_000))
                 ],
             )
-        return ns.id
+        return ns.id, time.perf_counter() - started
+    finally:
+        await store.aclose()
+
+
+async def read_snapshot(directory: Path, namespace: str) -> tuple[int, float]:
+    """Every page of the namespace's snapshot, in process, not encoded: (keys, seconds)."""
+    store = await SQLiteStore.open(directory)
+    try:
+        started = time.perf_counter()
+        count = 0
+        async with store.snapshot(namespace, now=int(time.time())) as snap:
+            while rows := await snap.page(1000):
+                count += len(rows)
+        return count, time.perf_counter() - started
     finally:
         await store.aclose()
 
@@ -126,8 +142,19 @@ def run(sizes: list[int]) -> Report:
         data = work / "data"
         t0 = time.perf_counter()
         account = secrets.token_hex(16)
-        namespace = asyncio.run(populate(data, n, account))
+        namespace, put_secs = asyncio.run(populate(data, n, account))
         print(f"populated {n:,} keys in {time.perf_counter() - t0:.1f}s", flush=True)
+        export_group, import_group = f"export, {n:,} keys", f"import, {n:,} keys"
+        count, read_secs = asyncio.run(read_snapshot(data, namespace))
+        assert count == n
+        report.add(
+            export_group,
+            "Store.snapshot pages read in process, not encoded",
+            Sample([int(read_secs * 1e9)], items=n),
+            unit="keys/s",
+            baseline=True,
+        )
+        imports: list[tuple[str, Sample, str]] = []
         env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEKV_")}
         local = ["--persist-to", str(data)]
         startup, cli_idle, _ = child(["kv", "namespace", "list", *local], env)
@@ -139,8 +166,8 @@ def run(sizes: list[int]) -> Report:
         )
         size_mib = out.stat().st_size / 2**20
         report.add(
-            "export",
-            f"{n:,} keys, embedded (CLI --persist-to)",
+            export_group,
+            "embedded (CLI --persist-to)",
             sample(n, secs, startup),
             unit="keys/s",
             target_rate=200_000,
@@ -155,13 +182,12 @@ def run(sizes: list[int]) -> Report:
         )
         target = ["--namespace-id", json.loads(created.stdout)["id"], *local]
         secs, peak, _ = child(["kv", "namespace", "import", str(out), *target], env)
-        report.add(
-            "import",
-            f"{n:,} keys, embedded (CLI --persist-to)",
-            sample(n, secs, startup),
-            unit="keys/s",
-            target_rate=100_000,
-            note=f"CLI peak RSS {peak:.0f} MiB (idle {cli_idle:.0f})",
+        imports.append(
+            (
+                "embedded (CLI --persist-to)",
+                sample(n, secs, startup),
+                f"CLI peak RSS {peak:.0f} MiB (idle {cli_idle:.0f})",
+            )
         )
         rss.append(f"import {n:,} embedded: CLI {peak:.0f} MiB peak vs {cli_idle:.0f} idle")
 
@@ -186,8 +212,8 @@ def run(sizes: list[int]) -> Report:
                     remote,
                 )
             report.add(
-                "export",
-                f"{n:,} keys, over REST (CLI --url)",
+                export_group,
+                "over REST (CLI --url)",
                 sample(n, secs, startup),
                 unit="keys/s",
                 target_rate=100_000,
@@ -207,19 +233,27 @@ def run(sizes: list[int]) -> Report:
                 secs, peak, _ = child(
                     ["kv", "namespace", "import", str(rest_out), "--namespace-id", made], remote
                 )
-            report.add(
-                "import",
-                f"{n:,} keys, over REST (CLI --url)",
-                sample(n, secs, startup),
-                unit="keys/s",
-                target_rate=100_000,
-                note=f"server peak RSS {sampler.peak:.0f} MiB (idle {server_idle:.0f}), "
-                f"CLI {peak:.0f} MiB (idle {cli_idle_remote:.0f})",
+            imports.append(
+                (
+                    "over REST (CLI --url)",
+                    sample(n, secs, startup),
+                    f"server peak RSS {sampler.peak:.0f} MiB (idle {server_idle:.0f}), "
+                    f"CLI {peak:.0f} MiB (idle {cli_idle_remote:.0f})",
+                )
             )
             rss.append(
                 f"import {n:,} REST: server {sampler.peak:.0f} MiB peak vs {server_idle:.0f} "
                 f"idle; CLI {peak:.0f} vs {cli_idle_remote:.0f}"
             )
+        report.add(
+            import_group,
+            "Store.put_many in process, 10,000 rows a call (what the import writes)",
+            Sample([int(put_secs * 1e9)], items=n),
+            unit="keys/s",
+            baseline=True,
+        )
+        for case, result, note in imports:
+            report.add(import_group, case, result, unit="keys/s", target_rate=100_000, note=note)
         subprocess.run(["rm", "-rf", str(work)], check=False)
     load = os.getloadavg()
     report.notes += [
