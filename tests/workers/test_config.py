@@ -243,3 +243,15 @@ def test_find_config_prefers_wranglers_order(tmp_path: Path) -> None:
     (tmp_path / "wrangler.json").write_text("{}")
     assert find_config(None, tmp_path) == tmp_path / "wrangler.json"
     assert find_config(Path("x.toml"), tmp_path) == Path("x.toml")
+
+
+def test_the_kv_commands_find_a_jsonc_config(tmp_path: Path) -> None:
+    from tests.workers.processes import run_cli
+
+    (tmp_path / "wrangler.jsonc").write_text(
+        '{ "kv_namespaces": [{ "binding": "KV", "id": "a1b2c3" },], } // no main needed\n'
+    )
+    put = run_cli(["kv", "key", "put", "k", "from jsonc", "--binding", "KV"], cwd=tmp_path)
+    assert put.returncode == 0, put.stderr
+    got = run_cli(["kv", "key", "get", "k", "--namespace-id", "a1b2c3"], cwd=tmp_path)
+    assert got.stdout == b"from jsonc"

@@ -64,10 +64,10 @@ _NAMESPACE_OPTIONS = [
     click.option(
         "--config",
         "config_path",
-        default="wrangler.toml",
-        show_default=True,
+        default=None,
         type=click.Path(dir_okay=False, path_type=Path),
-        help="The wrangler.toml that defines --binding.",
+        help="The config that defines --binding: wrangler.toml, wrangler.json or wrangler.jsonc "
+        "(default: the first of wrangler.json, wrangler.jsonc, wrangler.toml that exists).",
     ),
 ]
 
@@ -89,6 +89,8 @@ target_options = _apply(_NAMESPACE_OPTIONS + _STORE_OPTIONS)
 
 
 def _target(kwargs: dict[str, Any]) -> KVTarget:
+    from edgekv.workers.config import find_config
+
     namespace_id, binding = kwargs.get("namespace_id"), kwargs.get("binding")
     if namespace_id is not None and binding is not None:
         raise usage_error("give either --namespace-id or --binding, not both")
@@ -99,7 +101,7 @@ def _target(kwargs: dict[str, Any]) -> KVTarget:
         persist_to=kwargs["persist_to"],
         namespace_id=namespace_id,
         binding=binding,
-        config_path=kwargs.get("config_path") or Path("wrangler.toml"),
+        config_path=find_config(kwargs.get("config_path")),
     )
 
 

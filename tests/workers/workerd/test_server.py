@@ -215,6 +215,21 @@ async def test_a_body_past_the_hard_cap_is_cut_off() -> None:
         await client.aclose()
 
 
+async def test_a_client_gone_mid_body_stores_nothing_and_logs_no_error(
+    backend: BackendServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    conn = await connect(backend)
+    head = b"PUT /half?urlencoded=true HTTP/1.1\r\n" + HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
+    conn.writer.write(head + b"5\r\nabc")
+    await conn.writer.drain()
+    conn.writer.close()
+    await asyncio.sleep(0.2)
+    after = await connect(backend)  # the server is fine
+    status, _, _ = await after.exchange(b"GET /half?urlencoded=true HTTP/1.1\r\n" + HEAD + b"\r\n")
+    assert status == b"HTTP/1.1 404 Not Found"
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
 async def test_the_socket_directory_is_private_and_removed(backend: BackendServer) -> None:
     directory = backend.path.parent
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700

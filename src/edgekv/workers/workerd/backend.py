@@ -153,6 +153,8 @@ class KVBackend:
             return await handler(self, ns, key, query, metadata, body)
         except KVError as exc:
             return _error(exc)
+        except ConnectionError:
+            raise  # workerd went away mid-body: nobody to answer
         except Exception:
             log.exception("KV backend: %s %s failed", method.decode(), target.decode("latin-1"))
             return Reply(500, b"Internal error of the KV backend")

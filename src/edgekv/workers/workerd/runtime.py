@@ -78,7 +78,8 @@ class WorkerdRuntime:
     async def start(self) -> None:
         await self._prepare_bindings(self.config)
         await self.server.start()
-        sock = socket.create_server((self.host, self.port), backlog=1024)
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.create_server((self.host, self.port), family=family, backlog=1024)
         sock.set_inheritable(True)
         self._sock = sock
         self.port = sock.getsockname()[1]
