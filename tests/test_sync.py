@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -52,3 +54,32 @@ def test_close_is_idempotent() -> None:
     kv.create_namespace("n")
     kv.close()
     kv.close()
+
+
+def test_sync_versions_and_changes() -> None:
+    """The sync twin: conditional writes, and the feed as a plain (blocking) iterator."""
+    with edgekv.sync.open() as kv:
+        ns = kv.create_namespace("sync feed")
+        ns.put("k", "1", if_none_match="*")
+        version = ns.get_with_metadata("k").version
+        with pytest.raises(edgekv.KVConflict):
+            ns.put("k", "x", if_match="nope")
+        ns.put("k", "2", if_match=version)
+        got: list[edgekv.Change] = []
+
+        def follow() -> None:
+            for change in ns.changes():
+                got.append(change)
+                if len(got) == 2:
+                    break  # closes the iterator: its long poll ends with it
+
+        thread = threading.Thread(target=follow)
+        thread.start()
+        time.sleep(0.3)  # it starts at the head
+        ns.put("a", "1")
+        ns.delete("a")
+        thread.join(10)
+        assert not thread.is_alive()
+        assert [(c.op, c.key) for c in got] == [("put", "a"), ("delete", "a")]
+        ns.delete("k", if_match=ns.get_with_metadata("k").version)
+        assert ns.get("k") is None

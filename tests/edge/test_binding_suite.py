@@ -14,6 +14,7 @@ from tests.test_client import (  # noqa: F401  (the handle's namespace tests, re
     test_titles_unique_and_bounded,
 )
 from tests.test_namespace import *  # noqa: F403  (collected again here, over the remote engines)
+from tests.test_namespace_versions import *  # noqa: F403  (versions and the feed, remotely too)
 
 
 async def test_get_with_metadata(ns: KVNamespace, store: Store) -> None:  # type: ignore[no-redef]

@@ -24,7 +24,7 @@ import click
 
 from edgekv._client import Client
 from edgekv._exceptions import KVError, StoreError
-from edgekv._types import Store
+from edgekv._types import DEFAULT_FEED_HISTORY, Store
 from edgekv.api.app import create_app
 from edgekv.api.bootstrap import Credentials, bootstrap
 from edgekv.asgi.accesslog import AccessLog
@@ -77,19 +77,20 @@ def _shown(target: str | Path) -> str:
     return text
 
 
-async def _open_store(target: str | Path) -> Store:
+async def _open_store(target: str | Path, feed_history: int) -> Store:
     """The engine of `target`. SQLite serves small point reads on the event loop's thread
-    (`inline_reads`): a hot GET then skips a thread round trip that costs more than the read."""
+    (`inline_reads`): a hot GET then skips a thread round trip that costs more than the read.
+    `feed_history`: changes kept per namespace for the change feed."""
     text = str(target)
     if text.startswith(("postgresql://", "postgres://")):
         from edgekv.store.postgres import PostgresStore
 
         # cast: the engine's methods are typed as returning Awaitable, the protocol's as
         # coroutines; they are interchangeable for callers that only await them.
-        return cast(Store, await PostgresStore.open(text))
+        return cast(Store, await PostgresStore.open(text, feed_history=feed_history))
     from edgekv.store.sqlite import SQLiteStore
 
-    return await SQLiteStore.open(Path(target), inline_reads=True)
+    return await SQLiteStore.open(Path(target), inline_reads=True, feed_history=feed_history)
 
 
 def _print_credentials(credentials: Credentials) -> None:
@@ -108,9 +109,10 @@ async def _main(
     port: int,
     server: ServerName,
     access_log: bool,
+    feed_history: int,
 ) -> None:
     try:
-        store = await _open_store(target)
+        store = await _open_store(target, feed_history)
     except (StoreError, KVError, OSError, sqlite3.Error) as exc:
         raise StartupError(f"cannot open the store {_shown(target)}: {_reason(exc)}") from None
     client = Client(store, account_id=os.environ.get("EDGEKV_ACCOUNT_ID") or None)
@@ -153,6 +155,7 @@ def run(
     port: int = 8787,
     server: ServerName = DEFAULT_SERVER,
     access_log: bool = True,
+    feed_history: int = DEFAULT_FEED_HISTORY,
 ) -> None:
     """Blocking: the whole life of `edgekv serve`."""
     try:
@@ -170,6 +173,6 @@ def run(
         runner = uvloop.new_event_loop
     with asyncio.Runner(loop_factory=runner) as loop_runner:
         try:
-            loop_runner.run(_main(target, data_dir, host, port, server, access_log))
+            loop_runner.run(_main(target, data_dir, host, port, server, access_log, feed_history))
         except StartupError as exc:
             raise click.ClickException(str(exc)) from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import math
 import os
 import sys
@@ -310,6 +311,18 @@ def key_delete(target: KVTarget, key: str) -> None:
 
     _run(target, work)
     _info(f"Deleted key {key!r}.")
+
+
+def key_watch(target: KVTarget, prefix: str | None, since: int | None) -> None:
+    """Print each change as one line of compact JSON, flushed at once, until interrupted."""
+
+    async def work(client: Client) -> None:
+        ns = await _namespace(client, target)
+        async for change in ns.changes(since=since, prefix=prefix):
+            write_stdout(orjson.dumps(change.to_dict()) + b"\n")
+
+    with contextlib.suppress(KeyboardInterrupt):  # the way to stop it: not an error
+        _run(target, work)
 
 
 # -- bulk ----------------------------------------------------------------------------------------

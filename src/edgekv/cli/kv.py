@@ -24,6 +24,7 @@ from edgekv.cli._kv_ops import (
     key_get,
     key_list,
     key_put,
+    key_watch,
     namespace_create,
     namespace_delete,
     namespace_export,
@@ -273,6 +274,25 @@ def key_list_cmd(prefix: str | None, **kwargs: Any) -> None:
 def key_delete_cmd(key: str, **kwargs: Any) -> None:
     """Delete KEY (a missing key is not an error)."""
     key_delete(_target(kwargs), key)
+
+
+@key.command("watch")
+@target_options
+@click.option("--prefix", default=None, metavar="P", help="Only keys starting with P.")
+@click.option(
+    "--since",
+    default=None,
+    metavar="SEQ",
+    type=click.IntRange(min=0),
+    help="Start after this change's seq (default: from now on).",
+)
+def key_watch_cmd(prefix: str | None, since: int | None, **kwargs: Any) -> None:
+    """Print each change of the namespace as it commits, one compact JSON object per line
+    ({"seq", "key", "op", "version"?, "expiration"?, "metadata"?}), until interrupted.
+
+    Pass the last line's seq back as --since to resume exactly after it. A --since older than
+    the history the store keeps is an error (status 410): read the keys again instead."""
+    key_watch(_target(kwargs), prefix, since)
 
 
 # -- bulk ----------------------------------------------------------------------------------------

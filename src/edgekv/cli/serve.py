@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from edgekv._types import DEFAULT_FEED_HISTORY
+
 __all__ = ["serve", "store_target"]
 
 DEFAULT_DATA = Path(".edgekv")
@@ -42,6 +44,14 @@ def store_target(data: Path | None, database: str | None) -> tuple[str | Path, P
     help="ASGI server to run on (default: granian, chosen by measurement).",
 )
 @click.option("--quiet", is_flag=True, help="No access log (errors and warnings only).")
+@click.option(
+    "--feed-history",
+    default=DEFAULT_FEED_HISTORY,
+    show_default=True,
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Changes kept per namespace for its change feed (an older `since` is answered 410).",
+)
 def serve(
     data: Path | None,
     database: str | None,
@@ -49,6 +59,7 @@ def serve(
     port: int,
     server: str | None,
     quiet: bool,
+    feed_history: int,
 ) -> None:
     """Run the central server: the REST API under /client/v4, for wrangler, the cloudflare SDKs,
     remote bindings and locations.
@@ -75,4 +86,5 @@ def serve(
         port=port,
         server=chosen,  # type: ignore[arg-type]  # click.Choice checked it
         access_log=not quiet,
+        feed_history=feed_history,
     )

@@ -156,8 +156,8 @@ _UPSERT = (
 )
 _DELETE = "DELETE FROM entries WHERE namespace_id = ? AND key = ? RETURNING expiration"
 _CURRENT = "SELECT seq, expiration FROM entries WHERE namespace_id = ? AND key = ?"
-# Advancing the head is the namespace check of a write, and its seq allocation.
-_ADVANCE = "UPDATE namespaces SET head = head + ? WHERE id = ? RETURNING head, floor"
+# Reading the head is the namespace check of a write, and the start of its seq allocation.
+_SET_HEAD = "UPDATE namespaces SET head = ? WHERE id = ?"
 _LOG = (
     "INSERT INTO changes (namespace_id, seq, key, deleted, expiration, metadata)"
     " VALUES (?, ?, ?, ?, ?, ?)"
@@ -344,7 +344,11 @@ class SQLiteStore:
         self._committed = threading.Event()  # wakes the checkpointer
         self._closed = False
         self._waiters = FeedWaiters()
-        # Writer thread only: (head, floor) of each namespace the current batch wrote.
+        # Writer thread only, for the batch in progress: each namespace's [head, floor, head as
+        # stored] (seqs are handed out here, the head written once per batch: `_flush`), the
+        # change rows to insert, and the (head, floor) written, for the wake-ups after COMMIT.
+        self._pending: dict[str, list[int]] = {}
+        self._log_rows: list[tuple[Any, ...]] = []
         self._batch_heads: dict[str, tuple[int, int]] = {}
         self._trimming: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -432,7 +436,7 @@ class SQLiteStore:
         except sqlite3.Error as exc:  # the write lock stayed busy: nothing ran
             error = _wrap(exc)
             return [(job, error, None) for job in batch]
-        self._batch_heads = {}
+        self._reset_batch()
         done: list[_Done] = []
         try:
             for job in batch:
@@ -444,6 +448,7 @@ class SQLiteStore:
                     if conn.total_changes != before:
                         raise  # it changed rows before failing: isolate it
                     done.append((job, exc, None))
+            self._flush(conn)
             conn.execute("COMMIT")
             self.commits += 1
             self._committed.set()
@@ -452,7 +457,7 @@ class SQLiteStore:
                 batch[0].loop.call_soon_threadsafe(self._after_commit, heads)
             return done
         except Exception as exc:
-            self._batch_heads = {}
+            self._reset_batch()
             _rollback(conn)
             if len(batch) == 1:
                 return [(batch[0], _wrap(exc), None)]
@@ -643,6 +648,7 @@ class SQLiteStore:
         def delete(conn: sqlite3.Connection) -> None:
             if conn.execute(_NS_OWNED, (namespace_id, account_id)).fetchone() is None:
                 raise NamespaceNotFound(namespace_id)
+            self._flush(conn)  # the batch's earlier writes: their seqs count as handed out
             conn.execute(
                 "UPDATE feed_state SET retired ="
                 " max(retired, (SELECT head FROM namespaces WHERE id = ?))",
@@ -677,7 +683,8 @@ class SQLiteStore:
         value, expiration, metadata, seq = row
         if value is None or (expiration is not None and expiration <= now):
             return None  # value None: the inline read saw the namespace but no key
-        return Entry(value, expiration, metadata, None, version_of(seq))
+        # str(seq) is version_of(seq), without a call on the hottest path of the store.
+        return Entry(value, expiration, metadata, None, str(seq))
 
     def _get_inline(self, params: tuple[str, bytes]) -> tuple[Any, ...] | None:
         """A point read on the calling thread, for `inline_reads=True`: an indexed lookup of a
@@ -724,15 +731,35 @@ class SQLiteStore:
         }
         return {key: found[raw] for raw, key in by_raw.items() if raw in found}
 
+    def _reset_batch(self) -> None:
+        self._pending = {}
+        self._log_rows = []
+        self._batch_heads = {}
+
     def _advance(self, conn: sqlite3.Connection, namespace_id: str, n: int) -> int:
         """Take the next `n` seqs of the namespace (NamespaceNotFound before any change);
-        returns the last one. Called inside the writer's transaction."""
-        # fetchall: a RETURNING statement is finished (not left in progress) before COMMIT.
-        rows = conn.execute(_ADVANCE, (n, namespace_id)).fetchall()
-        if not rows:
-            raise NamespaceNotFound(namespace_id)
-        self._batch_heads[namespace_id] = rows[0]
-        return int(rows[0][0])
+        returns the last one. Writer thread, inside the batch's transaction: it holds the
+        write lock (of every process), so the head read once stays right for the batch."""
+        state = self._pending.get(namespace_id)
+        if state is None:
+            row = conn.execute(_HEAD, (namespace_id,)).fetchone()
+            if row is None:
+                raise NamespaceNotFound(namespace_id)
+            state = self._pending[namespace_id] = [row[0], row[1], row[0]]
+        state[0] += n
+        return state[0]
+
+    def _flush(self, conn: sqlite3.Connection) -> None:
+        """Write what the batch's writes so far allocated: their change rows and each
+        namespace's new head (one UPDATE per namespace, not one per write)."""
+        if self._log_rows:
+            conn.executemany(_LOG, self._log_rows)
+            self._log_rows = []
+        for namespace_id, (head, floor, stored) in self._pending.items():
+            if head != stored:
+                conn.execute(_SET_HEAD, (head, namespace_id))
+                self._batch_heads[namespace_id] = (head, floor)
+        self._pending = {}  # read again if needed: a namespace op may follow
 
     async def put(
         self, namespace_id: str, key: str, entry: Entry, *, condition: Condition | None = None
@@ -745,7 +772,7 @@ class SQLiteStore:
                 _check(conn, namespace_id, raw, condition)
             seq = self._advance(conn, namespace_id, 1)
             conn.execute(_UPSERT, (namespace_id, raw, value, expiration, metadata, seq))
-            conn.execute(_LOG, (namespace_id, seq, raw, 0, expiration, metadata))
+            self._log_rows.append((namespace_id, seq, raw, 0, expiration, metadata))
             return seq
 
         seq = await self._write(write)
@@ -765,10 +792,9 @@ class SQLiteStore:
                 _UPSERT,
                 [(namespace_id, k, v, x, m, first + i) for i, (k, v, x, m) in enumerate(rows)],
             )
-            conn.executemany(
-                _LOG,
-                [(namespace_id, first + i, k, 0, x, m) for i, (k, _, x, m) in enumerate(rows)],
-            )
+            self._log_rows += [
+                (namespace_id, first + i, k, 0, x, m) for i, (k, _, x, m) in enumerate(rows)
+            ]
 
         await self._write(write)
 
@@ -793,7 +819,7 @@ class SQLiteStore:
             if now is not None and expiration is not None and expiration <= now:
                 return None  # it had expired: expiry is not a change
             seq = self._advance(conn, namespace_id, 1)
-            conn.execute(_LOG, (namespace_id, seq, raw, 1, None, None))
+            self._log_rows.append((namespace_id, seq, raw, 1, None, None))
             return seq
 
         seq = await self._write(write)
@@ -814,9 +840,9 @@ class SQLiteStore:
                 _require_namespace(conn, namespace_id)
                 return
             first = self._advance(conn, namespace_id, len(gone)) - len(gone) + 1
-            conn.executemany(
-                _LOG, [(namespace_id, first + i, raw, 1, None, None) for i, raw in enumerate(gone)]
-            )
+            self._log_rows += [
+                (namespace_id, first + i, raw, 1, None, None) for i, raw in enumerate(gone)
+            ]
 
         await self._write(write)
 
@@ -871,6 +897,7 @@ class SQLiteStore:
         keep = self.feed_history
 
         def trim(conn: sqlite3.Connection) -> bool:
+            self._flush(conn)
             row = conn.execute(_HEAD, (namespace_id,)).fetchone()
             if row is None:
                 return False
