@@ -1,12 +1,12 @@
 """The export and import tests of tests/test_transfer.py through a central server (the remote
 binding: `GET …/export` streamed, bulk writes) and through a location (exports read the centre,
-uncached): the `store` fixture of tests/edge/conftest.py gives `remote` and `location`."""
+uncached): the `store` fixture of tests/edge/conftest.py gives `remote` and `location`.
+The consistency test under writes is not repeated here: the session centre keeps a short change
+history, which the test replays from the start; tests/api/test_routes_export.py runs it over
+REST on every engine instead."""
 
 from __future__ import annotations
 
-from tests.test_export_consistency import (  # noqa: F401
-    test_an_export_taken_under_writes_is_exact_at_its_seq,
-)
 from tests.test_transfer import (  # noqa: F401  (collected again here, over the remote engines)
     test_a_bad_item_stops_the_import_after_writing_what_came_before,
     test_a_refused_file_writes_nothing,
