@@ -272,6 +272,58 @@ async def test_invalid_expiration(ns: KVNamespace, offset: int, message: str) ->
     )
 
 
+MOST = "Expiration times must be at most 9007199254740991 seconds since the UNIX epoch."
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            {"expiration_ttl": 10**30},
+            f"Invalid expiration_ttl of {10**30}. {MOST}",
+        ),
+        (
+            {"expiration_ttl": "1000000000000000000000000000000"},
+            f"Invalid expiration_ttl of {int(1e30)}. {MOST}",
+        ),
+        ({"expiration_ttl": 1e30}, f"Invalid expiration_ttl of {int(1e30)}. {MOST}"),
+        ({"expiration_ttl": 2**53}, f"Invalid expiration_ttl of {2**53}. {MOST}"),
+        ({"expiration": 2**63}, f"Invalid expiration of {2**63}. {MOST}"),
+        ({"expiration": "9223372036854775808"}, f"Invalid expiration of {2**63}. {MOST}"),
+        ({"expiration": 10**400}, f"Invalid expiration of {10**400}. {MOST}"),
+        ({"expiration": 2**53}, f"Invalid expiration of {2**53}. {MOST}"),
+    ],
+)
+async def test_numbers_too_large_are_400(
+    ns: KVNamespace, options: dict[str, Any], message: str
+) -> None:
+    """A number that would overflow the store's 64-bit integers is the client's error, on
+    every engine, for put and put_many alike."""
+    error = await raises(ns.put("k", "v", **options), f"KV PUT failed: 400 {message}", 400)
+    assert error.code == (10034 if "expiration_ttl" in options else 10033)
+    with pytest.raises(KVError) as info:
+        await ns.put_many([{"key": "k", "value": "v", **options}])
+    assert info.value.status == 400 and message in str(info.value)
+    assert await ns.get("k") is None
+
+
+async def test_the_latest_expiration_is_stored_and_read_back(ns: KVNamespace) -> None:
+    await ns.put("k", "v", expiration=2**53 - 1)
+    await ns.put("t", "v", expiration_ttl=2**53 - 1 - NOW)
+    listed = {k.name: k.expiration for k in (await ns.list()).keys}
+    assert listed == {"k": 2**53 - 1, "t": 2**53 - 1}
+    assert await ns.get("k") == "v"
+
+
+@pytest.mark.parametrize("cache_ttl", [10**30, 2**63, 10**400, "1e300", 1e300])
+async def test_a_huge_cache_ttl_is_a_valid_cache_ttl(ns: KVNamespace, cache_ttl: Any) -> None:
+    await ns.put("k", "v")
+    assert await ns.get("k", cache_ttl=cache_ttl) == "v"
+    assert await ns.get("k", cache_ttl=cache_ttl) == "v"  # served from a location's cache
+    assert (await ns.get_with_metadata("k", cache_ttl=cache_ttl)).value == "v"
+    assert await ns.get(["k", "missing"], cache_ttl=cache_ttl) == {"k": "v", "missing": None}
+
+
 async def test_expiration_junk_counts_as_zero(ns: KVNamespace) -> None:
     await raises(
         ns.put("k", "v", expiration="soon"),  # type: ignore[arg-type]
@@ -642,3 +694,27 @@ async def test_bulk_get_json_check_comes_before_size_check(ns: KVNamespace) -> N
         "non-json value",
         400,
     )
+
+
+async def test_nul_in_a_namespace_id_or_title_is_a_4xx(kv: Client) -> None:
+    """PostgreSQL text cannot hold NUL: a bad id or title is the caller's error on every
+    engine, never a 500."""
+    ns = kv.namespace("ab\x00cd")
+    for call in (
+        ns.get("k"),
+        ns.get_with_metadata("k"),
+        ns.get(["k"]),
+        ns.put("k", "v"),
+        ns.delete("k"),
+        ns.list(),
+        ns.put_many([("k", "v")]),
+        ns.delete_many(["k"]),
+    ):
+        with pytest.raises(KVError) as info:
+            await call
+        assert 400 <= info.value.status < 500, info.value
+    assert await kv.get_namespace("ab\x00cd") is None
+    with pytest.raises(KVError) as info:
+        await kv.create_namespace("a\x00b")
+    assert info.value.status == 400
+    assert "Namespace title must not contain NUL characters" in str(info.value)

@@ -27,6 +27,7 @@ __all__ = ["Client", "OpenOptions", "open"]
 log = logging.getLogger("edgekv")
 
 SWEEP_INTERVAL = 30.0  # seconds between background purges of expired entries
+_PROBE_ID = "0" * 32  # the namespace `ping` looks up: whether it exists does not matter
 
 
 class Client:
@@ -157,6 +158,22 @@ class Client:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+    async def ping(self, *, within: float = 5.0) -> None:
+        """Touch the store with one cheap read (a namespace lookup): returns once it answered,
+        raises KVError (status 503) when it cannot be reached or does not answer within
+        `within` seconds. For readiness checks (`GET /readyz`)."""
+        op = "PING"
+        try:
+            async with asyncio.timeout(within):
+                store, account = await self._account()
+                await store.get_namespace(account, _PROBE_ID)
+        except TimeoutError:
+            raise KVError.for_op(
+                op, 503, f"the store did not answer within {within:g} s", code=10050
+            ) from None
+        except StoreError as exc:
+            raise kv_error(op, exc) from None
 
     # -- namespaces ------------------------------------------------------------------------
     def namespace(self, namespace_id: str) -> KVNamespace:

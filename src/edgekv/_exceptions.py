@@ -14,6 +14,7 @@ __all__ = [
     "ClientDisconnected",
     "ExportFormatError",
     "HistoryGone",
+    "InvalidText",
     "KVConflict",
     "KVError",
     "KVTypeError",
@@ -199,6 +200,13 @@ class SinceAhead(StoreError):
         super().__init__(f"since {since} is ahead of the newest change ({head})")
         self.since = since
         self.head = head
+
+
+class InvalidText(StoreError):
+    """Text a store cannot hold (PostgreSQL: a NUL character): the client's error."""
+
+    status = 400
+    code = 10001
 
 
 class StoreUnavailable(StoreError):

@@ -237,7 +237,7 @@ class KVNamespace:
         ttl = None
         if cache_ttl is not None:
             rules.check_cache_ttl(cache_ttl, "GET")
-            ttl = rules.to_number(cache_ttl)
+            ttl = rules.cache_ttl_seconds(cache_ttl)
         client = self._client
         store = client._store or await client._open()
         try:
@@ -258,7 +258,7 @@ class KVNamespace:
         first-appearance order. `decode=False` skips decoding (the value is then None)."""
         op = "GET_BULK"
         rules.check_bulk_get(keys, type, cache_ttl)
-        ttl = None if cache_ttl is None else rules.to_number(cache_ttl)
+        ttl = rules.cache_ttl_seconds(cache_ttl)
         unique = list(dict.fromkeys(keys))
         store = await self._store()
         try:

@@ -20,11 +20,13 @@ __all__ = [
     "BULK_WRITE_MAX_PAIRS",
     "KEY_MAX_BYTES",
     "LIST_LIMIT_MAX",
+    "MAX_EXPIRATION",
     "METADATA_MAX_BYTES",
     "MIN_TTL",
     "SHORT_KEY_CHARS",
     "TITLE_MAX_CHARS",
     "VALUE_MAX_BYTES",
+    "cache_ttl_seconds",
     "check_bulk_get",
     "check_cache_ttl",
     "check_key",
@@ -51,6 +53,10 @@ LIST_LIMIT_MAX = 1000
 BULK_GET_MAX_KEYS = 100
 BULK_WRITE_MAX_PAIRS = 10_000
 TITLE_MAX_CHARS = 512
+# The latest expiration second: JS's Number.MAX_SAFE_INTEGER, the largest whole number every
+# client (wrangler, the JS SDK, a JS worker) reads back exactly; it also fits the stores' 64-bit
+# integers, which a larger number overflowed (a 500 instead of a 400).
+MAX_EXPIRATION = 2**53 - 1
 SHORT_KEY_CHARS = KEY_MAX_BYTES // 4  # characters that can never exceed the byte limit
 
 
@@ -131,6 +137,12 @@ def check_cache_ttl(cache_ttl: object, op: str) -> None:
         raise fail(op, 400, f"Invalid cache_ttl of {n}. Cache TTL must be at least {MIN_TTL}.")
 
 
+def cache_ttl_seconds(cache_ttl: object) -> int | None:
+    """A checked `cache_ttl` as the seconds a cache uses: at most MAX_EXPIRATION (a longer
+    TTL means the same, and a number past a float's range would overflow the cache's math)."""
+    return None if cache_ttl is None else min(to_number(cache_ttl), MAX_EXPIRATION)
+
+
 def resolve_expiration(
     expiration: object, expiration_ttl: object, now: int, op: str = "PUT"
 ) -> int | None:
@@ -151,6 +163,14 @@ def resolve_expiration(
                 f"Invalid expiration_ttl of {ttl}. Expiration TTL must be at least {MIN_TTL}.",
                 wire.BAD_TTL,
             )
+        if now + ttl > MAX_EXPIRATION:
+            raise fail(
+                op,
+                400,
+                f"Invalid expiration_ttl of {ttl}. Expiration times must be at most "
+                f"{MAX_EXPIRATION} seconds since the UNIX epoch.",
+                wire.BAD_TTL,
+            )
         return now + ttl
     if expiration is None:
         return None
@@ -169,6 +189,14 @@ def resolve_expiration(
             400,
             f"Invalid expiration of {at}. Expiration times must be at least {MIN_TTL} "
             "seconds in the future.",
+            wire.BAD_EXPIRATION,
+        )
+    if at > MAX_EXPIRATION:
+        raise fail(
+            op,
+            400,
+            f"Invalid expiration of {at}. Expiration times must be at most {MAX_EXPIRATION} "
+            "seconds since the UNIX epoch.",
             wire.BAD_EXPIRATION,
         )
     return at
@@ -280,3 +308,5 @@ def check_title(title: object, op: str) -> None:
             f"Namespace title must be at most {TITLE_MAX_CHARS} characters",
             wire.MISSING_TITLE,
         )
+    if "\x00" in title:  # PostgreSQL text cannot hold it: refused on every engine alike
+        raise fail(op, 400, "Namespace title must not contain NUL characters", wire.MISSING_TITLE)

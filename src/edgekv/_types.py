@@ -39,6 +39,7 @@ __all__ = [
     "Entry",
     "KeyInfo",
     "NamespaceInfo",
+    "NamespaceStats",
     "Snapshot",
     "Store",
     "TokenRecord",
@@ -119,6 +120,14 @@ class NamespaceInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class NamespaceStats:
+    """Live keys of a namespace and the bytes of their keys, values and metadata (UTF-8)."""
+
+    key_count: int
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True)
 class TokenRecord:
     """An API token as stored: only the SHA-256 hex of the secret is kept.
 
@@ -131,6 +140,7 @@ class TokenRecord:
     read_only: bool = False
     namespaces: tuple[str, ...] | None = None
     name: str = ""
+    revoked: bool = False  # kept after `edgekv token revoke`, so it is refused with a 401
 
 
 class Snapshot(Protocol):
@@ -163,6 +173,22 @@ class Store(Protocol):
     async def create_token(self, token: TokenRecord) -> None: ...
 
     async def find_token(self, token_hash: str) -> TokenRecord | None: ...
+
+    async def list_tokens(self, account_id: str) -> list[TokenRecord]:
+        """Every token of the account, by name then id."""
+        ...
+
+    async def revoke_token(self, token_id: str) -> TokenRecord | None:
+        """Mark the token with this id revoked (`find_token` then returns it with `revoked`
+        set); returns its record, or None if there is no such token. Every server sharing the
+        store refuses it from then on (see `token_revision`)."""
+        ...
+
+    def token_revision(self) -> int | None:
+        """Cheap, no I/O to speak of: a number that changes whenever a token of this store may
+        have been revoked, by any process sharing it. Callers that cache tokens drop their cache
+        when it changes; None means "cannot tell right now" (cache nothing)."""
+        ...
 
     # -- namespaces ------------------------------------------------------------------------
     async def create_namespace(
@@ -265,6 +291,11 @@ class Store(Protocol):
         leaving the context, which never locks writers out and holds memory flat; entries
         expired at `now` are left out. Leaving the context frees the transaction at once.
         `NamespaceNotFound` on entering for an unknown namespace."""
+
+    async def namespace_stats(self, namespace_id: str, *, now: int) -> NamespaceStats:
+        """Live keys and their bytes, from totals the engine maintains on every write (not a
+        count per call); entries expired but not yet purged are subtracted (they are few: the
+        sweep purges them). `NamespaceNotFound` for an unknown id."""
         ...
 
     async def purge_expired(self, now: int, limit: int = 1000) -> int:

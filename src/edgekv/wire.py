@@ -83,12 +83,16 @@ __all__ = [
     "METADATA",
     "METADATA_HEADER",
     "METHOD_NOT_ALLOWED",
+    "METRICS_PATH",
     "MISSING_TITLE",
     "NAMESPACE_NOT_FOUND",
     "NO_ROUTE",
+    "NS_METRICS",
     "OPENAPI_PATH",
     "PRECONDITION_FAILED",
+    "READY_PATH",
     "SEQ_HEADER",
+    "STATS",
     "STORE_ERRORS",
     "TITLE_TAKEN",
     "TOO_LARGE",
@@ -118,6 +122,7 @@ __all__ = [
 # -- paths ---------------------------------------------------------------------------------------
 API_PREFIX = "/client/v4"
 HEALTH_PATH = "/healthz"  # also answered outside the prefix (load balancers)
+READY_PATH = "/readyz"  # liveness above; this one also touches the store (503 when it cannot)
 OPENAPI_PATH = f"{API_PREFIX}/openapi.json"
 VALUES = "values"  # …/{ns}/values/{key}: a value (GET, PUT, DELETE)
 METADATA = "metadata"  # …/{ns}/metadata/{key}: a value's metadata (GET)
@@ -127,6 +132,9 @@ BULK_GET = "bulk/get"  # POST
 BULK_DELETE = "bulk/delete"  # POST
 CHANGES = "changes"  # …/{ns}/changes: the change feed, a long poll with `wait` (GET)
 EXPORT = "export"  # …/{ns}/export: the namespace as one NDJSON snapshot, streamed (GET)
+STATS = "stats"  # …/{ns}/stats: maintained key count and bytes (GET; the dashboard)
+NS_METRICS = "metrics"  # …/{ns}/metrics: the namespace's last hour of requests (GET)
+METRICS_PATH = "/metrics"  # Prometheus text, outside the prefix as scrapers expect
 
 
 def namespaces_path(account_id: str) -> str:
@@ -165,14 +173,18 @@ class Match:
 _PREFIX = API_PREFIX.encode()
 _FIXED = {
     b"/healthz": "healthz",
+    b"/readyz": "readyz",
     b"/openapi.json": "openapi",
     b"/memberships": "memberships",
     b"/accounts": "accounts",
     b"/user/tokens/verify": "verify",
+    b"/user": "user",
 }
 _NS_TAIL = {
     KEYS.encode(): "keys",
     BULK.encode(): "bulk",
+    STATS.encode(): "stats",
+    NS_METRICS.encode(): "ns_metrics",
     CHANGES.encode(): "changes",
     EXPORT.encode(): "export",
 }
@@ -196,6 +208,10 @@ def match_route(raw_path: bytes) -> Match | None:
         return Match(_KEYED[kind], account.decode(), namespace.decode(), key)
     if raw_path == HEALTH_PATH.encode():
         return Match("healthz")
+    if raw_path == READY_PATH.encode():
+        return Match("readyz")
+    if raw_path == METRICS_PATH.encode():
+        return Match("metrics")
     if not raw_path.startswith(_PREFIX):
         return None
     rest = raw_path[len(_PREFIX) :]

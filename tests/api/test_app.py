@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import MutableMapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -13,13 +14,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edgekv._types import Entry
+from edgekv._types import Entry, Store
 from edgekv.api import EdgeKVApp, create_app
 from edgekv.api.app import decode_key
 from edgekv.api.auth import create_token
 from edgekv.api.envelope import ApiError
 from edgekv.store.memory import MemoryStore
 from tests.api.conftest import Api, serving
+from tests.conftest import ENGINES, make_store
+from tests.servers import NS_PATH
 
 
 def errors(r: httpx.Response) -> list[int]:
@@ -69,7 +72,7 @@ async def test_envelope_shape(api: Api) -> None:
 
 
 # -- the catch-all ---------------------------------------------------------------------------
-async def started_app(store: MemoryStore) -> tuple[EdgeKVApp, str, str, str]:
+async def started_app(store: Store) -> tuple[EdgeKVApp, str, str, str]:
     """`create_app(store)`, started: the app, its account, an admin token, a namespace `t`."""
     app = create_app(store)
     await app.startup()
@@ -126,6 +129,9 @@ SEGMENTS = st.sampled_from(
         "x" * 600,
         "ACCOUNT",
         "NS",
+        "%00",
+        "ab%00cd",
+        "NS%00",
     ]
 )
 
@@ -162,13 +168,12 @@ async def _call(
     return int(start["status"]), bytes(end["body"]), list(start["headers"])
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
-@given(
-    method=st.sampled_from(["GET", "PUT", "POST", "DELETE", "PATCH", "HEAD"]),
-    segments=st.lists(SEGMENTS, max_size=9),
-    key=st.text(max_size=20),
-    query=st.binary(max_size=40),
-    content_type=st.sampled_from(
+REQUESTS = {
+    "method": st.sampled_from(["GET", "PUT", "POST", "DELETE", "PATCH", "HEAD"]),
+    "segments": st.lists(SEGMENTS, max_size=9),
+    "key": st.text(max_size=20),
+    "query": st.binary(max_size=40),
+    "content_type": st.sampled_from(
         [
             b"",
             b"application/json",
@@ -177,7 +182,7 @@ async def _call(
             b"text/plain",
         ]
     ),
-    body=st.one_of(
+    "body": st.one_of(
         st.binary(max_size=200),
         st.sampled_from(
             [
@@ -186,40 +191,66 @@ async def _call(
                 b'{"keys": []}',
                 b'[{"key": "k"}]',
                 b'{"title": 1}',
+                b'{"title": "nul\\u0000title"}',
+                b'[{"key": "k\\u0000", "value": "v", "metadata": "\\u0000"}]',
                 b"--b\r\n\r\n--b--",
                 b'{"keys": ["a"], "type": "json"}',
             ]
         ),
     ),
-    auth=st.sampled_from(["good", "none", "bad"]),
-)
-def test_no_request_makes_a_500(
-    method: str,
-    segments: list[str],
-    key: str,
-    query: bytes,
-    content_type: bytes,
-    body: bytes,
-    auth: str,
-) -> None:
-    async def run() -> None:
-        store = MemoryStore()
-        app, account, token, ns = await started_app(store)
-        await store.put(ns, "a", Entry(b"not json"))
-        path = "/" + "/".join(s.replace("ACCOUNT", account).replace("NS", ns) for s in segments)
-        if segments[:1] == ["ACCOUNT"] or not segments:
-            path = f"/client/v4/accounts/{account}/storage/kv/namespaces/{ns}/values/" + quote(key)
-        headers = [(b"content-type", content_type)] if content_type else []
-        if auth == "good":
-            headers.append((b"authorization", f"Bearer {token}".encode()))
-        elif auth == "bad":
-            headers.append((b"authorization", b"Bearer nope"))
-        status, payload, _ = await _call(app, method, path.encode(), query, headers, body)
-        assert status < 500, (status, payload)
-        if not (status == 200 and method == "GET" and b"/values/" in path.encode()):
-            envelope = json.loads(payload)
-            assert set(envelope) >= {"success", "errors", "messages", "result"}
-            if status >= 400:
-                assert envelope["errors"] and isinstance(envelope["errors"][0]["code"], int)
+    "auth": st.sampled_from(["good", "none", "bad"]),
+}
 
-    asyncio.run(run())
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_no_request_makes_a_500(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Random requests against the app over every engine (PostgreSQL refuses some text SQLite
+    takes, such as a NUL character): never a 5xx, always an envelope."""
+    with asyncio.Runner() as runner:
+        store = runner.run(make_store(engine, tmp_path, request))
+        try:
+            app, account, token, ns = runner.run(started_app(store))
+            runner.run(store.put(ns, "a", Entry(b"not json")))
+
+            @settings(
+                max_examples=200 if engine == "memory" else 100,
+                deadline=None,
+                suppress_health_check=list(HealthCheck),
+                derandomize=True,
+            )
+            @given(**REQUESTS)
+            def one_request(
+                method: str,
+                segments: list[str],
+                key: str,
+                query: bytes,
+                content_type: bytes,
+                body: bytes,
+                auth: str,
+            ) -> None:
+                path = "/" + "/".join(
+                    s.replace("ACCOUNT", account).replace("NS", ns) for s in segments
+                )
+                if segments[:1] == ["ACCOUNT"] or not segments:
+                    path = f"{NS_PATH.format(account=account)}/{ns}/values/" + quote(key)
+                headers = [(b"content-type", content_type)] if content_type else []
+                if auth == "good":
+                    headers.append((b"authorization", f"Bearer {token}".encode()))
+                elif auth == "bad":
+                    headers.append((b"authorization", b"Bearer nope"))
+                status, payload, _ = runner.run(
+                    _call(app, method, path.encode(), query, headers, body)
+                )
+                assert status < 500, (status, payload)
+                if not (status == 200 and method == "GET" and b"/values/" in path.encode()):
+                    envelope = json.loads(payload)
+                    assert set(envelope) >= {"success", "errors", "messages", "result"}
+                    if status >= 400:
+                        assert envelope["errors"] and isinstance(envelope["errors"][0]["code"], int)
+
+            one_request()
+            runner.run(app.shutdown())
+        finally:
+            runner.run(store.aclose())

@@ -12,6 +12,9 @@ PATHS = {
     "accounts": "/accounts",
     "account": "/accounts/{account_id}",
     "verify": "/user/tokens/verify",
+    "user": "/user",
+    "stats": NS + "/{namespace_id}/stats",
+    "ns_metrics": NS + "/{namespace_id}/metrics",
     "namespaces": NS,
     "namespace": NS + "/{namespace_id}",
     "keys": NS + "/{namespace_id}/keys",
@@ -35,7 +38,8 @@ def test_every_route_is_described_and_nothing_else() -> None:
     }
     described = {(path, method) for path, ops in paths.items() for method in ops}
     assert served == described
-    assert set(ROUTES) - set(PATHS) == {"healthz", "openapi"}
+    # outside /client/v4: liveness, readiness, the document itself, Prometheus text
+    assert set(ROUTES) - set(PATHS) == {"healthz", "readyz", "openapi", "metrics"}
 
 
 async def test_served_as_json(api: Api) -> None:

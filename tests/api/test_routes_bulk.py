@@ -61,6 +61,10 @@ async def test_bulk_write_options(api: Api, ns: str) -> None:
         ({"key": "k", "value": "v", "expiration_ttl": 10}, 400, 10034),
         ({"key": "k", "value": "v", "expiration": 1}, 400, 10033),
         ({"key": "k", "value": "v", "metadata": {"x": "y" * 1100}}, 413, 10024),
+        ({"key": "k", "value": "v", "expiration_ttl": 1e30}, 400, 10034),
+        ({"key": "k", "value": "v", "expiration_ttl": 10**30}, 400, 10034),
+        ({"key": "k", "value": "v", "expiration": 9223372036854775808}, 400, 10033),
+        ({"key": "k", "value": "v", "expiration": 1e300}, 400, 10033),
     ],
 )
 async def test_bulk_write_is_all_or_nothing(

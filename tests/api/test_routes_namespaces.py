@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from tests.api.conftest import Api, codes
+from tests.api.conftest import Api, codes, message
 
 
 async def test_create_get_rename_delete(api: Api) -> None:
@@ -134,3 +136,73 @@ async def test_too_many_namespaces_is_10018(api: Api) -> None:
     await api.create_namespace("last one")
     r = await api.http.post(api.namespaces, json={"title": "one too many"})
     assert r.status_code == 400 and codes(r) == [10018]
+
+
+NUL_IDS = ["ab%00cd", "%00", "0" * 31 + "%00"]
+
+
+@pytest.mark.parametrize("bad", NUL_IDS)
+@pytest.mark.parametrize(
+    ("method", "tail", "body"),
+    [
+        ("GET", "", None),
+        ("PUT", "", {"title": "x"}),
+        ("DELETE", "", None),
+        ("GET", "/keys", None),
+        ("GET", "/values/k", None),
+        ("PUT", "/values/k", b"v"),
+        ("DELETE", "/values/k", None),
+        ("GET", "/metadata/k", None),
+        ("PUT", "/bulk", [{"key": "k", "value": "v"}]),
+        ("POST", "/bulk/delete", ["k"]),
+        ("POST", "/bulk/get", {"keys": ["k"]}),
+    ],
+)
+async def test_a_namespace_id_with_nul_is_not_found(
+    api: Api, bad: str, method: str, tail: str, body: Any
+) -> None:
+    """PostgreSQL text cannot hold NUL: such an id must answer like any unknown id (it was a
+    500 `internal error` there), on every engine."""
+    kwargs: dict[str, Any] = {}
+    if isinstance(body, bytes):
+        kwargs["content"] = body
+    elif body is not None:
+        kwargs["json"] = body
+    r = await api.http.request(method, f"{api.namespaces}/{bad}{tail}", **kwargs)
+    assert r.status_code == 404, r.text
+    assert codes(r) == [10013]
+
+
+async def test_an_account_id_with_nul_is_refused(api: Api) -> None:
+    for url in (
+        f"{api.url}/client/v4/accounts/ab%00cd/storage/kv/namespaces",
+        f"{api.url}/client/v4/accounts/{api.account}%00/storage/kv/namespaces",
+        f"{api.url}/client/v4/accounts/ab%00cd",
+    ):
+        r = await api.http.get(url)
+        assert 400 <= r.status_code < 500, r.text
+        r = await api.http.post(url, json={"title": "t"})
+        assert 400 <= r.status_code < 500, r.text
+
+
+@pytest.mark.parametrize("title", ["a\x00b", "\x00"])
+async def test_a_title_with_nul_is_400_on_every_engine(api: Api, title: str) -> None:
+    r = await api.http.post(api.namespaces, json={"title": title})
+    assert r.status_code == 400, r.text
+    assert message(r) == "create namespace: 'Namespace title must not contain NUL characters'"
+    ns = await api.create_namespace("fine")
+    r = await api.http.put(f"{api.namespaces}/{ns}", json={"title": title})
+    assert r.status_code == 400, r.text
+    r = await api.http.get(api.namespaces)
+    assert [n["title"] for n in r.json()["result"]] == ["fine"]
+
+
+async def test_nul_in_keys_metadata_and_prefixes_is_stored(api: Api, ns: str) -> None:
+    """Keys are bytes and metadata is JSON text (NUL escaped): both hold a NUL everywhere."""
+    items = [{"key": "k\x00", "value": "v", "metadata": {"m": "\x00"}}]
+    r = await api.http.put(f"{api.namespaces}/{ns}/bulk", json=items)
+    assert r.status_code == 200, r.text
+    r = await api.http.get(f"{api.namespaces}/{ns}/keys", params={"prefix": "k\x00"})
+    assert r.json()["result"] == [{"name": "k\x00", "metadata": {"m": "\x00"}}]
+    r = await api.http.get(f"{api.namespaces}/{ns}/values/k%00")
+    assert r.content == b"v"

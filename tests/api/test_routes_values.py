@@ -331,3 +331,21 @@ async def test_binding_writes_need_only_a_future_expiration(api: Api, ns: str) -
     assert (await api.http.put(bulk, json=items, headers=binding)).status_code == 400
     r = await api.http.get(f"{api.namespaces}/{ns}/keys", params={"prefix": "b"})
     assert r.json()["result"] == [{"name": "b", "expiration": NOW + 30}]
+
+
+@pytest.mark.parametrize(
+    ("query", "code"),
+    [
+        ("expiration_ttl=1000000000000000000000000000000", 10034),
+        ("expiration_ttl=1e30", 10034),
+        ("expiration_ttl=9007199254740992", 10034),
+        ("expiration=9223372036854775808", 10033),
+        ("expiration=99999999999999999999999999999999999999", 10033),
+        ("expiration=" + "9" * 5000, 10033),  # beyond int()'s digit limit: counts as 0
+    ],
+)
+async def test_numbers_too_large_are_400(api: Api, ns: str, query: str, code: int) -> None:
+    r = await api.http.put(f"{value_url(api, ns, 'k')}?{query}", content=b"v")
+    assert r.status_code == 400, r.text
+    assert codes(r) == [code]
+    assert (await api.http.get(value_url(api, ns, "k"))).status_code == 404

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import random
@@ -22,7 +23,7 @@ import pytest
 
 from tests.api.conftest import Central, start_central
 from tests.conftest import ENGINES
-from tests.servers import ROOT
+from tests.servers import ROOT, free_port, healthy, wait_for
 
 
 def auth(token: str) -> dict[str, str]:
@@ -137,6 +138,201 @@ def test_port_in_use_fails_clearly(tmp_path: Path) -> None:
     assert (
         result.stderr.strip() == f"Error: cannot listen on 127.0.0.1:{port}: Address already in use"
     )
+
+
+def _one_line_refusal(result: subprocess.CompletedProcess[bytes], port: int) -> str:
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.decode().strip().splitlines()
+    assert len(lines) == 1, lines
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in lines[0]
+    return lines[0]
+
+
+def test_every_server_refuses_a_port_a_server_holds(tmp_path: Path) -> None:
+    """granian binds with SO_REUSEPORT: without a check, `dev` and `edge` started on the port
+    of a running `serve` and requests split between the processes at random."""
+    from tests.workers.processes import run_cli
+    from tests.workers.projects import ON_FETCH_WORKER, write_project
+
+    server = start_central(tmp_path / "data")
+    try:
+        write_project(tmp_path, ON_FETCH_WORKER)
+        env = {"EDGEKV_ACCOUNT_ID": server.account, "EDGEKV_API_TOKEN": server.token}
+        port = str(server.port)
+        for args in (
+            ["dev", "--port", port, "--persist-to", "state"],
+            ["edge", "--central", server.url, "--location", "x", "--port", port],
+            ["serve", "--data", "other", "--port", port],
+        ):
+            _one_line_refusal(run_cli(args, cwd=tmp_path, env=env), server.port)
+        with httpx.Client() as http:  # every request still reaches the one server
+            for _ in range(20):
+                r = http.get(server.url + "/client/v4/nope")
+                assert r.status_code == 404 and r.json()["errors"][0]["code"] == 7003
+    finally:
+        assert server.stop() == 0
+
+
+def test_two_servers_starting_at_once_on_one_port(tmp_path: Path) -> None:
+    """The check and the bind are two steps; two servers started together must still not both
+    listen: exactly one runs, the other stops with one line."""
+    from tests.workers.processes import Server
+    from tests.workers.projects import ON_FETCH_WORKER, write_project
+
+    write_project(tmp_path, ON_FETCH_WORKER)
+    port = free_port()
+    servers = [
+        Server(
+            ["dev", "--persist-to", f"state-{i}", "--quiet"],
+            cwd=tmp_path,
+            log_path=tmp_path / f"dev-{i}.log",
+            port=port,
+        )
+        for i in range(2)
+    ]
+    for server in servers:
+        server.launch()
+    try:
+        wait_for(lambda: any(not s.running() for s in servers), 30, message="both kept running")
+        running = [s for s in servers if s.running()]
+        stopped = [s for s in servers if not s.running()]
+        assert len(running) == 1 and len(stopped) == 1
+        assert stopped[0].proc.returncode == 1
+        assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in stopped[0].log()
+        wait_for(lambda: healthy(running[0].url), 20)
+    finally:
+        for server in servers:
+            if server.running():
+                assert server.stop() == 0
+
+
+def test_the_start_lines_say_which_store_and_credentials(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    server = start_central(data, env_credentials=False)
+    assert server.stop() == 0
+    again = start_central(data, env_credentials=False)
+    try:
+        log = again.wait_log("listening on")
+        assert f"store SQLite in {data.resolve()}" in log
+        assert f"credentials: {(data / 'credentials.json').resolve()}" in log
+    finally:
+        assert again.stop() == 0
+
+
+def raw_http(port: int, request: bytes, *, close_after: float | None = None) -> bytes:
+    """Send `request` as it is on a new connection and read the answer until the server
+    closes (or, with `close_after`, hang up that many seconds after sending)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        if close_after is not None:
+            time.sleep(close_after)
+            return b""
+        answer = b""
+        with contextlib.suppress(TimeoutError, ConnectionResetError):
+            while chunk := sock.recv(65536):
+                answer += chunk
+        return answer
+
+
+BAD_CHUNKS = [
+    b"zz\r\nhello\r\n0\r\n\r\n",  # a chunk size that is not hex
+    b"5\r\nhello\r\nxyz\r\n\r\n",  # the second chunk size is not hex
+    b"5\r\nhelloXX0\r\n\r\n",  # no CRLF after the chunk's data
+]
+
+
+@pytest.mark.parametrize("asgi", ["granian", "uvicorn"])
+def test_malformed_chunked_framing_is_400(tmp_path: Path, asgi: str) -> None:
+    server = start_central(tmp_path / "data", args=("--server", asgi))
+    try:
+        headers = auth(server.token)
+        ns = httpx.post(server.namespaces, json={"title": "c"}, headers=headers).json()
+        path = f"{server.namespaces}/{ns['result']['id']}".removeprefix(server.url)
+        for tail in ("/values/k", "/bulk"):
+            for body in BAD_CHUNKS:
+                answer = raw_http(
+                    server.port,
+                    f"PUT {path}{tail} HTTP/1.1\r\nHost: x\r\n"
+                    f"Authorization: Bearer {server.token}\r\n"
+                    "Transfer-Encoding: chunked\r\n\r\n".encode()
+                    + body,
+                )
+                assert answer.startswith(b"HTTP/1.1 400 "), answer
+        # A client that hangs up mid-body is no error of the server either.
+        raw_http(
+            server.port,
+            f"PUT {path}/values/k HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+            f"{server.token}\r\nContent-Length: 100\r\n\r\nabc".encode(),
+            close_after=0.2,
+        )
+        url = f"{server.namespaces}/{ns['result']['id']}/values/k"
+        assert httpx.get(url, headers=headers).status_code == 404  # nothing was written
+        assert "Traceback" not in server.log()
+    finally:
+        assert server.stop() == 0
+
+
+def test_sigterm_during_a_restart_after_kill_9_stops_cleanly(tmp_path: Path) -> None:
+    """Crash (kill -9), restart, and SIGTERM at a random moment of the new start, repeatedly:
+    once the server has begun (it has its store file open), every SIGTERM stops it within
+    seconds with exit status 0, and every acknowledged write is still there. (A signal in the
+    first instant, while Python itself is still loading, takes the default action: the process
+    ends at once.)"""
+
+    def store_open() -> bool:
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{server.proc.pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    if os.readlink(fd).endswith("edgekv.sqlite3"):
+                        return True
+        return False
+
+    rng = random.Random(16)
+    server = start_central(tmp_path / "data")
+    headers = auth(server.token)
+    ns = httpx.post(server.namespaces, json={"title": "r"}, headers=headers).json()["result"]["id"]
+    values = f"{server.namespaces}/{ns}/values"
+    for i in range(8):
+        assert httpx.put(f"{values}/k{i}", content=str(i), headers=headers).status_code == 200
+        server.kill()
+        server.launch()
+        if i % 2:  # at once: whatever the moment, it must not linger
+            time.sleep(rng.uniform(0.0, 0.3))
+            began = time.monotonic()
+            assert server.stop(signal.SIGTERM, timeout=10) in (0, -signal.SIGTERM)
+        else:
+            wait_for(store_open, 30)
+            time.sleep(rng.uniform(0.0, 0.5))
+            began = time.monotonic()
+            assert server.stop(signal.SIGTERM, timeout=10) == 0, server.log()[-2000:]
+        assert time.monotonic() - began < 5
+        server.start()
+    for i in range(8):
+        r = httpx.get(f"{values}/k{i}", headers=headers)
+        assert (r.status_code, r.text) == (200, str(i))
+    assert server.stop() == 0
+    assert "Traceback" not in server.log()
+
+
+def test_readyz_touches_the_store(tmp_path: Path) -> None:
+    """/healthz is liveness; /readyz answers 200 only while the store answers (a PostgreSQL of
+    its own here, stopped and started again)."""
+    from tests import pgcluster
+
+    with pgcluster.running_cluster() as cluster:
+        server = start_central(tmp_path / "pg", database=cluster.dsn)
+        try:
+            r = httpx.get(server.url + "/readyz")
+            assert (r.status_code, r.json()["result"]) == (200, {"status": "ready"})
+            cluster.stop()
+            r = httpx.get(server.url + "/readyz", timeout=30)
+            assert r.status_code == 503 and r.json()["errors"][0]["code"] == 10050, r.text
+            assert r.json()["errors"][0]["message"].startswith("ready: 'store unavailable")
+            assert httpx.get(server.url + "/healthz").status_code == 200  # still alive
+            cluster.start_same_port()
+            wait_for(lambda: httpx.get(server.url + "/readyz").status_code == 200, 30)
+        finally:
+            assert server.stop() == 0
 
 
 # -- durability -------------------------------------------------------------------------------

@@ -236,3 +236,52 @@ def test_unreadable_and_malformed_files(run: Run, ns: list[str], tmp_path: Path)
     assert wrong.code == 1 and "names.json[1]: expected a key name" in wrong.stderr
     (tmp_path / "names.json").write_text('{"a": 1}')
     assert run("kv", "bulk", "get", "names.json", *ns).code == 1
+
+
+def test_put_says_byte_or_bytes(run: Run, ns: list[str]) -> None:
+    assert run("kv", "key", "put", "one", "x", *ns).stderr == "Wrote 1 byte to key 'one'.\n"
+    assert run("kv", "key", "put", "two", "xy", *ns).stderr == "Wrote 2 bytes to key 'two'.\n"
+    assert run("kv", "key", "put", "none", "", *ns).stderr == "Wrote 0 bytes to key 'none'.\n"
+
+
+def test_progress_on_a_terminal_hides_the_cursor_once(tmp_path: Path) -> None:
+    """With stderr on a terminal, bulk commands draw a bar: the cursor is hidden once, every
+    redraw only returns to the line's start, and the cursor is shown again at the end."""
+    import os
+    import pty
+    import subprocess
+
+    from tests.servers import EDGEKV
+
+    pairs = [{"key": f"k{i}", "value": "v"} for i in range(25_000)]  # three batches
+    (tmp_path / "pairs.json").write_text(json.dumps(pairs))
+    (tmp_path / "wrangler.toml").write_text(
+        f'kv_namespaces = [{{ binding = "B", id = "{NS_ID}" }}]\n'
+    )
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [EDGEKV, "kv", "bulk", "put", "pairs.json", "--binding", "B"],
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=follower,
+        )
+        os.close(follower)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the command exited and closed the terminal
+                break
+            if not chunk:
+                break
+            shown += chunk
+        assert proc.wait(60) == 0
+    finally:
+        os.close(leader)
+    text = shown.decode()
+    assert text.count("\x1b[?25l") == 1 and text.count("\x1b[?25h") == 1
+    assert text.index("\x1b[?25l") < text.index("25000/25000") < text.index("\x1b[?25h")
+    assert text.count("\rWriting") == 4  # the empty bar, then one redraw per batch
+    assert text.rstrip().endswith("Wrote 25000 key(s).")

@@ -86,8 +86,46 @@ def test_remote_errors_are_one_line(
     _, env = centre
     no_token = run("kv", "namespace", "list", "--url", env["EDGEKV_URL"])
     assert (
-        no_token.stderr == "error: EDGEKV_API_TOKEN is not set (needed with --url / EDGEKV_URL)\n"
+        no_token.stderr == "error: EDGEKV_API_TOKEN is not set (needed with --url / EDGEKV_URL; "
+        "or give --credentials FILE)\n"
     )
     down = remote("kv", "namespace", "list", "--url", "http://127.0.0.1:1")
     assert down.code == 1 and "503" in down.stderr and "unreachable" in down.stderr
     assert remote("kv", "namespace", "list", "--url", "ftp://x").code == 1
+
+
+def test_url_finds_the_credentials_serve_wrote(run: Run, tmp_path: Path) -> None:
+    """The README's path: `edgekv serve` bootstraps .edgekv/credentials.json, and `kv ... --url`
+    from the same directory uses it, saying so; `--credentials FILE` names another file."""
+    from tests.servers import clean_env
+
+    server = Server(["serve", "--quiet"], cwd=tmp_path, log_path=tmp_path / "serve.log")
+    server.env = clean_env()
+    with server:
+        listed = run("kv", "namespace", "list", "--url", server.url)
+        assert listed.code == 0, listed.stderr
+        assert listed.json() == []
+        assert listed.stderr == f"(credentials from {Path('.edgekv') / 'credentials.json'})\n"
+
+        moved = tmp_path / "elsewhere.json"
+        moved.write_bytes((tmp_path / ".edgekv" / "credentials.json").read_bytes())
+        created = run(
+            "kv", "namespace", "create", "x", "--url", server.url, "--credentials", str(moved)
+        )
+        assert created.code == 0, created.stderr
+        assert f"(credentials from {moved})" in created.stderr
+
+        # The environment wins over the file found in .edgekv; a given file wins over both.
+        env = {"EDGEKV_API_TOKEN": "wrong", "EDGEKV_ACCOUNT_ID": "0" * 32}
+        refused = run("kv", "namespace", "list", "--url", server.url, env=env)
+        assert refused.code == 1 and "credentials from EDGEKV_API_TOKEN" in refused.stderr
+        chosen = run(
+            "kv", "namespace", "list", "--url", server.url, "--credentials", str(moved), env=env
+        )
+        assert chosen.code == 0 and chosen.json()[0]["title"] == "x"
+
+        bad = tmp_path / "bad.json"
+        bad.write_text('{"account_id": "a"}')
+        for path, text in ((bad, "expected {"), (tmp_path / "none.json", "cannot read")):
+            failed = run("kv", "namespace", "list", "--url", server.url, "--credentials", str(path))
+            assert failed.code == 1 and text in failed.stderr

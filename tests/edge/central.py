@@ -17,6 +17,7 @@ from edgekv._types import (
     Entry,
     KeyInfo,
     NamespaceInfo,
+    NamespaceStats,
     Snapshot,
     Store,
     TokenRecord,
@@ -65,6 +66,21 @@ class CountingStore:
     async def find_token(self, token_hash: str) -> TokenRecord | None:
         self._enter("find_token")
         return await self.inner.find_token(token_hash)
+
+    async def list_tokens(self, account_id: str) -> list[TokenRecord]:
+        self._enter("list_tokens")
+        return await self.inner.list_tokens(account_id)
+
+    async def revoke_token(self, token_id: str) -> TokenRecord | None:
+        self._enter("revoke_token")
+        return await self.inner.revoke_token(token_id)
+
+    def token_revision(self) -> int | None:
+        return self.inner.token_revision()
+
+    async def namespace_stats(self, namespace_id: str, *, now: int) -> NamespaceStats:
+        self._enter("namespace_stats")
+        return await self.inner.namespace_stats(namespace_id, now=now)
 
     async def create_namespace(
         self, account_id: str, title: str, namespace_id: str | None = None

@@ -58,6 +58,21 @@ def test_put_get_delete_through_the_binding(http: httpx.Client) -> None:
     assert http.get("/kv/to-do:1").status_code == 404
 
 
+def test_malformed_chunked_framing_is_400(server: Server, http: httpx.Client) -> None:
+    from tests.api.test_server import BAD_CHUNKS, raw_http
+
+    for body in BAD_CHUNKS:
+        request = b"PUT /kv/chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        answer = raw_http(server.port, request + body)
+        assert answer.startswith(b"HTTP/1.1 400 "), answer
+    assert http.get("/kv/chunked").status_code == 404  # nothing was written
+
+
+def test_readyz_is_answered_by_the_runtime_after_a_store_read(http: httpx.Client) -> None:
+    r = http.get("/readyz")
+    assert (r.status_code, r.text) == (200, "ready\n")
+
+
 def test_head_gets_the_headers_without_the_body(http: httpx.Client) -> None:
     http.put("/kv/h", content="twelve bytes")
     head = http.head("/kv/h")
@@ -250,7 +265,7 @@ def test_a_busy_port_is_one_line(tmp_path: Path) -> None:
     stderr = result.stderr.decode()
     assert "Traceback" not in stderr and "backtrace" not in stderr
     assert stderr.splitlines()[-1] == (
-        f"error: cannot listen on 127.0.0.1:{port}: Address already in use (os error 98)"
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use"
     )
 
 
@@ -273,3 +288,18 @@ def test_a_config_change_reloads_bindings_and_vars(tmp_path: Path) -> None:
         assert http.get("/").text == "KV, MODE, OTHER"
     listed = run_cli(["kv", "namespace", "list", "--persist-to", "state"], cwd=tmp_path)
     assert {"id": "a" * 32, "title": "test-worker-OTHER"} in json.loads(listed.stdout)
+
+
+def test_the_start_says_which_store_and_warns_over_a_central_data_directory(
+    tmp_path: Path,
+) -> None:
+    write_project(tmp_path, ON_FETCH_WORKER)
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "credentials.json").write_text("{}")  # what `edgekv serve` writes
+    with dev_server(tmp_path) as srv:
+        log = srv.wait_log("KV bindings")
+    assert f"store SQLite in {(tmp_path / 'state').resolve()}" in log
+    assert (
+        "warning: state is the data directory of an `edgekv serve` (it holds credentials.json)"
+        in log
+    )

@@ -58,6 +58,9 @@ def test_a_worker_at_a_location_reads_and_writes_through_the_centre(
         assert stats["writes"] == 2 and stats["hits"] + stats["misses"] >= 3
     assert edge.stop() == 0
     assert "edgekv edge (ams): stopped" in edge.log()
+    assert f"store {server.url} (credentials from EDGEKV_API_TOKEN / EDGEKV_ACCOUNT_ID)" in (
+        edge.log()
+    )
 
 
 def test_a_binding_missing_on_the_centre_stops_the_location(
@@ -81,7 +84,7 @@ def test_credentials_are_required(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert result.stderr.decode() == (
-        "error: EDGEKV_API_TOKEN is not set (needed with --central)\n"
+        "error: EDGEKV_API_TOKEN is not set (needed with --central; or give --credentials FILE)\n"
     )
     missing = run_cli(["edge", "--location", "x"], cwd=tmp_path)
     assert missing.returncode == 2
@@ -93,5 +96,7 @@ def test_a_location_starts_while_the_centre_is_down(tmp_path: Path) -> None:
     env = {"EDGEKV_API_TOKEN": "t", "EDGEKV_ACCOUNT_ID": "a" * 32}
     with edge_server(tmp_path, env, "http://127.0.0.1:1") as edge, edge.client() as http:
         assert http.get("/healthz").status_code == 200
+        ready = http.get("/readyz")  # alive, but not ready: the centre does not answer
+        assert ready.status_code == 503 and ready.text.startswith("store unavailable:")
         assert http.get("/kv/anything").status_code == 500  # a cold read fails: KVError 503
     assert "cannot check binding KV" in edge.log()

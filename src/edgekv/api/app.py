@@ -16,11 +16,12 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from edgekv import wire
 from edgekv._client import SWEEP_INTERVAL, Client
 from edgekv._exceptions import ClientDisconnected, KVError, StoreError
-from edgekv._types import Clock, Store
+from edgekv._types import Clock, Store, TokenRecord
 from edgekv.api import (
     auth,
     openapi,
@@ -28,6 +29,7 @@ from edgekv.api import (
     routes_bulk,
     routes_changes,
     routes_export,
+    routes_stats,
 )
 from edgekv.api import routes_namespaces as rns
 from edgekv.api import routes_values as rv
@@ -38,6 +40,8 @@ from edgekv.api.http import Request, Response
 from edgekv.asgi.accesslog import AccessLog
 from edgekv.asgi.lifespan import serve_lifespan
 from edgekv.asgi.types import Receive, Scope, Send
+from edgekv.dash.pages import Pages, local_access
+from edgekv.metrics import Metrics
 
 __all__ = ["EdgeKVApp", "create_app"]
 
@@ -65,6 +69,15 @@ async def _healthz(ctx: Ctx) -> Response:
     return ok({"status": "ok"})
 
 
+async def _readyz(ctx: Ctx) -> Response:
+    """Ready when the store answers a read (a database down: 503, while /healthz stays 200)."""
+    try:
+        await ctx.services.client.ping()
+    except KVError as exc:
+        return error_response(503, wire.UNAVAILABLE, f"ready: 'store unavailable: {exc.detail}'")
+    return ok({"status": "ready"})
+
+
 async def _openapi(ctx: Ctx) -> Response:
     return Response(200, openapi.document_bytes(), [(b"content-type", b"application/json")])
 
@@ -72,11 +85,14 @@ async def _openapi(ctx: Ctx) -> Response:
 # route kind -> method -> route
 ROUTES: dict[str, dict[str, Route]] = {
     "healthz": {"GET": Route(_healthz, "health", PUBLIC)},
+    "readyz": {"GET": Route(_readyz, "ready", PUBLIC)},
     "openapi": {"GET": Route(_openapi, "openapi", PUBLIC)},
     "memberships": {"GET": Route(routes_accounts.list_memberships, "list memberships", TOKEN)},
     "accounts": {"GET": Route(routes_accounts.list_accounts, "list accounts", TOKEN)},
     "account": {"GET": Route(routes_accounts.get_account, "get account", ACCOUNT)},
     "verify": {"GET": Route(routes_accounts.verify_token, "verify token", TOKEN)},
+    "user": {"GET": Route(routes_accounts.get_user, "get user", TOKEN)},
+    "metrics": {"GET": Route(routes_stats.prometheus, "metrics", TOKEN)},
     "namespaces": {
         "GET": Route(rns.list_namespaces, "list namespaces", ACCOUNT),
         "POST": Route(rns.create_namespace, "create namespace", ACCOUNT, write=True),
@@ -89,6 +105,8 @@ ROUTES: dict[str, dict[str, Route]] = {
     "keys": {"GET": Route(rv.list_keys, "list keys", ENTRIES)},
     "export": {"GET": Route(routes_export.export_namespace, "export", ENTRIES)},
     "changes": {"GET": Route(routes_changes.list_changes, "changes", ENTRIES)},
+    "stats": {"GET": Route(routes_stats.namespace_stats, "namespace stats", ENTRIES)},
+    "ns_metrics": {"GET": Route(routes_stats.namespace_metrics, "namespace metrics", ENTRIES)},
     "value": {
         "GET": Route(rv.get_value, "get", ENTRIES),
         "PUT": Route(rv.put_value, "put", ENTRIES, write=True),
@@ -104,6 +122,13 @@ ROUTES: dict[str, dict[str, Route]] = {
 }
 
 
+# Every API answer too: it can never be framed, nor run anything if opened as a document.
+_API_HEADERS = [
+    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+    (b"x-frame-options", b"DENY"),
+]
+
+
 def decode_key(raw: bytes) -> str:
     """Percent-decode a key exactly once; its bytes must be UTF-8."""
     try:
@@ -116,12 +141,26 @@ class EdgeKVApp:
     """The ASGI callable. `services.client` is the binding client every handler goes through."""
 
     def __init__(
-        self, client: Client, *, owns_client: bool, access_log: AccessLog | None = None
+        self,
+        client: Client,
+        *,
+        owns_client: bool,
+        access_log: AccessLog | None = None,
+        metrics: Metrics | None = None,
+        pages: Pages | None = None,
     ) -> None:
-        self.services = Services(client)
-        self.auth = Authenticator(self.services.store, time.monotonic)
+        self.services = Services(client, metrics)
+        self.metrics = self.services.metrics
+        self.auth = Authenticator(self.services.store, time.monotonic, self._token_revision)
         self.access_log = access_log or AccessLog()
+        self.pages = pages  # the dashboard, when this app serves it
+        # `edgekv dev`: every request of its own dashboard acts with this token (see dash/)
+        self.local_token: TokenRecord | None = None
         self._owns_client = owns_client
+
+    def _token_revision(self) -> int | None:
+        store = self.services.client._store
+        return None if store is None else store.token_revision()
 
     @property
     def client(self) -> Client:
@@ -154,24 +193,36 @@ class EdgeKVApp:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         request = Request(scope, receive)
+        match = wire.match_route(request.raw_path)
         try:
-            response = await self._dispatch(request)
+            response, operation = await self._dispatch(request, match)
         except ClientDisconnected:
             self.access_log.request(scope, 499, started, 0)
             return
         if request.has_unread_body():
             response.close = True  # unread bytes still on the wire: do not reuse the connection
+        if operation != "dashboard":  # pages carry their own, longer policy
+            response.headers += _API_HEADERS
         await response.send(send)
+        self.metrics.observe(
+            operation,
+            response.status,
+            time.perf_counter() - started,
+            match.namespace_id if match is not None else "",
+        )
         self.access_log.request(scope, response.status, started, len(response.body))
 
-    async def _dispatch(self, request: Request) -> Response:
-        match = wire.match_route(request.raw_path)
+    async def _dispatch(self, request: Request, match: wire.Match | None) -> tuple[Response, str]:
+        """The response and the operation it counts under in the metrics."""
         if match is None:
+            page = None if self.pages is None else self.pages.response(request)
+            if page is not None:
+                return page, "dashboard"
             return error_response(
                 404,
                 wire.NO_ROUTE,
                 f"No route for that URI: {request.raw_path.decode('latin-1')}",
-            )
+            ), "no route"
         routes = ROUTES[match.kind]
         route = routes.get(request.method)
         if route is None:
@@ -180,32 +231,47 @@ class EdgeKVApp:
                 wire.METHOD_NOT_ALLOWED,
                 f"Method {request.method} not allowed; use {', '.join(sorted(routes))}",
                 [(b"allow", ", ".join(sorted(routes)).encode())],
-            )
+            ), "no route"
         ctx = Ctx(self.services, request, None, match.account_id, match.namespace_id)
+        operation = route.operation
         try:
             if route.needs != PUBLIC:
                 await self._authorize(ctx, route)
             if match.raw_key is not None:
                 ctx.key = decode_key(match.raw_key)
-            return await route.handler(ctx)
+            return await route.handler(ctx), operation
         except ApiError as exc:
-            return error_response(exc.status, exc.code, exc.message(route.operation), exc.headers)
+            message = exc.message(operation)
+            return error_response(exc.status, exc.code, message, exc.headers), operation
         except KVError as exc:
             error = from_kv_error(exc)
-            return error_response(error.status, error.code, error.message(route.operation))
+            return error_response(error.status, error.code, error.message(operation)), operation
         except StoreError as exc:
             error = from_store_error(exc)
-            return error_response(error.status, error.code, error.message(route.operation))
+            return error_response(error.status, error.code, error.message(operation)), operation
         except ClientDisconnected:
-            raise
+            # The body ended before it was complete. Either the client went away (nobody reads
+            # this answer; sending it is harmless), or its framing was malformed, e.g. a chunk
+            # size that is not hex: granian reports that as a disconnect too and answers 500
+            # itself when the app sends nothing. The client's fault: a 400.
+            response = error_response(
+                400,
+                wire.BAD_REQUEST,
+                f"{operation}: 'request body incomplete or malformed (bad chunked "
+                "framing, or the connection closed mid-body)'",
+            )
+            response.close = True
+            return response, operation
         except Exception:
             log.exception("unexpected error in %s %r", request.method, request.raw_path)
-            return error_response(500, wire.INTERNAL, f"{route.operation}: 'internal error'")
+            return error_response(500, wire.INTERNAL, f"{operation}: 'internal error'"), operation
 
     async def _authorize(self, ctx: Ctx, route: Route) -> None:
         # The cached lookups first: a hot request then awaits nothing before its handler.
-        token = ctx.token = self.auth.cached(ctx.request) or await self.auth.authenticate(
-            ctx.request
+        token = ctx.token = (
+            self.auth.cached(ctx.request)
+            or (self.local_token and local_access(ctx.request, self.local_token))
+            or await self.auth.authenticate(ctx.request)
         )
         if route.needs >= ACCOUNT:
             auth.check_account(token, ctx.account_id)
@@ -227,15 +293,20 @@ def create_app(
     clock: Clock | None = None,
     sweep_interval: float | None = SWEEP_INTERVAL,
     access_log: AccessLog | None = None,
+    metrics: Metrics | None = None,
+    dashboard: bool = False,
 ) -> EdgeKVApp:
     """The REST app over a store. `target`: a `Client` or a `Store` (the caller keeps and closes
     it), or what `edgekv.open` takes (a directory, `postgresql://…`, None for memory; the app
     opens it at startup and closes it at shutdown, and purges expired entries meanwhile).
-    `access_log` defaults to lines on the `edgekv.access` logger."""
+    `access_log` defaults to lines on the `edgekv.access` logger; `metrics` to counters of its
+    own (`Metrics(enabled=False)` turns them off). `dashboard`: serve the dashboard at `/`."""
+    pages = Pages() if dashboard else None
+    options: dict[str, Any] = {"access_log": access_log, "metrics": metrics, "pages": pages}
     if isinstance(target, Client):
-        return EdgeKVApp(target, owns_client=False, access_log=access_log)
+        return EdgeKVApp(target, owns_client=False, **options)
     if isinstance(target, Store):
         client = Client(target, clock=clock, sweep_interval=None)
-        return EdgeKVApp(client, owns_client=False, access_log=access_log)
+        return EdgeKVApp(client, owns_client=False, **options)
     client = Client(target, clock=clock, sweep_interval=sweep_interval)
-    return EdgeKVApp(client, owns_client=True, access_log=access_log)
+    return EdgeKVApp(client, owns_client=True, **options)

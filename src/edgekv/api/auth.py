@@ -6,9 +6,12 @@ a leaked database does not leak credentials. Lookups go by that hash and are con
 limited to a list of namespaces. `Authorization: Bearer <token>` and Cloudflare's older
 `X-Auth-Email` + `X-Auth-Key` (the key is the token) are both accepted.
 
-Found tokens are cached for a few seconds: the hot read path then costs a hash and a dict
-lookup instead of a store query. Unknown tokens are never cached, so a token made by
-`edgekv token create` in another process works at once.
+Found tokens are cached for a few seconds: the hot read path then costs a dict lookup instead
+of a store query. Unknown tokens are never cached, so a token made by `edgekv token create` in
+another process works at once. Revocation: each cached token carries the store's
+`token_revision()` seen before it was looked up, and a hit counts only while the store still
+answers that revision; a revocation by any process sharing the store changes it (SQLite: re-read
+every 5 ms; PostgreSQL: LISTEN/NOTIFY), so a revoked token is refused (401) from then on.
 """
 
 from __future__ import annotations
@@ -95,28 +98,39 @@ def _secret_of(credential: bytes) -> str:
 class Authenticator:
     """Finds the token of a request (or refuses it) and checks what it may do."""
 
-    def __init__(self, store: Callable[[], Awaitable[Store]], clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        store: Callable[[], Awaitable[Store]],
+        clock: Callable[[], float],
+        revision: Callable[[], int | None] = lambda: None,
+    ) -> None:
         self._store = store
         self._clock = clock  # monotonic: only ages cache entries
-        # raw credential header -> (record, valid until): a hit skips parsing and hashing
-        self._cache: dict[bytes, tuple[TokenRecord, float]] = {}
+        self._revision = revision  # the store's token_revision (None: cache nothing)
+        # raw credential header -> (record, valid until, revision): a hit skips parsing,
+        # hashing and the store
+        self._cache: dict[bytes, tuple[TokenRecord, float, int]] = {}
 
     def cached(self, request: Request) -> TokenRecord | None:
-        """The token of a request seen in the last few seconds (no I/O, no hashing)."""
+        """The token of a request seen in the last few seconds and not revoked since (no I/O,
+        no hashing)."""
         credential = _credential(request)
         if credential is None:
             return None
         cached = self._cache.get(credential)
-        return cached[0] if cached is not None and cached[1] > self._clock() else None
+        if cached is None or cached[1] <= self._clock() or cached[2] != self._revision():
+            return None
+        return cached[0]
 
     async def authenticate(self, request: Request) -> TokenRecord:
         credential = _credential(request)
         if credential is None:
             raise _unauthenticated(401)
+        cached = self.cached(request)
+        if cached is not None:
+            return cached
         now = self._clock()
-        cached = self._cache.get(credential)
-        if cached is not None and cached[1] > now:
-            return cached[0]
+        revision = self._revision()  # before the lookup: a revocation racing it is not missed
         if len(credential) > MAX_TOKEN_CHARS:
             raise _unauthenticated()
         secret = _secret_of(credential)
@@ -126,9 +140,12 @@ class Authenticator:
         record = await (await self._store()).find_token(digest)
         if record is None or not hmac.compare_digest(record.token_hash, digest):
             raise _unauthenticated()
+        if record.revoked:
+            raise _unauthenticated(401)
         if len(self._cache) >= TOKEN_CACHE_MAX:
             self._cache.clear()  # crude but bounded; a refill costs one query per token
-        self._cache[credential] = (record, now + TOKEN_CACHE_SECONDS)
+        if revision is not None:
+            self._cache[credential] = (record, now + TOKEN_CACHE_SECONDS, revision)
         return record
 
 

@@ -25,7 +25,7 @@ from edgekv._types import Store, TokenRecord
 from edgekv.api.auth import create_token, hash_token
 from edgekv.store.memory import new_id
 
-__all__ = ["Credentials", "bootstrap", "write_credentials"]
+__all__ = ["CREDENTIALS_FILE", "Credentials", "bootstrap", "write_credentials"]
 
 log = logging.getLogger("edgekv.server")
 
@@ -73,6 +73,8 @@ async def bootstrap(
         if found is None:
             await create_token(store, account_id, name="EDGEKV_API_TOKEN", secret=api_token)
             log.info("created the token of EDGEKV_API_TOKEN for account %s", account_id)
+        elif found.revoked:
+            log.warning("EDGEKV_API_TOKEN was revoked (edgekv token revoke); it stays refused")
         elif found.account_id != account_id:
             log.warning("EDGEKV_API_TOKEN already belongs to account %s", found.account_id)
         return None

@@ -19,6 +19,7 @@ from edgekv._types import Store, TokenRecord
 from edgekv.api.envelope import ApiError
 from edgekv.api.http import Request
 from edgekv.api.limits import JSON_BODY_LIMIT, read_body
+from edgekv.metrics import Metrics
 
 __all__ = ["Ctx", "Services"]
 
@@ -27,12 +28,13 @@ OWNER_CACHE_MAX = 100_000
 
 
 class Services:
-    """Shared by every request: the binding client (one store, every account), the clock and a
-    short-lived cache of which account owns a namespace (owners never change; a deleted
-    namespace still answers 404 from the store itself)."""
+    """Shared by every request: the binding client (one store, every account), the clock, the
+    request counters (`metrics`) and a short-lived cache of which account owns a namespace
+    (owners never change; a deleted namespace still answers 404 from the store itself)."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, metrics: Metrics | None = None) -> None:
         self.client = client
+        self.metrics = metrics or Metrics()
         self._owners: dict[str, tuple[str, float]] = {}
         self._binding_client: Client | None = None
         self.draining = asyncio.Event()  # set when the server begins to stop: long polls end

@@ -171,6 +171,7 @@ def _paths() -> dict[str, Any]:
             "get": _op("An account", {"200": _envelope({})}, parameters=[ACCOUNT])
         },
         "/user/tokens/verify": {"get": _op("Verify the token", {"200": _envelope({})})},
+        "/user": {"get": _op("The token, described as a user", {"200": _envelope({})})},
         NS: {
             "get": _op(
                 "List namespaces",
@@ -195,6 +196,20 @@ def _paths() -> dict[str, Any]:
                 requestBody=title_body,
             ),
             "delete": _op("Delete a namespace", {"200": _envelope(_NULL)}, parameters=ns_item),
+        },
+        NS + "/{namespace_id}/stats": {
+            "get": _op(
+                "edgekv: live keys of the namespace and their bytes (maintained totals)",
+                {"200": _envelope(_ref("NamespaceStats"))},
+                parameters=ns_item,
+            ),
+        },
+        NS + "/{namespace_id}/metrics": {
+            "get": _op(
+                "edgekv: the namespace's requests over the last hour, per minute, with p50/p99",
+                {"200": _envelope({"type": "object"})},
+                parameters=ns_item,
+            ),
         },
         NS + "/{namespace_id}/keys": {
             "get": _op(
@@ -367,6 +382,14 @@ def document() -> dict[str, Any]:
                         "version": {"type": "string"},
                         "expiration": {"type": "integer"},
                         "metadata": {},
+                    },
+                },
+                "NamespaceStats": {
+                    "type": "object",
+                    "required": ["key_count", "bytes"],
+                    "properties": {
+                        "key_count": {"type": "integer"},
+                        "bytes": {"type": "integer"},
                     },
                 },
                 "BulkResult": {

@@ -1,8 +1,10 @@
 """Who the token is: memberships, accounts, token verification.
 
 wrangler asks `GET /memberships` for the account when `CLOUDFLARE_ACCOUNT_ID` is not set; the
-SDKs and `wrangler whoami` use `GET /accounts` and `GET /user/tokens/verify`. A token belongs to
-exactly one account, so each answers that one account.
+SDKs and `wrangler whoami` use `GET /accounts`, `GET /user/tokens/verify` and `GET /user`. A
+token belongs to exactly one account, so each answers that one account. edgekv has tokens, not
+users: `/user` describes the token, with an address under the reserved `.invalid` domain where
+Cloudflare puts the user's email (wrangler prints it).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from edgekv.api.context import Ctx
 from edgekv.api.envelope import ok
 from edgekv.api.http import Response
 
-__all__ = ["get_account", "list_accounts", "list_memberships", "verify_token"]
+__all__ = ["get_account", "get_user", "list_accounts", "list_memberships", "verify_token"]
 
 ACCOUNT_NAME = "edgekv"
 
@@ -60,3 +62,18 @@ async def get_account(ctx: Ctx) -> Response:
 async def verify_token(ctx: Ctx) -> Response:
     token = _token(ctx)
     return ok({"id": token.id, "status": "active"}, None)
+
+
+async def get_user(ctx: Ctx) -> Response:
+    token = _token(ctx)
+    return ok(
+        {
+            "id": token.id,
+            "email": f"token-{token.id}@edgekv.invalid",
+            "username": token.name or "edgekv token",
+            "first_name": None,
+            "last_name": None,
+            "suspended": False,
+            "two_factor_authentication_enabled": False,
+        }
+    )

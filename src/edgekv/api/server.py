@@ -26,9 +26,18 @@ from edgekv._client import Client
 from edgekv._exceptions import KVError, StoreError
 from edgekv._types import DEFAULT_FEED_HISTORY, Store
 from edgekv.api.app import create_app
-from edgekv.api.bootstrap import Credentials, bootstrap
+from edgekv.api.bootstrap import CREDENTIALS_FILE, Credentials, bootstrap
 from edgekv.asgi.accesslog import AccessLog
-from edgekv.asgi.server import DEFAULT_SERVER, ServerName, check_listen, serve_asgi
+from edgekv.asgi.server import (
+    DEFAULT_SERVER,
+    ServerName,
+    Stopped,
+    check_listen,
+    serve_asgi,
+    stop_signals,
+    unless_stopped,
+)
+from edgekv.metrics import Metrics
 
 __all__ = ["DEFAULT_SERVER", "configure_logging", "run"]
 
@@ -77,10 +86,26 @@ def _shown(target: str | Path) -> str:
     return text
 
 
-async def _open_store(target: str | Path, feed_history: int) -> Store:
+def _described(target: str | Path) -> str:
+    """The store for the start line: the engine and where its data is (an absolute path: a
+    relative default such as .edgekv depends on where the command ran)."""
+    if str(target).startswith(("postgresql://", "postgres://")):
+        return _shown(target)
+    return f"SQLite in {Path(target).resolve()}"
+
+
+def _credentials_hint(data_dir: Path | None) -> str:
+    """Where the operator finds a token on a later start (the first start printed one)."""
+    if os.environ.get("EDGEKV_ACCOUNT_ID") and os.environ.get("EDGEKV_API_TOKEN"):
+        return "the account and token of EDGEKV_ACCOUNT_ID / EDGEKV_API_TOKEN"
+    if data_dir is not None and (data_dir / CREDENTIALS_FILE).exists():
+        return f"{(data_dir / CREDENTIALS_FILE).resolve()} (written at the first start)"
+    return "printed at the first start; `edgekv token create --account-id A` makes another"
+
+
+async def _open_store(target: str | Path, feed_history: int = DEFAULT_FEED_HISTORY) -> Store:
     """The engine of `target`. SQLite serves small point reads on the event loop's thread
-    (`inline_reads`): a hot GET then skips a thread round trip that costs more than the read.
-    `feed_history`: changes kept per namespace for the change feed."""
+    (`inline_reads`): a hot GET then skips a thread round trip that costs more than the read."""
     text = str(target)
     if text.startswith(("postgresql://", "postgres://")):
         from edgekv.store.postgres import PostgresStore
@@ -109,25 +134,53 @@ async def _main(
     port: int,
     server: ServerName,
     access_log: bool,
-    feed_history: int,
+    metrics: bool = True,
+    feed_history: int = DEFAULT_FEED_HISTORY,
+) -> None:
+    async with stop_signals() as stop:
+        try:
+            await _start_and_serve(
+                target, data_dir, host, port, server, access_log, metrics, stop, feed_history
+            )
+        except Stopped:
+            log.info("stopped during startup")
+
+
+async def _start_and_serve(
+    target: str | Path,
+    data_dir: Path | None,
+    host: str,
+    port: int,
+    server: ServerName,
+    access_log: bool,
+    metrics: bool,
+    stop: asyncio.Event,
+    feed_history: int = DEFAULT_FEED_HISTORY,
 ) -> None:
     try:
-        store = await _open_store(target, feed_history)
+        store = await unless_stopped(stop, _open_store(target, feed_history))
     except (StoreError, KVError, OSError, sqlite3.Error) as exc:
         raise StartupError(f"cannot open the store {_shown(target)}: {_reason(exc)}") from None
     client = Client(store, account_id=os.environ.get("EDGEKV_ACCOUNT_ID") or None)
     try:
         try:
-            await client._open()
-            credentials = await bootstrap(client.store, data_dir)
+            await unless_stopped(stop, client._open())
+            credentials = await unless_stopped(stop, bootstrap(client.store, data_dir))
         except (StoreError, KVError, OSError, sqlite3.Error) as exc:
             raise StartupError(
                 f"cannot prepare the store {_shown(target)}: {_reason(exc)}"
             ) from None
         if credentials is not None:
             _print_credentials(credentials)
-        app = create_app(client, access_log=AccessLog(sys.stderr, enabled=access_log))
-        shown = _shown(target)
+        else:
+            log.info("credentials: %s", _credentials_hint(data_dir))
+        app = create_app(
+            client,
+            access_log=AccessLog(sys.stderr, enabled=access_log),
+            metrics=Metrics(enabled=metrics),
+            dashboard=True,
+        )
+        shown = _described(target)
 
         def ready() -> None:
             log.info(
@@ -139,7 +192,9 @@ async def _main(
             )
 
         try:
-            await serve_asgi(app, host, port, server=server, ready=ready)
+            await serve_asgi(app, host, port, server=server, ready=ready, stop=stop)
+        except OSError as exc:  # the port was taken between the first check and now
+            raise StartupError(f"cannot listen on {host}:{port}: {_reason(exc)}") from None
         finally:
             await app.shutdown()  # flushes the access log; the store closes below
         log.info("stopped")
@@ -155,9 +210,10 @@ def run(
     port: int = 8787,
     server: ServerName = DEFAULT_SERVER,
     access_log: bool = True,
+    metrics: bool = True,
     feed_history: int = DEFAULT_FEED_HISTORY,
 ) -> None:
-    """Blocking: the whole life of `edgekv serve`."""
+    """Blocking: the whole life of `edgekv serve`; `feed_history`: changes kept per namespace."""
     try:
         check_listen(host, port)
     except OSError as exc:
@@ -173,6 +229,8 @@ def run(
         runner = uvloop.new_event_loop
     with asyncio.Runner(loop_factory=runner) as loop_runner:
         try:
-            loop_runner.run(_main(target, data_dir, host, port, server, access_log, feed_history))
+            loop_runner.run(
+                _main(target, data_dir, host, port, server, access_log, metrics, feed_history)
+            )
         except StartupError as exc:
             raise click.ClickException(str(exc)) from None

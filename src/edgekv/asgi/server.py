@@ -10,15 +10,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import signal
 import socket
-from collections.abc import Callable, Iterator
-from typing import Any, Literal
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any, Literal, TypeVar
 
 from edgekv.asgi.types import ASGIApp
 
-__all__ = ["DEFAULT_SERVER", "ServerName", "check_listen", "serve_asgi"]
+__all__ = [
+    "DEFAULT_SERVER",
+    "ServerName",
+    "Stopped",
+    "check_listen",
+    "claim_listen",
+    "serve_asgi",
+    "stop_signals",
+    "unless_stopped",
+]
 
+T = TypeVar("T")
 ServerName = Literal["granian", "uvicorn"]
 DEFAULT_SERVER: ServerName = "granian"
 
@@ -30,6 +42,66 @@ def check_listen(host: str, port: int) -> None:
     with socket.socket(family, kind, proto) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind
         probe.bind(address)
+
+
+def claim_listen(host: str, port: int) -> socket.socket | None:
+    """Make sure this process is the only server on `host:port`, or raise OSError(EADDRINUSE).
+
+    granian binds with SO_REUSEPORT, so a second server on a busy port would start and share
+    its connections with the first at random. Two checks, kept for the server's life by holding
+    the returned socket: a probe bind without SO_REUSEPORT fails while anything listens there;
+    and (Linux) an abstract Unix socket named after the address, which only one process can
+    hold, closes the window where two servers start at the same moment. Port 0 (any free
+    port) needs neither: None."""
+    if port == 0:
+        return None
+    check_listen(host, port)
+    if not sys.platform.startswith("linux"):
+        return None
+    claim = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        claim.bind(f"\0edgekv-listen-{host}-{port}")
+    except OSError:
+        claim.close()
+        raise OSError(
+            errno.EADDRINUSE, "Address already in use (another edgekv server is starting on it)"
+        ) from None
+    return claim
+
+
+class Stopped(Exception):
+    """SIGTERM/SIGINT came while the server was still starting (see `unless_stopped`)."""
+
+
+@contextlib.asynccontextmanager
+async def stop_signals() -> AsyncIterator[asyncio.Event]:
+    """SIGTERM/SIGINT set the yielded event from now on, through the running loop: a server
+    enters this first thing, so a signal during its startup (opening a store that recovers
+    after a crash, loading a worker) is seen at once instead of killing the process midway or
+    waiting for the listener. Pass the event to `serve_asgi(stop=...)`."""
+    stop = asyncio.Event()
+    undo = _install_signals(stop)
+    try:
+        yield stop
+    finally:
+        undo()
+
+
+async def unless_stopped(stop: asyncio.Event, work: Awaitable[T]) -> T:
+    """The result of `work`, unless `stop` is set first: then `work` is cancelled and
+    `Stopped` raised."""
+    task = asyncio.ensure_future(work)
+    waiter = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        raise Stopped
+    return task.result()
 
 
 def _install_signals(stop: asyncio.Event) -> Callable[[], None]:
@@ -133,6 +205,7 @@ async def serve_asgi(
     """Serve `app` in the running loop until `stop` is set (default: until SIGTERM/SIGINT);
     `ready()` is called once it listens. Requests in flight finish before it returns."""
     on_ready = ready or (lambda: None)
+    claim = claim_listen(host, port)
     undo = None
     if stop is None:
         stop = asyncio.Event()
@@ -147,3 +220,5 @@ async def serve_asgi(
     finally:
         if undo is not None:
             undo()
+        if claim is not None:
+            claim.close()

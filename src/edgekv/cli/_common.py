@@ -12,8 +12,10 @@ import asyncio
 import contextlib
 import logging
 import os
+import select
 import sys
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -21,16 +23,20 @@ import click
 import orjson
 
 __all__ = [
+    "CREDENTIALS_FILE",
     "CLIError",
+    "Credentials",
     "OneLineCommand",
     "OneLineGroup",
     "central_credentials",
     "config_option",
+    "credentials_option",
     "env_option",
     "host_option",
     "port_option",
     "print_json",
     "quiet_option",
+    "read_credentials_file",
     "run_async",
     "setup_logging",
     "usage_error",
@@ -99,18 +105,73 @@ class OneLineUsageError(click.UsageError):
         click.echo(f"error: {self.format_message()}{hint}", err=True)
 
 
-def central_credentials(url: str, option: str) -> tuple[str, str]:
-    """Check a central server URL given as `option` and read its credentials from the
-    environment (EDGEKV_API_TOKEN, EDGEKV_ACCOUNT_ID): (token, account id)."""
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """A token and account for a central server, and where they came from (for messages)."""
+
+    token: str
+    account_id: str
+    source: str
+
+
+CREDENTIALS_FILE = "credentials.json"  # what `edgekv serve` writes in its data directory
+
+
+def read_credentials_file(path: Path) -> Credentials:
+    """`{"account_id", "api_token"}` as `edgekv serve` writes it; CLIError when unusable."""
+    try:
+        data = orjson.loads(path.read_bytes())
+    except OSError as exc:
+        raise CLIError(f"cannot read the credentials file {path}: {exc.strerror}") from None
+    except orjson.JSONDecodeError as exc:
+        raise CLIError(f"{path}: invalid JSON: {exc}") from None
+    token = data.get("api_token") if isinstance(data, dict) else None
+    account = data.get("account_id") if isinstance(data, dict) else None
+    if not isinstance(token, str) or not token or not isinstance(account, str) or not account:
+        raise CLIError(f'{path}: expected {{"account_id": ..., "api_token": ...}}')
+    return Credentials(token, account, str(path))
+
+
+def central_credentials(
+    url: str,
+    option: str,
+    *,
+    credentials_file: Path | None = None,
+    data_dir: Path = Path(".edgekv"),
+) -> Credentials:
+    """Check a central server URL given as `option` and find its credentials, in this order:
+    `--credentials FILE`; EDGEKV_API_TOKEN + EDGEKV_ACCOUNT_ID; `data_dir/credentials.json`
+    (what `edgekv serve` wrote on its first start there). `.source` says which."""
     if not url.startswith(("http://", "https://")):
         raise CLIError(f"{option} must be an http:// or https:// URL, got {url!r}")
+    if credentials_file is not None:
+        return read_credentials_file(credentials_file)
     token = os.environ.get("EDGEKV_API_TOKEN")
     account = os.environ.get("EDGEKV_ACCOUNT_ID")
+    if token and account:
+        return Credentials(token, account, "EDGEKV_API_TOKEN / EDGEKV_ACCOUNT_ID")
+    found = data_dir / CREDENTIALS_FILE
+    if not token and not account and found.is_file():
+        return read_credentials_file(found)
     if not token:
-        raise CLIError(f"EDGEKV_API_TOKEN is not set (needed with {option})")
-    if not account:
-        raise CLIError(f"EDGEKV_ACCOUNT_ID is not set (needed with {option})")
-    return token, account
+        raise CLIError(
+            f"EDGEKV_API_TOKEN is not set (needed with {option}; or give --credentials FILE)"
+        )
+    raise CLIError(
+        f"EDGEKV_ACCOUNT_ID is not set (needed with {option}; or give --credentials FILE)"
+    )
+
+
+credentials_option = click.option(
+    "--credentials",
+    "credentials_file",
+    metavar="FILE",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="JSON file with the central server's account_id and api_token (what `edgekv serve` "
+    "writes to DIR/credentials.json) [default: EDGEKV_API_TOKEN and EDGEKV_ACCOUNT_ID, else "
+    ".edgekv/credentials.json when present].",
+)
 
 
 def usage_error(message: str) -> OneLineUsageError:
@@ -159,10 +220,43 @@ def print_json(data: Any) -> None:
 
 
 def write_stdout(data: bytes) -> None:
-    """Raw bytes to stdout (a value may be binary: no decoding, no added newline)."""
-    sys.stdout.flush()
-    sys.stdout.buffer.write(data)
-    sys.stdout.buffer.flush()
+    """Raw bytes to stdout (a value may be binary: no decoding, no added newline), all of them
+    whatever the reader's speed. A single write(2) may take only part of the data: a pipe whose
+    reader is slow, a stdout an event loop left non-blocking, a write interrupted by the loop's
+    machinery (seen at 64 KiB). So the bytes go out in a loop that waits until stdout is writable
+    again; a stdout that cannot take them (closed pipe, full disk) is a CLIError, never exit 0."""
+    try:
+        sys.stdout.flush()
+        fd = sys.stdout.buffer.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (e.g. click's test runner)
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    view = memoryview(data)
+    try:
+        sys.stdout.buffer.flush()
+        while view:
+            try:
+                written = os.write(fd, view)
+            except BlockingIOError:
+                select.select([], [fd], [])
+                continue
+            view = view[written:]
+    except OSError as exc:
+        _discard_stdout()
+        reason = "the reader closed it" if isinstance(exc, BrokenPipeError) else exc.strerror
+        raise CLIError(
+            f"cannot write to stdout ({reason}): {len(view)} of {len(data)} bytes not written"
+        ) from None
+
+
+def _discard_stdout() -> None:
+    """After a failed write: point stdout at /dev/null so that the interpreter's own flush at
+    exit does not add a second message (Python's advice for EPIPE)."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def setup_logging(*, quiet: bool = False) -> None:

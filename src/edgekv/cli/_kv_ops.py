@@ -28,6 +28,7 @@ from edgekv._exceptions import ExportFormatError, KVError
 from edgekv._namespace import KVNamespace
 from edgekv.cli._common import (
     CLIError,
+    Credentials,
     central_credentials,
     print_json,
     run_async,
@@ -68,23 +69,29 @@ class KVTarget:
     namespace_id: str | None = None
     binding: str | None = None
     config_path: Path = Path("wrangler.toml")
+    credentials_file: Path | None = None
 
     @property
     def where(self) -> str:
         return self.url or f"the local store in {self.persist_to}"
 
 
-def _open(target: KVTarget) -> Client:
+def _open(target: KVTarget) -> tuple[Client, Credentials | None]:
     import edgekv
 
     if target.url is None:
-        return edgekv.open(target.persist_to)
-    token, account = central_credentials(target.url, "--url / EDGEKV_URL")
-    return edgekv.open(target.url, token=token, account_id=account)
+        return edgekv.open(target.persist_to), None
+    found = central_credentials(
+        target.url,
+        "--url / EDGEKV_URL",
+        credentials_file=target.credentials_file,
+        data_dir=target.persist_to,
+    )
+    return edgekv.open(target.url, token=found.token, account_id=found.account_id), found
 
 
 def _run(target: KVTarget, work: Callable[[Client], Awaitable[T]]) -> T:
-    client = _open(target)
+    client, credentials = _open(target)
 
     async def main() -> T:
         try:
@@ -93,11 +100,16 @@ def _run(target: KVTarget, work: Callable[[Client], Awaitable[T]]) -> T:
             await client.aclose()
 
     try:
-        return run_async(main())
+        result = run_async(main())
     except KVError as exc:
-        raise CLIError(str(exc)) from None
+        # A refused token: say which one was used (errors stay one line).
+        where = f" (credentials from {credentials.source})" if credentials else ""
+        raise CLIError(f"{exc}{where if exc.status in (401, 403) else ''}") from None
     except ConfigError as exc:
         raise CLIError(str(exc)) from None
+    if credentials is not None and credentials.source.endswith(".json"):
+        _info(f"(credentials from {credentials.source})")  # found, not given: say where
+    return result
 
 
 async def _namespace(client: Client, target: KVTarget) -> KVNamespace:
@@ -271,7 +283,7 @@ def key_put(
             return file.tell()
 
     size = _run(target, work)
-    _info(f"Wrote {size} bytes to key {key!r}.")
+    _info(f"Wrote {size} byte{'' if size == 1 else 's'} to key {key!r}.")
 
 
 def key_get(target: KVTarget, key: str, *, text: bool) -> None:
@@ -391,21 +403,37 @@ def _batches(items: Sequence[T], sizes: Sequence[int]) -> Iterator[Sequence[T]]:
 
 
 class _Progress:
-    """A click progress bar on stderr when it is a terminal; nothing otherwise."""
+    """A one-line progress bar on stderr when it is a terminal; nothing otherwise. The cursor
+    is hidden once for the bar's life and shown again by `close` (click's bar hid it again at
+    every redraw); callers close it in a `finally`, so an error or Ctrl-C restores it too."""
+
+    HIDE_CURSOR, SHOW_CURSOR = "\033[?25l", "\033[?25h"
+    WIDTH = 36
 
     def __init__(self, total: int, label: str) -> None:
-        self.bar: Any = None
-        if total and sys.stderr.isatty():
-            self.bar = click.progressbar(length=total, label=label, file=sys.stderr)
-            self.bar.__enter__()
+        self.total, self.label, self.done = total, label, 0
+        self.active = bool(total) and sys.stderr.isatty()
+        if self.active:
+            sys.stderr.write(self.HIDE_CURSOR)
+            self._draw()
 
     def update(self, n: int) -> None:
-        if self.bar is not None:
-            self.bar.update(n)
+        self.done += n
+        if self.active:
+            self._draw()
+
+    def _draw(self) -> None:
+        filled = self.WIDTH * self.done // self.total
+        bar = "#" * filled + "-" * (self.WIDTH - filled)
+        percent = 100 * self.done // self.total
+        sys.stderr.write(f"\r{self.label}  [{bar}]  {self.done}/{self.total}  {percent:3d}%")
+        sys.stderr.flush()
 
     def close(self) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(None, None, None)
+        if self.active:
+            self.active = False
+            sys.stderr.write(self.SHOW_CURSOR + "\n")
+            sys.stderr.flush()
 
 
 def bulk_put(target: KVTarget, file: str) -> None:

@@ -37,6 +37,7 @@ def serve_worker(
     local: bool,
     quiet: bool,
     store_label: str,
+    credentials_source: str | None = None,
     env: str | None = None,
     workerd: Path | None = None,
 ) -> None:
@@ -47,6 +48,18 @@ def serve_worker(
         config = load_config(find_config(config_path), env=env, preview=local)
     except ConfigError as exc:
         raise CLIError(str(exc)) from None
+    from edgekv.asgi.server import (
+        Stopped,
+        check_listen,
+        serve_asgi,
+        stop_signals,
+        unless_stopped,
+    )
+
+    try:  # before the store is opened: a busy port must not create binding namespaces first
+        check_listen(host, port)
+    except OSError as exc:
+        raise CLIError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     if config.javascript:
         run_async(
             _serve_javascript(
@@ -64,10 +77,15 @@ def serve_worker(
         return
 
     async def main() -> None:
-        from edgekv.asgi.server import serve_asgi
+        async with stop_signals() as stop:  # from the start: see stop_signals
+            try:
+                await start_and_serve(stop)
+            except Stopped:
+                log.info("%s: stopped during startup", command)
 
+    async def start_and_serve(stop: asyncio.Event) -> None:
         try:
-            client = await open_client()
+            client = await unless_stopped(stop, open_client())
         except (KVError, StoreError, OSError) as exc:
             raise CLIError(f"cannot open the store {store_label}: {exc}") from None
         try:
@@ -86,27 +104,31 @@ def serve_worker(
             raise CLIError(str(exc)) from None
         setup_logging(quiet=quiet)
         try:
-            await app.startup()
+            await unless_stopped(stop, app.startup())
         except (ConfigError, KVError, OSError) as exc:
             await client.aclose()
             raise CLIError(f"cannot start: {exc}") from None
+        except Stopped:
+            await app.shutdown()
+            raise
 
         def ready() -> None:
             bindings = ", ".join(f"{b.binding}={b.id}" for b in app.config.kv_namespaces) or "none"
             log.info(
-                "%s: worker %s (%s) on http://%s:%d, store %s, KV bindings: %s%s",
+                "%s: worker %s (%s) on http://%s:%d, store %s%s, KV bindings: %s%s",
                 command,
                 _display(app.worker.main),
                 app.worker.style,
                 host,
                 port,
                 store_label,
+                f" (credentials from {credentials_source})" if credentials_source else "",
                 bindings,
                 " (reloads on change)" if app.reload else "",
             )
 
         try:
-            await serve_asgi(app, host, port, ready=ready)
+            await serve_asgi(app, host, port, ready=ready, stop=stop)
         except (OSError, RuntimeError) as exc:  # granian reports a busy port as RuntimeError
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             reason = reason.strip().splitlines()[0] if reason.strip() else type(exc).__name__

@@ -52,7 +52,17 @@ def dev(
     """
     import edgekv
     from edgekv._client import Client
+    from edgekv.api.bootstrap import CREDENTIALS_FILE
     from edgekv.cli._serve import serve_worker
+
+    if (persist_to / CREDENTIALS_FILE).exists():
+        # The README's pitfall: dev over the directory of a running `edgekv serve` creates its
+        # binding namespaces in that central store.
+        click.echo(
+            f"warning: {persist_to} is the data directory of an `edgekv serve` (it holds "
+            f"{CREDENTIALS_FILE}): this worker's bindings use that central store",
+            err=True,
+        )
 
     async def open_store() -> Client:
         # SQLite with inline point reads (the default): a worker's hot path is KV reads.
@@ -68,7 +78,7 @@ def dev(
         port=port,
         local=True,
         quiet=quiet,
-        store_label=str(persist_to),
+        store_label=f"SQLite in {persist_to.resolve()}",
         env=env_name,
         workerd=workerd,
     )

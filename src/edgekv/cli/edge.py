@@ -10,6 +10,7 @@ from edgekv.cli._common import (
     OneLineCommand,
     central_credentials,
     config_option,
+    credentials_option,
     env_option,
     host_option,
     port_option,
@@ -38,6 +39,7 @@ __all__ = ["edge"]
 @env_option
 @workerd_option
 @quiet_option
+@credentials_option
 def edge(
     central: str,
     location: str,
@@ -48,6 +50,7 @@ def edge(
     env_name: str | None,
     workerd: Path | None,
     quiet: bool,
+    credentials_file: Path | None,
 ) -> None:
     """Run a location: a worker with cached KV bindings.
 
@@ -55,7 +58,8 @@ def edge(
     to the centre. A JavaScript worker (main = *.js / *.mjs) runs in workerd, its bindings
     served by this process through the same cache.
 
-    Credentials for the centre come from EDGEKV_API_TOKEN and EDGEKV_ACCOUNT_ID. Every binding
+    Credentials for the centre come from --credentials FILE, else EDGEKV_API_TOKEN and
+    EDGEKV_ACCOUNT_ID, else .edgekv/credentials.json (what `edgekv serve` writes). Every binding
     must exist on the centre (create it with `edgekv kv namespace create --url ...`). GET
     /healthz is answered by the runtime. Stops cleanly on SIGTERM/SIGINT.
     """
@@ -63,11 +67,15 @@ def edge(
     from edgekv._client import Client
     from edgekv.cli._serve import serve_worker
 
-    token, account = central_credentials(central, "--central")
+    found = central_credentials(central, "--central", credentials_file=credentials_file)
 
     async def open_client() -> Client:
         return edgekv.open(
-            central, token=token, account_id=account, location=location, cache_bytes=cache_bytes
+            central,
+            token=found.token,
+            account_id=found.account_id,
+            location=location,
+            cache_bytes=cache_bytes,
         )
 
     serve_worker(
@@ -79,6 +87,7 @@ def edge(
         local=False,
         quiet=quiet,
         store_label=central,
+        credentials_source=found.source,
         env=env_name,
         workerd=workerd,
     )

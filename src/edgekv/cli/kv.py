@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
-from edgekv.cli._common import OneLineGroup, usage_error
+from edgekv.cli._common import OneLineGroup, credentials_option, usage_error
 from edgekv.cli._kv_ops import (
     KVTarget,
     bulk_delete,
@@ -42,8 +42,10 @@ _STORE_OPTIONS = [
         metavar="URL",
         default=None,
         help="Central server to use instead of the local store [env: EDGEKV_URL; credentials "
-        "from EDGEKV_API_TOKEN and EDGEKV_ACCOUNT_ID].",
+        "from --credentials, else EDGEKV_API_TOKEN and EDGEKV_ACCOUNT_ID, else "
+        "<--persist-to>/credentials.json].",
     ),
+    credentials_option,
     click.option(
         "--persist-to",
         default=".edgekv",
@@ -103,6 +105,7 @@ def _target(kwargs: dict[str, Any]) -> KVTarget:
         namespace_id=namespace_id,
         binding=binding,
         config_path=find_config(kwargs.get("config_path")),
+        credentials_file=kwargs.get("credentials_file"),
     )
 
 
@@ -111,8 +114,9 @@ def kv() -> None:
     """Manage namespaces and keys, like `wrangler kv`.
 
     Commands work on the local store in --persist-to (the one `edgekv dev` uses), or on a
-    central server with --url / EDGEKV_URL (credentials from EDGEKV_API_TOKEN and
-    EDGEKV_ACCOUNT_ID). Data goes to stdout; errors are one line on stderr."""
+    central server with --url / EDGEKV_URL. Its credentials come from --credentials FILE,
+    else EDGEKV_API_TOKEN and EDGEKV_ACCOUNT_ID, else the credentials.json that `edgekv serve`
+    wrote in --persist-to (.edgekv). Data goes to stdout; errors are one line on stderr."""
 
 
 # -- namespaces ----------------------------------------------------------------------------------

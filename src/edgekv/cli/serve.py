@@ -52,6 +52,11 @@ def store_target(data: Path | None, database: str | None) -> tuple[str | Path, P
     metavar="N",
     help="Changes kept per namespace for its change feed (an older `since` is answered 410).",
 )
+@click.option(
+    "--no-metrics",
+    is_flag=True,
+    help="Do not count requests (GET /metrics then shows no requests; for measuring their cost).",
+)
 def serve(
     data: Path | None,
     database: str | None,
@@ -60,14 +65,15 @@ def serve(
     server: str | None,
     quiet: bool,
     feed_history: int,
+    no_metrics: bool,
 ) -> None:
     """Run the central server: the REST API under /client/v4, for wrangler, the cloudflare SDKs,
     remote bindings and locations.
 
     On first start it creates an account and an admin token, writes them to
     DIR/credentials.json (mode 0600) and prints them; with EDGEKV_ACCOUNT_ID and
-    EDGEKV_API_TOKEN set, that account and token are created instead. Stops cleanly on
-    SIGTERM/SIGINT.
+    EDGEKV_API_TOKEN set, that account and token are created instead. The dashboard is at /,
+    Prometheus counters at /metrics (same token). Stops cleanly on SIGTERM/SIGINT.
     """
     from edgekv.api import server as api_server
 
@@ -87,4 +93,5 @@ def serve(
         server=chosen,  # type: ignore[arg-type]  # click.Choice checked it
         access_log=not quiet,
         feed_history=feed_history,
+        metrics=not no_metrics,
     )

@@ -52,6 +52,7 @@ from edgekv._types import (
     Entry,
     KeyInfo,
     NamespaceInfo,
+    NamespaceStats,
     Snapshot,
     Store,
     TokenRecord,
@@ -211,9 +212,11 @@ class LocationCache:
                     self._lru.move_to_end(slot.lru_key)
                     self.stats.hits += 1
                     if slot.refreshing:
+                        self.stats.updating += 1
                         return slot.updating
                     if age >= ttl * self._refresh_after and now >= self._down_until:
                         self._refresh(slot, namespace_id, key, now, ttl)
+                        self.stats.updating += 1
                         return slot.updating
                     return slot.hit
         return await self._get_cold(namespace_id, key, now, cache_ttl or DEFAULT_CACHE_TTL)
@@ -276,6 +279,8 @@ class LocationCache:
             ):
                 self._refresh(slot, namespace_id, key, now, ttl)
                 entry = slot.updating
+            if slot.refreshing:
+                self.stats.updating += 1
             if entry is not None:
                 out[key] = entry
         if cold:
@@ -647,6 +652,18 @@ class LocationCache:
 
     async def find_token(self, token_hash: str) -> TokenRecord | None:
         return await self.inner.find_token(token_hash)
+
+    async def list_tokens(self, account_id: str) -> list[TokenRecord]:
+        return await self.inner.list_tokens(account_id)
+
+    async def revoke_token(self, token_id: str) -> TokenRecord | None:
+        return await self.inner.revoke_token(token_id)
+
+    def token_revision(self) -> int | None:
+        return self.inner.token_revision()
+
+    async def namespace_stats(self, namespace_id: str, *, now: int) -> NamespaceStats:
+        return await self.inner.namespace_stats(namespace_id, now=now)
 
     async def create_namespace(
         self, account_id: str, title: str, namespace_id: str | None = None

@@ -45,6 +45,7 @@ from edgekv._types import (
     Entry,
     KeyInfo,
     NamespaceInfo,
+    NamespaceStats,
     TokenRecord,
     Written,
     version_of,
@@ -315,6 +316,15 @@ class RemoteStore:
     async def find_token(self, token_hash: str) -> TokenRecord | None:
         raise RemoteError(501, "tokens are managed on the central server (edgekv token create)")
 
+    async def list_tokens(self, account_id: str) -> list[TokenRecord]:
+        raise RemoteError(501, "tokens are managed on the central server (edgekv token list)")
+
+    async def revoke_token(self, token_id: str) -> TokenRecord | None:
+        raise RemoteError(501, "tokens are managed on the central server (edgekv token revoke)")
+
+    def token_revision(self) -> int | None:
+        return None  # tokens are checked by the central server, never here
+
     # -- namespaces ------------------------------------------------------------------------
     def _info(self, result: Any) -> NamespaceInfo:
         return NamespaceInfo(
@@ -541,6 +551,10 @@ class RemoteStore:
             yield snap
         finally:
             await snap.close()
+
+    async def namespace_stats(self, namespace_id: str, *, now: int) -> NamespaceStats:
+        result = await self._json("GET", self._ns(namespace_id, wire.STATS), namespace_id)
+        return NamespaceStats(int(result["key_count"]), int(result["bytes"]))
 
     async def purge_expired(self, now: int, limit: int = 1000) -> int:
         return 0  # the central server sweeps its own store

@@ -6,10 +6,11 @@ docs/locations.md explains each one.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["CacheStats", "stats_payload"]
+__all__ = ["CacheStats", "cache_metrics", "stats_payload"]
 
 
 @dataclass(slots=True)
@@ -17,6 +18,7 @@ class CacheStats:
     location: str
     budget_bytes: int
     hits: int = 0  # served from the cache (HIT or UPDATING), negative hits included
+    updating: int = 0  # ... of which UPDATING (served while a background refresh runs)
     misses: int = 0  # reads that had to wait for the centre (coalesced waiters included)
     stale_serves: int = 0  # copies served past their cache_ttl because the centre was down
     refreshes: int = 0  # background refreshes started for keys read near the end of their TTL
@@ -43,3 +45,21 @@ def stats_payload(store: object) -> dict[str, Any]:
     if isinstance(stats, CacheStats):
         return stats.to_dict()
     return {"location": None}
+
+
+def cache_metrics(store: object) -> Iterator[str]:
+    """`edgekv_cache_requests_total{result}` in Prometheus text, for a location's `/metrics`
+    (nothing when no location cache is in use)."""
+    stats = getattr(store, "stats", None)
+    if not isinstance(stats, CacheStats):
+        return
+    yield "# HELP edgekv_cache_requests_total Reads of the location cache, by result."
+    yield "# TYPE edgekv_cache_requests_total counter"
+    counts = {
+        "hit": stats.hits - stats.updating,
+        "miss": stats.misses,
+        "stale": stats.stale_serves,
+        "updating": stats.updating,
+    }
+    for result, n in counts.items():
+        yield f'edgekv_cache_requests_total{{result="{result}"}} {n}'

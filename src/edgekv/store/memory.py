@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import dataclasses
 import secrets
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
@@ -28,13 +29,14 @@ from edgekv._types import (
     Entry,
     KeyInfo,
     NamespaceInfo,
+    NamespaceStats,
     TokenRecord,
     Written,
     version_of,
 )
 from edgekv.store._feed import FeedWaiters, RawChange, poll
 
-__all__ = ["MAX_NAMESPACES", "MemoryStore", "new_id"]
+__all__ = ["MAX_NAMESPACES", "MemoryStore", "entry_size", "new_id"]
 
 MAX_NAMESPACES = 1000
 
@@ -52,10 +54,21 @@ class _Namespace:
     entries: dict[bytes, Entry] = field(default_factory=dict)
     order: list[bytes] = field(default_factory=list)  # sorted UTF-8 keys
     history: deque[RawChange] = field(default_factory=deque)
+    # Running totals for namespace_stats (every stored entry, expired or not), and the keys
+    # that can expire, so expired-not-yet-purged ones can be subtracted.
+    key_count: int = 0
+    size: int = 0
+    expiring: dict[bytes, int] = field(default_factory=dict)
 
 
 def _live(entry: Entry | None, now: int) -> bool:
     return entry is not None and (entry.expiration is None or entry.expiration > now)
+
+
+def entry_size(raw_key: bytes, entry: Entry) -> int:
+    """What an entry counts in `NamespaceStats.bytes`: key, value and metadata, in bytes."""
+    meta = entry.metadata
+    return len(raw_key) + len(entry.value) + (len(meta.encode()) if meta else 0)
 
 
 class MemoryStore:
@@ -71,6 +84,7 @@ class MemoryStore:
         self._namespaces: dict[str, _Namespace] = {}
         self._retired = -1  # the newest seq any deleted namespace reached
         self._waiters = FeedWaiters()
+        self._revision = 0  # bumped by every revocation (token_revision)
 
     # -- accounts and tokens -------------------------------------------------------------
     async def default_account(self) -> str:
@@ -90,6 +104,21 @@ class MemoryStore:
 
     async def find_token(self, token_hash: str) -> TokenRecord | None:
         return self._tokens.get(token_hash)
+
+    async def list_tokens(self, account_id: str) -> list[TokenRecord]:
+        found = [t for t in self._tokens.values() if t.account_id == account_id]
+        return sorted(found, key=lambda t: (t.name, t.id))
+
+    async def revoke_token(self, token_id: str) -> TokenRecord | None:
+        for token_hash, token in self._tokens.items():
+            if token.id == token_id:
+                self._tokens[token_hash] = revoked = dataclasses.replace(token, revoked=True)
+                self._revision += 1
+                return revoked
+        return None
+
+    def token_revision(self) -> int | None:
+        return self._revision  # one process: the change is seen by the next request
 
     # -- namespaces ------------------------------------------------------------------------
     def _owned(self, account_id: str) -> list[_Namespace]:
@@ -175,13 +204,22 @@ class MemoryStore:
 
     def _put(self, ns: _Namespace, key: str, entry: Entry) -> int:
         raw = key.encode()
-        if raw not in ns.entries:
+        old = ns.entries.get(raw)
+        if old is None:
             bisect.insort(ns.order, raw)
-        seq = self._log(ns, raw, entry)
+            ns.key_count += 1
+        else:
+            ns.size -= entry_size(raw, old)
         # Copy: a caller's bytearray must not change what was stored.
-        ns.entries[raw] = Entry(
+        seq = self._log(ns, raw, entry)
+        stored = ns.entries[raw] = Entry(
             bytes(entry.value), entry.expiration, entry.metadata, None, version_of(seq)
         )
+        ns.size += entry_size(raw, stored)
+        if entry.expiration is not None:
+            ns.expiring[raw] = entry.expiration
+        elif old is not None and old.expiration is not None:
+            del ns.expiring[raw]
         return seq
 
     @staticmethod
@@ -211,11 +249,15 @@ class MemoryStore:
     def _delete(self, ns: _Namespace, key: str, now: int | None) -> int | None:
         """Remove `key`; its change's seq when it was there (and live at `now`)."""
         raw = key.encode()
-        entry = ns.entries.pop(raw, None)
-        if entry is None:
+        old = ns.entries.pop(raw, None)
+        if old is None:
             return None
         del ns.order[bisect.bisect_left(ns.order, raw)]
-        if now is not None and not _live(entry, now):
+        ns.key_count -= 1
+        ns.size -= entry_size(raw, old)
+        if old.expiration is not None:
+            del ns.expiring[raw]
+        if now is not None and not _live(old, now):
             return None  # it had expired: expiry is not a change
         return self._log(ns, raw, None)
 
@@ -268,6 +310,15 @@ class MemoryStore:
                 continue
             out.append(KeyInfo(raw.decode(), entry.expiration, entry.metadata))
         return out
+
+    async def namespace_stats(self, namespace_id: str, *, now: int) -> NamespaceStats:
+        ns = self._ns(namespace_id)
+        count, size = ns.key_count, ns.size
+        for raw, expiration in ns.expiring.items():
+            if expiration <= now:
+                count -= 1
+                size -= entry_size(raw, ns.entries[raw])
+        return NamespaceStats(count, size)
 
     async def purge_expired(self, now: int, limit: int = 1000) -> int:
         purged = 0

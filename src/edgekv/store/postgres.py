@@ -30,6 +30,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 
 from edgekv._exceptions import (
+    InvalidText,
     NamespaceNotFound,
     NamespaceTitleTaken,
     PreconditionFailed,
@@ -44,12 +45,14 @@ from edgekv._types import (
     Entry,
     KeyInfo,
     NamespaceInfo,
+    NamespaceStats,
     TokenRecord,
     Written,
     version_of,
 )
 from edgekv.store._feed import FeedWaiters, RawChange, poll
 from edgekv.store.memory import MAX_NAMESPACES, new_id
+from edgekv.store.pg_tokens import TokenWatch
 from edgekv.store.postgres_snapshot import PostgresSnapshot
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore"]
@@ -58,6 +61,12 @@ __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 # account creation, so "the oldest account" is the same for every server.
 _MIGRATION_LOCK = 0x6564_6765_6B76_0001
 _ACCOUNT_LOCK = 0x6564_6765_6B76_0002
+
+# What an entry counts in namespace_stats: key, value and metadata bytes (entry_size).
+_SIZE = (
+    "octet_length({row}.key) + octet_length({row}.value)"
+    " + coalesce(octet_length({row}.metadata), 0)"
+)
 
 # Each entry moves the schema from version i to i + 1. Never edit one that has shipped: append.
 _MIGRATIONS: tuple[str, ...] = (
@@ -96,7 +105,64 @@ _MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX edgekv_entries_expiration ON edgekv_entries (expiration)
         WHERE expiration IS NOT NULL;
     """,
-    # 2: versions and the change feed. Entries written before it have version "0" (seq 0).
+    # 2: per-namespace totals for namespace_stats, kept by statement-level triggers (one stats
+    # update per statement, not per row). Each namespace has up to 16 rows ("shards", chosen by
+    # the writing backend) so concurrent writers to one namespace do not queue on one row lock.
+    # The join with edgekv_namespaces skips namespaces being deleted (their rows cascade away).
+    f"""
+    ALTER TABLE edgekv_tokens ADD COLUMN revoked boolean NOT NULL DEFAULT false;
+    CREATE TABLE edgekv_namespace_stats (
+        namespace_id text COLLATE "C" NOT NULL
+            REFERENCES edgekv_namespaces (id) ON DELETE CASCADE,
+        shard smallint NOT NULL,
+        key_count bigint NOT NULL,
+        bytes bigint NOT NULL,
+        PRIMARY KEY (namespace_id, shard)
+    );
+    INSERT INTO edgekv_namespace_stats
+        SELECT n.id, 0, count(e.key), coalesce(sum({_SIZE.format(row="e")}), 0)
+        FROM edgekv_namespaces n LEFT JOIN edgekv_entries e ON e.namespace_id = n.id
+        GROUP BY n.id;
+    CREATE FUNCTION edgekv_stats_apply(deltas jsonb) RETURNS void LANGUAGE sql AS $$
+        INSERT INTO edgekv_namespace_stats AS s (namespace_id, shard, key_count, bytes)
+        SELECT d.namespace_id, pg_backend_pid() % 16, d.n, d.size
+        FROM jsonb_to_recordset(deltas) AS d (namespace_id text, n bigint, size bigint)
+        JOIN edgekv_namespaces ns ON ns.id = d.namespace_id
+        ON CONFLICT (namespace_id, shard) DO UPDATE
+        SET key_count = s.key_count + EXCLUDED.key_count, bytes = s.bytes + EXCLUDED.bytes
+    $$;
+    -- One branch per event: a transition table exists only for its own event.
+    CREATE FUNCTION edgekv_stats_add() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'INSERT' THEN
+            PERFORM edgekv_stats_apply((SELECT jsonb_agg(t) FROM (
+                SELECT namespace_id, count(*) AS n, sum({_SIZE.format(row="r")}) AS size
+                FROM added r GROUP BY namespace_id) t));
+        ELSIF TG_OP = 'DELETE' THEN
+            PERFORM edgekv_stats_apply((SELECT jsonb_agg(t) FROM (
+                SELECT namespace_id, -count(*) AS n, -sum({_SIZE.format(row="r")}) AS size
+                FROM removed r GROUP BY namespace_id) t));
+        ELSE
+            PERFORM edgekv_stats_apply((SELECT jsonb_agg(t) FROM (
+                SELECT namespace_id, 0 AS n, sum(size) AS size FROM (
+                    SELECT namespace_id, {_SIZE.format(row="r")} AS size FROM added r
+                    UNION ALL
+                    SELECT namespace_id, -({_SIZE.format(row="r")}) FROM removed r) u
+                GROUP BY namespace_id) t));
+        END IF;
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER edgekv_entries_stats_insert AFTER INSERT ON edgekv_entries
+        REFERENCING NEW TABLE AS added
+        FOR EACH STATEMENT EXECUTE FUNCTION edgekv_stats_add();
+    CREATE TRIGGER edgekv_entries_stats_update AFTER UPDATE ON edgekv_entries
+        REFERENCING OLD TABLE AS removed NEW TABLE AS added
+        FOR EACH STATEMENT EXECUTE FUNCTION edgekv_stats_add();
+    CREATE TRIGGER edgekv_entries_stats_delete AFTER DELETE ON edgekv_entries
+        REFERENCING OLD TABLE AS removed
+        FOR EACH STATEMENT EXECUTE FUNCTION edgekv_stats_add();
+    """,
+    # 3: versions and the change feed. Entries written before it have version "0" (seq 0).
     # A low fillfactor leaves room for the namespace row's frequent head updates (HOT).
     """
     ALTER TABLE edgekv_namespaces
@@ -310,6 +376,7 @@ class PostgresStore:
         self._trimming: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
+        self._token_watch: TokenWatch | None = None  # started by the first token_revision()
 
     @classmethod
     async def open(
@@ -373,6 +440,9 @@ class PostgresStore:
             await self._stale(exc)
         except _TRANSIENT as exc:
             raise _Retryable(f"database busy: {exc!r}") from exc
+        except asyncpg.exceptions.CharacterNotInRepertoireError as exc:
+            # PostgreSQL text cannot hold NUL (SQLite can): the client's input, never a 500.
+            raise InvalidText(f"text cannot contain NUL characters: {exc}") from exc
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"database unavailable: {exc!r}") from exc
         except asyncpg.InterfaceError as exc:
@@ -447,6 +517,8 @@ class PostgresStore:
 
     @_retry_once
     async def account_exists(self, account_id: str) -> bool:
+        if "\x00" in account_id:
+            return False  # as get_namespace
         async with self._conn() as con:
             return await self._account_exists(con, account_id)
 
@@ -471,21 +543,46 @@ class PostgresStore:
     async def find_token(self, token_hash: str) -> TokenRecord | None:
         async with self._conn() as con:
             row = await con.fetchrow(
-                "SELECT id, account_id, read_only, namespaces, name FROM edgekv_tokens"
-                " WHERE token_hash = $1",
-                token_hash,
+                "SELECT * FROM edgekv_tokens WHERE token_hash = $1", token_hash
             )
-        if row is None:
-            return None
+        return None if row is None else self._token(row)
+
+    @staticmethod
+    def _token(row: Any) -> TokenRecord:
         namespaces = row["namespaces"]
         return TokenRecord(
             id=row["id"],
             account_id=row["account_id"],
-            token_hash=token_hash,
+            token_hash=row["token_hash"],
             read_only=row["read_only"],
             namespaces=None if namespaces is None else tuple(namespaces),
             name=row["name"],
+            revoked=row["revoked"],
         )
+
+    @_retry_once
+    async def list_tokens(self, account_id: str) -> list[TokenRecord]:
+        async with self._conn() as con:
+            rows = await con.fetch(
+                "SELECT * FROM edgekv_tokens WHERE account_id = $1 ORDER BY name, id", account_id
+            )
+        return [self._token(row) for row in rows]
+
+    async def revoke_token(self, token_id: str) -> TokenRecord | None:
+        # The notification is delivered at commit, to every server listening (TokenWatch).
+        async with self._conn() as con:
+            row = await con.fetchrow(
+                "WITH gone AS (UPDATE edgekv_tokens SET revoked = true WHERE id = $1"
+                " RETURNING *) SELECT gone.*, pg_notify($2, gone.id) FROM gone",
+                token_id,
+                TokenWatch.CHANNEL,
+            )
+        return None if row is None else self._token(row)
+
+    def token_revision(self) -> int | None:
+        if self._token_watch is None:
+            self._token_watch = TokenWatch(self._dsn, self._connect_timeout)
+        return self._token_watch.revision()
 
     # -- namespaces ------------------------------------------------------------------------
     @staticmethod
@@ -548,6 +645,8 @@ class PostgresStore:
 
     @_retry_once
     async def get_namespace(self, account_id: str, namespace_id: str) -> NamespaceInfo | None:
+        if "\x00" in namespace_id or "\x00" in account_id:
+            return None  # no id holds a NUL (PostgreSQL text cannot): unknown, as elsewhere
         async with self._conn() as con:
             row = await con.fetchrow(
                 "SELECT id, title, account_id FROM edgekv_namespaces"
@@ -561,6 +660,8 @@ class PostgresStore:
     async def rename_namespace(
         self, account_id: str, namespace_id: str, title: str
     ) -> NamespaceInfo:
+        if "\x00" in namespace_id:
+            raise NamespaceNotFound(namespace_id)  # as get_namespace
         async with self._conn() as con:
             try:
                 row = await con.fetchrow(
@@ -579,6 +680,8 @@ class PostgresStore:
     async def delete_namespace(self, account_id: str, namespace_id: str) -> None:
         # Entries go with it (ON DELETE CASCADE), in the same transaction. The row lock first:
         # the statements after it see every write that committed before (their change rows).
+        if "\x00" in namespace_id:
+            raise NamespaceNotFound(namespace_id)  # as get_namespace
         async with self._conn() as con, con.transaction():
             head = await con.fetchval(
                 "SELECT head FROM edgekv_namespaces WHERE id = $1 AND account_id = $2 FOR UPDATE",
@@ -842,6 +945,29 @@ class PostgresStore:
             await self._require_namespace(namespace_id)
         return [KeyInfo(r["key"].decode(), r["expiration"], r["metadata"]) for r in rows]
 
+    @_retry_once
+    async def namespace_stats(self, namespace_id: str, *, now: int) -> NamespaceStats:
+        # The expired-not-purged rows come from the expiration index (MATERIALIZED keeps the
+        # planner from walking the namespace's primary key instead); the sweep keeps them few.
+        async with self._conn() as con:
+            row = await con.fetchrow(
+                "WITH expired AS MATERIALIZED ("
+                f" SELECT namespace_id, {_SIZE.format(row='e')} AS size FROM edgekv_entries e"
+                "  WHERE expiration IS NOT NULL AND expiration <= $2)"
+                " SELECT (SELECT 1 FROM edgekv_namespaces WHERE id = $1) AS found,"
+                " (SELECT coalesce(sum(key_count), 0) FROM edgekv_namespace_stats"
+                "  WHERE namespace_id = $1) - (SELECT count(*) FROM expired"
+                "  WHERE namespace_id = $1) AS key_count,"
+                " (SELECT coalesce(sum(bytes), 0) FROM edgekv_namespace_stats"
+                "  WHERE namespace_id = $1) - (SELECT coalesce(sum(size), 0) FROM expired"
+                "  WHERE namespace_id = $1) AS bytes",
+                namespace_id,
+                now,
+            )
+        if row["found"] is None:
+            raise NamespaceNotFound(namespace_id)
+        return NamespaceStats(int(row["key_count"]), int(row["bytes"]))
+
     async def purge_expired(self, now: int, limit: int = 1000, *, batch: int = 500) -> int:
         """Deletes in batches of `batch` rows, each its own short transaction; rows another
         purger (or a writer) holds are skipped, and no table lock is ever taken."""
@@ -987,6 +1113,8 @@ class PostgresStore:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self._token_watch is not None:
+            await self._token_watch.aclose()
         try:
             await asyncio.wait_for(self._pool.close(), timeout=10)
         except _UNAVAILABLE:

@@ -54,6 +54,7 @@ from edgekv._types import (
     Entry,
     KeyInfo,
     NamespaceInfo,
+    NamespaceStats,
     TokenRecord,
     Written,
     version_of,
@@ -68,9 +69,15 @@ _T = TypeVar("_T")
 
 FILENAME = "edgekv.sqlite3"
 
+# What an entry counts in namespace_stats: key, value and metadata bytes (entry_size).
+_SIZE = (
+    "length({row}.key) + length({row}.value) + coalesce(length(CAST({row}.metadata AS BLOB)), 0)"
+)
+
 # Each entry moves the schema from version i to i + 1 (PRAGMA user_version). Never edit one
-# that has shipped: append. Statements are separated by ";" (no ";" inside them).
-_MIGRATIONS: tuple[str, ...] = (
+# that has shipped: append. A string holds statements separated by ";" (no ";" inside them);
+# a tuple holds one statement per item.
+_MIGRATIONS: tuple[str | tuple[str, ...], ...] = (
     """
     CREATE TABLE accounts (
         seq INTEGER PRIMARY KEY,  -- creation order: the oldest is the default account
@@ -103,7 +110,45 @@ _MIGRATIONS: tuple[str, ...] = (
     -- Partial: only entries that can expire are indexed, for purge_expired.
     CREATE INDEX entries_expiration ON entries (expiration) WHERE expiration IS NOT NULL
     """,
-    # 2: versions and the change feed. Entries written before it have version "0" (seq 0);
+    # 2: per-namespace totals kept by triggers (namespace_stats), and a revision of the token
+    # table that every revocation bumps (token_revision). A tuple: trigger bodies hold ";".
+    (
+        """CREATE TABLE namespace_stats (
+            namespace_id TEXT PRIMARY KEY,
+            key_count INTEGER NOT NULL,
+            bytes INTEGER NOT NULL
+        ) WITHOUT ROWID""",
+        f"""INSERT INTO namespace_stats
+            SELECT n.id, count(e.key), coalesce(sum({_SIZE.format(row="e")}), 0)
+            FROM namespaces n LEFT JOIN entries e ON e.namespace_id = n.id GROUP BY n.id""",
+        # INSERT OR REPLACE runs the DELETE trigger for the replaced row only with
+        # recursive_triggers on, which every connection sets (_connect).
+        f"""CREATE TRIGGER entries_stats_insert AFTER INSERT ON entries BEGIN
+            INSERT INTO namespace_stats VALUES (NEW.namespace_id, 1, {_SIZE.format(row="NEW")})
+            ON CONFLICT (namespace_id) DO UPDATE
+            SET key_count = key_count + 1, bytes = bytes + excluded.bytes;
+        END""",
+        f"""CREATE TRIGGER entries_stats_delete AFTER DELETE ON entries BEGIN
+            UPDATE namespace_stats
+            SET key_count = key_count - 1, bytes = bytes - ({_SIZE.format(row="OLD")})
+            WHERE namespace_id = OLD.namespace_id;
+        END""",
+        f"""CREATE TRIGGER entries_stats_update AFTER UPDATE ON entries BEGIN
+            UPDATE namespace_stats
+            SET bytes = bytes - ({_SIZE.format(row="OLD")}) + ({_SIZE.format(row="NEW")})
+            WHERE namespace_id = NEW.namespace_id;
+        END""",
+        """CREATE TRIGGER namespaces_stats_delete AFTER DELETE ON namespaces BEGIN
+            DELETE FROM namespace_stats WHERE namespace_id = OLD.id;
+        END""",
+        "ALTER TABLE tokens ADD COLUMN revoked INTEGER NOT NULL DEFAULT 0",
+        "CREATE TABLE token_revision (revision INTEGER NOT NULL)",
+        "INSERT INTO token_revision VALUES (0)",
+        """CREATE TRIGGER tokens_revoked AFTER UPDATE OF revoked ON tokens BEGIN
+            UPDATE token_revision SET revision = revision + 1;
+        END""",
+    ),
+    # 3: versions and the change feed. Entries written before it have version "0" (seq 0);
     # their namespaces start their feed at 0 with no history.
     """
     ALTER TABLE namespaces ADD COLUMN head INTEGER NOT NULL DEFAULT 0;
@@ -180,6 +225,15 @@ _PURGE = (
 _NS_EXISTS = "SELECT 1 FROM namespaces WHERE id = ?"
 _NS_OWNED = "SELECT title FROM namespaces WHERE id = ? AND account_id = ?"
 _OLDEST_ACCOUNT = "SELECT id FROM accounts ORDER BY seq LIMIT 1"
+_TOKEN_COLUMNS = "id, account_id, read_only, namespaces, name, token_hash, revoked"
+_STATS = "SELECT key_count, bytes FROM namespace_stats WHERE namespace_id = ?"
+# Entries expired but not purged yet, found by the expiration index (the sweep keeps them few).
+_STATS_EXPIRED = (
+    f"SELECT count(*), coalesce(sum({_SIZE.format(row='entries')}), 0)"
+    " FROM entries INDEXED BY entries_expiration"
+    " WHERE expiration IS NOT NULL AND expiration <= ? AND namespace_id = ?"
+)
+_REVISION_CHECK_SECONDS = 0.005  # token_revision re-reads the database at most this often
 
 
 def _prefix_end(prefix: bytes) -> bytes:
@@ -310,7 +364,7 @@ def _migrate(conn: sqlite3.Connection) -> None:
                 f" supports ({SCHEMA_VERSION})"
             )
         for script in _MIGRATIONS[version:]:
-            for statement in script.split(";"):
+            for statement in script if isinstance(script, tuple) else script.split(";"):
                 conn.execute(statement)
         if version != SCHEMA_VERSION:
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -353,6 +407,10 @@ class SQLiteStore:
         self._trimming: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._foreign: asyncio.Task[None] | None = None
+        # token_revision: a connection of the event loop's thread, what it read and when
+        self._revision_conn: sqlite3.Connection | None = None
+        self._revision: tuple[int, int] | None = None  # (data_version, revision)
+        self._revision_checked = 0.0
 
     @classmethod
     async def open(
@@ -383,6 +441,7 @@ class SQLiteStore:
             cached_statements=256,  # get_many's IN (?, ...) has one statement per key count
         )
         conn.execute("PRAGMA synchronous = FULL")  # fsync the WAL at every commit
+        conn.execute("PRAGMA recursive_triggers = ON")  # stats triggers see REPLACE's deletes
         return conn
 
     async def _start(self) -> None:
@@ -563,15 +622,17 @@ class SQLiteStore:
         namespaces = None if t.namespaces is None else orjson.dumps(t.namespaces).decode()
         row = (t.token_hash, t.id, t.account_id, int(t.read_only), namespaces, t.name)
         await self._write(
-            lambda c: c.execute("INSERT OR REPLACE INTO tokens VALUES (?, ?, ?, ?, ?, ?)", row)
+            lambda c: c.execute(
+                "INSERT OR REPLACE INTO tokens"
+                " (token_hash, id, account_id, read_only, namespaces, name)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                row,
+            )
         )
 
-    async def find_token(self, token_hash: str) -> TokenRecord | None:
-        sql = "SELECT id, account_id, read_only, namespaces, name FROM tokens WHERE token_hash = ?"
-        row = await self._read(lambda c: c.execute(sql, (token_hash,)).fetchone())
-        if row is None:
-            return None
-        token_id, account_id, read_only, namespaces, name = row
+    @staticmethod
+    def _token(row: tuple[Any, ...]) -> TokenRecord:
+        token_id, account_id, read_only, namespaces, name, token_hash, revoked = row
         return TokenRecord(
             token_id,
             account_id,
@@ -579,7 +640,51 @@ class SQLiteStore:
             read_only=bool(read_only),
             namespaces=None if namespaces is None else tuple(orjson.loads(namespaces)),
             name=name,
+            revoked=bool(revoked),
         )
+
+    async def find_token(self, token_hash: str) -> TokenRecord | None:
+        sql = f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE token_hash = ?"
+        row = await self._read(lambda c: c.execute(sql, (token_hash,)).fetchone())
+        return None if row is None else self._token(row)
+
+    async def list_tokens(self, account_id: str) -> list[TokenRecord]:
+        sql = f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE account_id = ? ORDER BY name, id"
+        rows = await self._read(lambda c: c.execute(sql, (account_id,)).fetchall())
+        return [self._token(row) for row in rows]
+
+    async def revoke_token(self, token_id: str) -> TokenRecord | None:
+        def revoke(conn: sqlite3.Connection) -> TokenRecord | None:
+            conn.execute("UPDATE tokens SET revoked = 1 WHERE id = ?", (token_id,))  # +revision
+            row = conn.execute(
+                f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE id = ?", (token_id,)
+            ).fetchone()
+            return None if row is None else self._token(row)
+
+        return await self._write(revoke)
+
+    def token_revision(self) -> int | None:
+        """The token table's revision, re-read at most every 5 ms, and then only when the
+        database changed (`PRAGMA data_version`, a read of the WAL index): a revocation by
+        another process (`edgekv token revoke --data`) is seen within 5 ms, and a request costs
+        a clock read."""
+        now = time.monotonic()
+        if self._revision is not None and now - self._revision_checked < _REVISION_CHECK_SECONDS:
+            return self._revision[1]
+        self._revision_checked = now
+        try:
+            conn = self._revision_conn
+            if conn is None:
+                conn = self._revision_conn = self._connect(timeout=0)
+                conn.execute("PRAGMA query_only = ON")
+            (version,) = conn.execute("PRAGMA data_version").fetchone()
+            if self._revision is None or self._revision[0] != version:
+                (revision,) = conn.execute("SELECT revision FROM token_revision").fetchone()
+                self._revision = (version, revision)
+        except sqlite3.Error:
+            self._revision = None
+            return None  # busy or closed: trust no cached token meanwhile
+        return self._revision[1]
 
     # -- namespaces ------------------------------------------------------------------------
     async def create_namespace(
@@ -864,6 +969,17 @@ class SQLiteStore:
 
         return await self._read(read)
 
+    async def namespace_stats(self, namespace_id: str, *, now: int) -> NamespaceStats:
+        def read(conn: sqlite3.Connection) -> NamespaceStats:
+            row = conn.execute(_STATS, (namespace_id,)).fetchone()
+            if row is None:
+                _require_namespace(conn, namespace_id)
+                return NamespaceStats(0, 0)  # no entry was ever written
+            expired, expired_bytes = conn.execute(_STATS_EXPIRED, (now, namespace_id)).fetchone()
+            return NamespaceStats(row[0] - expired, row[1] - expired_bytes)
+
+        return await self._read(read)
+
     async def purge_expired(self, now: int, limit: int = 1000) -> int:
         def purge(size: int) -> Callable[[sqlite3.Connection], int]:
             return lambda conn: int(conn.execute(_PURGE, (now, size)).rowcount)
@@ -1024,3 +1140,6 @@ class SQLiteStore:
         for conn in self._inline_conns:
             conn.close()
         self._inline_conns.clear()
+        if self._revision_conn is not None:
+            self._revision_conn.close()
+            self._revision_conn = None

@@ -16,28 +16,34 @@ from pathlib import Path
 
 import orjson
 
+from edgekv import wire
 from edgekv._client import Client
-from edgekv._exceptions import ClientDisconnected
+from edgekv._exceptions import ClientDisconnected, KVError
 from edgekv.asgi.accesslog import AccessLog
 from edgekv.asgi.body import Body
 from edgekv.asgi.lifespan import serve_lifespan
 from edgekv.asgi.types import Receive, Scope, Send
-from edgekv.edge.stats import stats_payload
+from edgekv.dash.mount import DevConsole
+from edgekv.edge.stats import cache_metrics, stats_payload
+from edgekv.metrics import Metrics
 from edgekv.workers.bindings import check_namespaces, ensure_namespaces, make_env
 from edgekv.workers.config import ConfigError, WorkerConfig
 from edgekv.workers.context import BackgroundTasks, ExecutionContext
 from edgekv.workers.http import BodyTooLarge, Response, encode_headers, from_asgi
 from edgekv.workers.loader import Worker, WorkerImportError, file_stamp, load_worker
 
-__all__ = ["HEALTH_PATH", "STATS_PATH", "WorkerApp"]
+__all__ = ["HEALTH_PATH", "METRICS_PATH", "STATS_PATH", "WorkerApp"]
 
 log = logging.getLogger("edgekv.workers")
 
-HEALTH_PATH = "/healthz"
+HEALTH_PATH = wire.HEALTH_PATH
+READY_PATH = wire.READY_PATH
 STATS_PATH = "/__edgekv/stats"  # the location cache's counters (JSON), for operators
+METRICS_PATH = "/metrics"  # a location's counters in Prometheus text (`edgekv edge` only)
 """Answered by the runtime itself (200 `ok`); a worker never sees requests for it."""
 
 _ERROR_BODY = b"Internal Server Error: the worker raised an exception\n"
+_BAD_BODY = b"Bad Request: the request body is incomplete or malformed (chunked framing)\n"
 _TEXT = (b"content-type", b"text/plain;charset=UTF-8")
 _CLOSE = (b"connection", b"close")
 
@@ -91,6 +97,11 @@ class WorkerApp:
         # Imported here, before any server starts, so a broken worker stops the command at once.
         self.worker: Worker = load_worker(config.main, self.env)
         self.startup_error: BaseException | None = None
+        # the worker's requests (op "fetch") and, at a location, the cache's counters
+        self.metrics = Metrics()
+        self.metrics.add_collector(lambda: cache_metrics(self.client._store))
+        # `edgekv dev`: the dashboard and a REST API of the local store under /__edgekv
+        self.console = DevConsole(client) if local else None
         self._tasks = BackgroundTasks()
         self._config_stamp = file_stamp(config.path)
         self._watcher: asyncio.Task[None] | None = None
@@ -148,6 +159,22 @@ class WorkerApp:
         if path == HEALTH_PATH and method in ("GET", "HEAD"):
             await _send_plain(send, 200, b"ok\n", method == "HEAD")
             return
+        if path == READY_PATH and method in ("GET", "HEAD"):
+            # Ready when the store answers: the local store (dev) or the centre (edge).
+            try:
+                await self.client.ping()
+            except KVError as exc:
+                reason = f"store unavailable: {exc.detail}\n".encode()
+                await _send_plain(send, 503, reason, method == "HEAD")
+                return
+            await _send_plain(send, 200, b"ready\n", method == "HEAD")
+            return
+        if self.console is not None and self.console.handles(path):
+            await self.console(scope, receive, send)
+            return
+        if path == METRICS_PATH and method == "GET" and not self.local:
+            await self._send_metrics(send)
+            return
         if path == STATS_PATH and method == "GET":
             payload = orjson.dumps(stats_payload(self.client.store))
             headers = [
@@ -174,7 +201,10 @@ class WorkerApp:
                     )
                 headers = encode_headers(response)
             except ClientDisconnected:
-                status, size = 499, 0
+                # Gone mid-body, or malformed chunked framing that granian reports the same
+                # way (and answers 500 to if nothing is sent): the client's fault, a 400.
+                status, size = 400, len(_BAD_BODY)
+                await _send_plain(send, 400, _BAD_BODY, close=True)
                 return
             except BodyTooLarge as exc:
                 log.warning("%s %s: %s", method, scope["path"], exc)
@@ -191,7 +221,17 @@ class WorkerApp:
             size = await _send_response(send, response, headers, method == "HEAD")
         finally:
             ctx._response_sent()
+            self.metrics.observe("fetch", status, time.perf_counter() - started)
             self.access_log.request(scope, status, started, size)
+
+    async def _send_metrics(self, send: Send) -> None:
+        body = self.metrics.prometheus().encode()
+        headers = [
+            (b"content-type", b"text/plain; version=0.0.4; charset=utf-8"),
+            (b"content-length", b"%d" % len(body)),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
     # -- reload ----------------------------------------------------------------------------
     async def _watch(self) -> None:
