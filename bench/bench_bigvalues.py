@@ -123,7 +123,7 @@ async def one_engine(
         best = {label: [min(samples[(op, label)])] for label in ("plain", "heavy")}
         report.add(
             group,
-            "namespace of small keys only (baseline)",
+            "namespace of small keys only",
             Sample(best["plain"], SMALL),
             unit="keys/s",
             baseline=True,
@@ -167,8 +167,11 @@ async def main(quick: bool, engines: list[str]) -> None:
             "of every round (p99 and the longest).",
             "SQLite keeps values over 2 KiB in a `blobs` table (rowid B-tree) and only a "
             "reference in the key B-tree; PostgreSQL keeps them out of line by itself (TOAST).",
-            "A shared 2-CPU machine under other load: compare the ratios of one run, not "
-            "absolute figures across runs.",
+            "A shared 2-CPU machine under other load (here: the test suites of several "
+            "branches): compare the ratios of one run, not absolute figures across runs.",
+            "The other-namespace put waits for the bulk transaction in progress on SQLite "
+            "(one writer per database file, and a bulk write is all or nothing): its longest "
+            "wait is that transaction's length, with or without the large values.",
         ],
     )
     with tempfile.TemporaryDirectory(prefix="edgekv-bench-big-") as tmp, postgres(engines) as dsn:

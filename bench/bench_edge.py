@@ -14,6 +14,9 @@ Cases:
 - cold reads (every read a miss: distinct keys): the remote binding's `RemoteStore.get` alone
   (baseline), `LocationCache.get` (miss -> centre -> SQLite), and `RemoteStore.get` with its
   reads sent through httpx instead of the lean HTTP/1.1 pool, at concurrency 1 and 64;
+- 64 concurrent cold reads and puts through a location to an `https://` centre (the same
+  server code and data, a second process serving TLS 1.3 with a certificate of a throwaway CA)
+  against the `http://` centre, in alternating rounds of the same run;
 - a hot key read at 10 to 1,000 reads/s for simulated minutes (FakeClock-style clock): central
   requests per minute.
 """
@@ -23,8 +26,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import math
+import os
 import secrets
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -32,8 +38,8 @@ from pathlib import Path
 from typing import Any
 
 import edgekv
-from bench.harness import Report, ameasure, concurrent_sample
-from bench.loadgen import VALUE, serve
+from bench.harness import Report, Sample, ameasure, concurrent_sample
+from bench.loadgen import VALUE, free_port, process, serve
 from edgekv._types import Entry
 from edgekv.edge.cache import LocationCache
 from edgekv.edge.remote import RemoteStore
@@ -77,6 +83,53 @@ def central(data: Path) -> Iterator[tuple[str, str, str]]:
     options = ["--data", str(data), "--quiet"]
     with serve(options, data.with_name(data.name + ".log"), account=account, token=token) as url:
         yield url, token, account
+
+
+@contextlib.contextmanager
+def central_tls(data: Path, token: str, account: str) -> Iterator[str]:
+    """A second centre process over the same data, serving `https://` (granian's TLS, through
+    `edgekv.api.server.run`, the code of `edgekv serve`) with a certificate of a throwaway CA
+    (trustme); this process trusts that CA through `SSL_CERT_FILE`, as an operator would."""
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    pem = data.with_name("tls")
+    pem.mkdir(exist_ok=True)
+    cert.private_key_and_cert_chain_pem.write_to_path(pem / "server.pem")
+    ca.cert_pem.write_to_path(pem / "ca.pem")
+    os.environ["SSL_CERT_FILE"] = str(pem / "ca.pem")
+    port = free_port()
+    code = (
+        "import sys; from pathlib import Path; from edgekv.api.server import run; "
+        "run(Path(sys.argv[1]), data_dir=Path(sys.argv[1]), port=int(sys.argv[2]), "
+        "access_log=False, tls=(Path(sys.argv[3]), Path(sys.argv[3])))"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEKV_")}
+    env.update(PYTHONUNBUFFERED="1", EDGEKV_ACCOUNT_ID=account, EDGEKV_API_TOKEN=token)
+    args = [sys.executable, "-c", code, str(data), str(port), str(pem / "server.pem")]
+    url = f"https://127.0.0.1:{port}"
+    with process(args, f"{url}/healthz", data.with_name("tls.log"), env=env):
+        yield url
+
+
+async def alternating(
+    calls: dict[str, Callable[[str], Awaitable[Any]]], keys: Iterator[str], per: int, rounds: int
+) -> dict[str, Sample]:
+    """Each call's latencies over `rounds` rounds taken in turns (the machine's load then falls
+    on all alike), as one sample each."""
+    latencies: dict[str, list[int]] = {name: [] for name in calls}
+    for _ in range(rounds):
+        for name, call in calls.items():
+            sample = await concurrent_sample(call, keys, per, CONCURRENCY)
+            latencies[name] += sample.latencies_ns
+    return {name: Sample(values, items=CONCURRENCY) for name, values in latencies.items()}
+
+
+def _location_call(store: LocationCache, ns_id: str, key: str, *, write: bool) -> Awaitable[Any]:
+    if write:
+        return store.put(ns_id, key, Entry(VALUE))
+    return store.get(ns_id, key, now=math.floor(time.time()))
 
 
 async def write_cold(store: RemoteStore, namespace_id: str, n: int) -> None:
@@ -125,21 +178,29 @@ async def run(quick: bool) -> Report:
     cold_c1 = 500 if quick else 3000
     cold_c64 = 20 if quick else 100  # reads per worker
     sim_seconds = 180 if quick else 600
+    tls_rounds = 3 if quick else 6
     report.notes += [
         "Centre: `python -m edgekv serve` (SQLite synchronous=FULL, granian, access log off) "
         "in a child process on loopback; the location in this process on uvloop. "
         "2 CPUs shared by both.",
         f"Cached reads are timed in batches of {BATCH:,} awaited calls (throughput per read).",
+        "https:// rows: a second centre process over the same data serving TLS 1.3 (granian), "
+        f"measured in {tls_rounds} alternating rounds with the http:// centre; compare the "
+        "ratio, taken in the same run on the same loaded machine, not the absolute figures.",
         "Cold reads use distinct keys (every read a miss). At concurrency 64 the rate is "
         "64 / mean latency (Little's law).",
     ]
     with tempfile.TemporaryDirectory() as tmp, central(Path(tmp) / "central") as (url, tok, acct):
+        data = Path(tmp) / "central"
         remote = RemoteStore(url, token=tok, account_id=acct)
-        slow = RemoteStore(url, token=tok, account_id=acct, fast_client=False)
+        # A long deadline: httpx's pool collapses at concurrency 64 on a loaded machine, and
+        # this row is there to measure that, not to fail on it.
+        slow = RemoteStore(url, token=tok, account_id=acct, fast_client=False, timeout=120.0)
         cache = LocationCache(remote, location="bench")
         async with edgekv.Client(cache, account_id=acct, sweep_interval=None) as kv:
             ns = await kv.create_namespace("bench")
             n_cold = 3 * (cold_c1 + 21) + 3 * CONCURRENCY * (cold_c64 + 1) + 100
+            n_cold += 2 * CONCURRENCY * (tls_rounds * cold_c64 + 2)  # https:// vs http://
             # Written to the centre directly: through the location they would be cached.
             await write_cold(remote, ns.id, n_cold)
             await remote.put(ns.id, "hot", Entry(VALUE))
@@ -234,6 +295,40 @@ async def run(quick: bool) -> Report:
                 report.add(g, name, sample, unit="puts/s", baseline=baseline)
             assert cache.stats.central_errors == 0
             await slow.aclose()
+
+            # -- TLS: the same location work against an https:// centre ------------------------
+            with central_tls(data, tok, acct) as tls_url:
+                tls_cache = LocationCache(
+                    RemoteStore(tls_url, token=tok, account_id=acct), location="bench-tls"
+                )
+                tls_case = "https:// centre (TLS 1.3, keep-alive pool)"
+                stores = {"http:// centre": cache, tls_case: tls_cache}
+                for what, case, unit, names, per in (
+                    ("cold reads", "LocationCache.get, MISS", "reads/s", keys, cold_c64),
+                    ("puts", "LocationCache.put", "puts/s", puts, per_put),
+                ):
+                    g = f"{CONCURRENCY} concurrent {what} through a location, https:// vs http://"
+                    calls = {
+                        scheme: functools.partial(
+                            _location_call, store, ns.id, write=unit == "puts/s"
+                        )
+                        for scheme, store in stores.items()
+                    }
+                    for call in calls.values():
+                        await concurrent_sample(call, names, 2, CONCURRENCY)  # warm the pools
+                    got = await alternating(calls, names, per, tls_rounds)
+                    for scheme, sample in got.items():
+                        http = scheme == "http:// centre"
+                        report.add(
+                            g,
+                            f"{case}, {scheme}",
+                            sample,
+                            unit=unit,
+                            baseline=http,
+                            target_ratio=None if http else 0.7,
+                        )
+                assert tls_cache.stats.central_errors == 0
+                await tls_cache.aclose()
 
             # -- hot key: central load vs read rate -------------------------------------------
             lines = []

@@ -77,7 +77,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 async def open_client(store: Store, clock: FakeClock, account_id: str | None = None) -> Client:
     """An open handle over `store` on `clock`, without the background sweep."""
     client = Client(store, clock=clock, account_id=account_id, sweep_interval=None)
-    await client._open()
+    await client.connect()
     return client
 
 

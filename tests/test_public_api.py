@@ -1,4 +1,4 @@
-"""The public names are fixed (interfaces.md): pin them so a change is deliberate."""
+"""The public names are fixed (docs/public-api.md): pin them so a change is deliberate."""
 
 from __future__ import annotations
 
@@ -50,6 +50,23 @@ PUBLIC = {
         "load_worker",
     ],
     "edgekv.api": ["EdgeKVApp", "create_app"],
+    "edgekv.edge": ["CacheStats", "LocationCache", "RemoteError", "RemoteStore", "stats_payload"],
+    "edgekv.store": [
+        "Clock",
+        "Entry",
+        "KeyInfo",
+        "NamespaceInfo",
+        "NamespaceNotFound",
+        "NamespaceTitleTaken",
+        "Store",
+        "StoreError",
+        "StoreUnavailable",
+        "TokenRecord",
+        "TooManyNamespaces",
+        "is_database_url",
+        "open_store",
+        "shown",
+    ],
 }
 
 
@@ -68,6 +85,26 @@ def test_private_modules_declare_all() -> None:
             continue
         text = path.read_text()
         assert "__all__" in text, f"{path.relative_to(package)} has no __all__"
+
+
+def test_the_public_page_names_every_public_package() -> None:
+    page = (Path(__file__).resolve().parents[1] / "docs" / "public-api.md").read_text()
+    for module, names in PUBLIC.items():
+        assert f"`{module}`" in page, module
+        for name in names:
+            assert f"`{name}`" in page, f"{module}.{name}"
+
+
+def test_the_store_protocol_is_the_one_edgekv_uses() -> None:
+    import edgekv.edge
+    import edgekv.store
+    from edgekv._types import Store
+    from edgekv.edge.cache import LocationCache
+    from edgekv.store.memory import MemoryStore
+
+    assert edgekv.store.Store is Store
+    assert isinstance(MemoryStore(), edgekv.store.Store)
+    assert edgekv.edge.LocationCache is LocationCache
 
 
 def test_typed_marker_shipped() -> None:

@@ -17,10 +17,11 @@ from types import TracebackType
 from typing import Any, TypedDict, Unpack
 
 from edgekv import _rules as rules
-from edgekv._exceptions import KVError, StoreError, kv_error
+from edgekv._exceptions import KVError, StoreError, kv_error, store_errors
 from edgekv._models import Namespace
 from edgekv._namespace import KVNamespace
 from edgekv._types import Clock, Store
+from edgekv.store import open_store
 
 __all__ = ["Client", "OpenOptions", "open"]
 
@@ -70,7 +71,9 @@ class Client:
             raise RuntimeError("the store is not open yet: use `async with` or any operation")
         return self._store
 
-    async def _open(self) -> Store:
+    async def connect(self) -> Store:
+        """Open the store now and return it (the first operation or `async with` does it
+        otherwise); returns the open store at once when it is open already."""
         if self._store is not None:
             return self._store
         if self._opening is None:
@@ -91,22 +94,11 @@ class Client:
     async def _connect(self) -> tuple[Store, bool]:
         """The engine for `target`, and whether it is local (gets an expiry sweeper)."""
         target = self.target
-        if target is None:
-            from edgekv.store.memory import MemoryStore
-
-            return MemoryStore(), True
-        if not isinstance(target, str | Path):
+        if target is not None and not isinstance(target, str | Path):
             return target, True
-        text = str(target)
-        if text.startswith(("postgresql://", "postgres://")):
-            from edgekv.store.postgres import PostgresStore
-
-            return await PostgresStore.open(text), True
-        if text.startswith(("http://", "https://")):
-            return self._remote(text), False
-        from edgekv.store.sqlite import SQLiteStore
-
-        return await SQLiteStore.open(Path(text), inline_reads=self._inline_reads), True
+        if isinstance(target, str) and target.startswith(("http://", "https://")):
+            return self._remote(target), False
+        return await open_store(target, inline_reads=self._inline_reads), True
 
     def _remote(self, url: str) -> Store:
         if not self._token or not self.account_id:
@@ -148,7 +140,7 @@ class Client:
             await store.aclose()
 
     async def __aenter__(self) -> Client:
-        await self._open()
+        await self.connect()
         return self
 
     async def __aexit__(
@@ -181,7 +173,7 @@ class Client:
         return KVNamespace(self, namespace_id)
 
     async def _account(self) -> tuple[Store, str]:
-        store = await self._open()
+        store = await self.connect()
         assert self.account_id is not None
         return store, self.account_id
 
@@ -189,43 +181,33 @@ class Client:
         op = "CREATE_NAMESPACE"
         rules.check_title(title, op)
         store, account = await self._account()
-        try:
+        with store_errors(op):
             info = await store.create_namespace(account, title, namespace_id)
-        except StoreError as exc:
-            raise kv_error(op, exc) from None
         return KVNamespace(self, info.id, info.title)
 
     async def list_namespaces(self) -> list[Namespace]:
         store, account = await self._account()
-        try:
+        with store_errors("LIST_NAMESPACES"):
             return [Namespace(n.id, n.title) for n in await store.list_namespaces(account)]
-        except StoreError as exc:
-            raise kv_error("LIST_NAMESPACES", exc) from None
 
     async def get_namespace(self, namespace_id: str) -> Namespace | None:
         store, account = await self._account()
-        try:
+        with store_errors("GET_NAMESPACE"):
             info = await store.get_namespace(account, namespace_id)
-        except StoreError as exc:
-            raise kv_error("GET_NAMESPACE", exc) from None
         return None if info is None else Namespace(info.id, info.title)
 
     async def rename_namespace(self, namespace_id: str, title: str) -> Namespace:
         op = "RENAME_NAMESPACE"
         rules.check_title(title, op)
         store, account = await self._account()
-        try:
+        with store_errors(op):
             info = await store.rename_namespace(account, namespace_id, title)
-        except StoreError as exc:
-            raise kv_error(op, exc) from None
         return Namespace(info.id, info.title)
 
     async def delete_namespace(self, namespace_id: str) -> None:
         store, account = await self._account()
-        try:
+        with store_errors("DELETE_NAMESPACE"):
             await store.delete_namespace(account, namespace_id)
-        except StoreError as exc:
-            raise kv_error("DELETE_NAMESPACE", exc) from None
 
 
 class OpenOptions(TypedDict, total=False):

@@ -1,4 +1,4 @@
-"""The validation rules of binding-rules.md, shared by the binding and the REST API.
+"""The validation rules of Workers KV's binding, shared by the binding and the REST API.
 
 Each check raises `KVError` / `KVTypeError` with the exact message of the spec for the operation
 named by `op` (`GET`, `PUT`, `DELETE`, `GET_BULK`, ...). Errors also carry `code`, the Cloudflare

@@ -246,7 +246,7 @@ class Client:
         return f"<edgekv.sync.Client {self._inner.target!r}>"
 
     def __enter__(self) -> Client:
-        self._loop.run(self._inner._open())
+        self._loop.run(self._inner.connect())
         return self
 
     def __exit__(

@@ -17,7 +17,7 @@ v4 for Workers KV (docs/rest-api.md) plus a few edgekv extensions (docs/edge-pro
 - **Envelope**: `{"success", "errors", "messages", "result", "result_info"?}` — `ok_body`,
   `error_body`, and `first_error` to read one back; `wrap_message` / `unwrap_message` for
   Cloudflare's `<operation>: '<text>'` error text.
-- **Error codes**: the Cloudflare codes clients know (rest-api.md), as constants. The codes of
+- **Error codes**: the Cloudflare codes clients know (docs/rest-api.md), as constants. The codes of
   store failures are not written here but taken from the exception classes that carry them
   (`edgekv._exceptions`); `STORE_ERRORS` maps such a code back to its class, for a client.
 - **Codecs**: `b64url_encode` / `b64url_decode` (metadata header, list cursors) and
@@ -284,7 +284,7 @@ def parse_entity_tag(text: str) -> str | None:
     return None if found is None else found.group(1)
 
 
-# -- error codes (rest-api.md "Error codes clients know", plus a few of Cloudflare's own) -------
+# -- error codes (docs/rest-api.md, plus a few of Cloudflare's own) ------------------------------
 AUTH = 10000
 BAD_REQUEST = 10001
 INTERNAL = StoreError.code  # a bug of ours: logged with its traceback, never shown

@@ -6,6 +6,7 @@ import asyncio
 import io
 import logging
 import re
+import time
 
 import pytest
 
@@ -55,3 +56,21 @@ def test_closed_stream_does_not_fail() -> None:
     log.record("1.2.3.4", "GET", "/p", 200, 0.0015, 10)  # no loop: written at once
     stream.close()
     log.record("1.2.3.4", "GET", "/p", 200, 0.0015, 10)
+
+
+def test_request_lines_come_from_the_asgi_scope() -> None:
+    stream = io.StringIO()
+    log = AccessLog(stream)
+    started = time.perf_counter()
+    scopes = [
+        {"client": ("10.0.0.1", 5), "method": "GET", "path": "/a b", "raw_path": b"/a%20b?x=1"},
+        {"client": None, "method": "PUT", "path": "/plain"},  # raw_path is optional in ASGI
+    ]
+    for scope in scopes:
+        log.request(scope, 200, started, 3)
+    log.flush()
+    lines = [line.split("edgekv.access: ", 1)[1] for line in stream.getvalue().splitlines()]
+    assert lines[0].startswith('10.0.0.1 "GET /a%20b" 200 ') and lines[0].endswith(" 3B")
+    assert lines[1].startswith('- "PUT /plain" 200 ')
+    AccessLog(stream, enabled=False).request(scopes[0], 200, started, 3)
+    assert len(stream.getvalue().splitlines()) == 2

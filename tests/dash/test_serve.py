@@ -154,7 +154,7 @@ def test_key_browser_search_paging_select_and_delete(
     upload = tmp_path / "bulk.json"
     upload.write_text(json.dumps(items))
     page.get_by_label("Upload JSON").set_input_files(str(upload))
-    expect(page.get_by_text("250 keys")).to_be_visible()
+    expect(page.get_by_text("250 keys", exact=True)).to_be_visible()  # not the status line
     expect(page.get_by_role("status")).to_have_text("Uploaded 250 keys.")
 
     # first page, then Load more (cursor paging) until the end

@@ -129,6 +129,25 @@ async def test_an_idle_connection_closed_by_the_server_is_retried_once(
     await p.aclose()
 
 
+async def test_the_retry_takes_a_new_connection_not_another_stale_one(
+    serve: Callable[..., Awaitable[RawServer]],
+) -> None:
+    # Many keep-alive connections idle past the server's keep-alive timeout are all dead: a
+    # request that meets one must retry on a fresh connection, not on the next dead one.
+    async def handler(request: bytes, writer: asyncio.StreamWriter) -> bool:
+        await asyncio.sleep(0.05)  # keeps four requests in flight at once: four connections
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        return False  # then closes each one
+
+    raw = await serve(handler)
+    p = pool(raw.url)
+    await asyncio.gather(*(p.request("GET", "/") for _ in range(4)))
+    await asyncio.sleep(0.05)  # the server has closed all four idle connections
+    for _ in range(4):
+        assert (await p.request("GET", "/")).content == b"ok"
+    await p.aclose()
+
+
 async def test_connection_close_header_is_honoured(
     serve: Callable[..., Awaitable[RawServer]],
 ) -> None:
@@ -195,6 +214,10 @@ async def test_connections_are_bounded(serve: Callable[..., Awaitable[RawServer]
     await p.aclose()
 
 
-def test_only_plain_http() -> None:
-    with pytest.raises(ValueError):
-        pool("https://example.com")
+def test_schemes_and_default_ports() -> None:
+    # https:// is served over TLS (tests/edge/test_tls.py); other schemes are refused.
+    assert pool("http://127.0.0.1:1").port == 1
+    assert pool("http://example.com").port == 80
+    assert pool("https://example.com").port == 443
+    with pytest.raises(ValueError, match="http:// and https://"):
+        pool("ftp://example.com")

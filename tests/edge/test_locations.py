@@ -85,7 +85,7 @@ async def sites(
         kv = edgekv.open(central.url, token=token, account_id=account, location=name, clock=clock)
         if not ns_id:
             ns_id = (await kv.create_namespace("shared")).id
-        await kv._open()
+        await kv.connect()
         opened.append(Site(name, clock, kv, kv.namespace(ns_id)))
     yield opened[0], opened[1], central.access_log
     for site in opened:

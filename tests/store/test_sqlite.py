@@ -201,7 +201,7 @@ async def test_an_op_failing_midway_is_rolled_back_alone(store: SQLiteStore) -> 
     ns = await new_ns(store)
 
     def half_then_fail(conn: sqlite3.Connection) -> None:
-        conn.execute(engine._UPSERT, (ns, b"half", b"x", None, None, 0))
+        conn.execute(engine._UPSERT, (ns, b"half", b"x", None, None, None, None, 0))
         raise StoreError("broke after writing")
 
     def bad_sql(conn: sqlite3.Connection) -> None:
@@ -288,7 +288,7 @@ async def test_inline_reads_match_the_reader_path(tmp_path: Path) -> None:
             await store.get("0" * 32, "k", now=NOW)
         # a write by another connection is seen at once (no stale snapshot kept open)
         con = raw(tmp_path)
-        con.execute(engine._UPSERT, (ns, b"k", b"theirs", None, None, 0))
+        con.execute(engine._UPSERT, (ns, b"k", b"theirs", None, None, None, None, 0))
         con.close()
         assert await store.get(ns, "k", now=NOW) == Entry(b"theirs")
     finally:

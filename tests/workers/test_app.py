@@ -74,3 +74,25 @@ def test_the_namespace_is_created_at_startup(tmp_path: Path) -> None:
         return None if found is None else found.title
 
     assert asyncio.run(main()) == "test-worker-KV"
+
+
+def test_one_access_line_per_request_through_the_shared_access_log(tmp_path: Path) -> None:
+    import io
+
+    from edgekv.asgi.accesslog import AccessLog
+
+    stream = io.StringIO()
+    config = load_config(write_project(tmp_path, ON_FETCH_WORKER))
+    app = WorkerApp(config, edgekv.open(), access_log=AccessLog(stream))
+    with served(app, "on") as http:
+        assert http.put("/kv/a?x=1", content="1").status_code == 201
+        assert http.get("/kv/a").text == "1"
+        assert http.get("/kv/missing").status_code == 404
+    # lifespan shutdown flushed the buffered lines
+    lines = stream.getvalue().splitlines()
+    assert [line.split("edgekv.access: ", 1)[1].rsplit(" ", 2)[0] for line in lines] == [
+        '127.0.0.1 "PUT /kv/a" 201',  # the path without its query, as the REST server's lines
+        '127.0.0.1 "GET /kv/a" 200',
+        '127.0.0.1 "GET /kv/missing" 404',
+    ]
+    assert lines[1].endswith(" 1B")

@@ -26,7 +26,7 @@ from edgekv.workers import (
 )
 from edgekv.workers.bindings import ensure_namespace, ensure_namespaces, make_env
 from edgekv.workers.config import KVBinding
-from edgekv.workers.context import BackgroundTasks
+from edgekv.workers.context import BackgroundTasks, response_sent
 from tests.workers.projects import NS_ID, write_project
 
 
@@ -57,7 +57,7 @@ async def load(kv: Client, root: Path, source: str, extra_toml: str = "") -> tup
 async def call(worker: Worker, url: str = "http://w/") -> Response:
     ctx = ExecutionContext(BackgroundTasks())
     response = await worker.handle(Request(url), ctx)
-    ctx._response_sent()
+    response_sent(ctx)
     return response
 
 
@@ -124,7 +124,7 @@ async def test_wait_until_work_starts_after_the_response(kv: Client, tmp_path: P
     ctx = ExecutionContext(tasks)
     assert (await worker.handle(Request("http://w/"), ctx)).text() == "ok"
     assert len(tasks) == 0
-    ctx._response_sent()
+    response_sent(ctx)
     assert len(tasks) == 1
     await tasks.drain(5)
     assert await env.KV.get("bg") == "done"

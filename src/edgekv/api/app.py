@@ -177,7 +177,7 @@ class EdgeKVApp:
 
     # -- lifespan --------------------------------------------------------------------------
     async def startup(self) -> None:
-        await self.client._open()
+        await self.client.connect()
 
     def drain(self) -> None:
         """The server begins to stop: held long polls answer now instead of at their wait."""

@@ -40,7 +40,7 @@ class Services:
         self.draining = asyncio.Event()  # set when the server begins to stop: long polls end
 
     async def store(self) -> Store:
-        return self.client._store or await self.client._open()
+        return await self.client.connect()
 
     def now(self) -> int:
         return math.floor(self.client.clock())
@@ -62,7 +62,7 @@ class Services:
                 return base.clock() - (MIN_TTL - 1)
 
             client = Client(await self.store(), clock=behind, sweep_interval=None)
-            await client._open()  # never closed: the store belongs to `self.client`
+            await client.connect()  # never closed: the store belongs to `self.client`
             self._binding_client = client
         return KVNamespace(client, namespace_id)
 

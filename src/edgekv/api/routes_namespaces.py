@@ -1,7 +1,8 @@
 """Namespaces of an account: list (paged), create, get, rename, delete.
 
 Titles are checked by the binding's rule (`_rules.check_title`); store errors become their
-codes (10013 not found, 10014 title taken, 10018 too many) in `envelope.from_store_error`.
+codes (10013 not found, 10014 title taken, 10018 too many) where the app catches them (the
+classes carry their codes; `envelope.from_store_error`).
 """
 
 from __future__ import annotations
@@ -10,12 +11,11 @@ import math
 from typing import Any
 
 from edgekv import wire
-from edgekv._exceptions import StoreError
 from edgekv._rules import check_title
 from edgekv._types import NamespaceInfo
 from edgekv.api.auth import may_use_namespace
 from edgekv.api.context import Ctx, namespace_not_found
-from edgekv.api.envelope import ApiError, from_store_error, ok
+from edgekv.api.envelope import ApiError, ok
 from edgekv.api.http import Response
 
 __all__ = [
@@ -60,10 +60,7 @@ async def list_namespaces(ctx: Ctx) -> Response:
             400, wire.BAD_DIRECTION, f"Invalid direction {direction!r}: use 'asc' or 'desc'"
         )
     store = await ctx.services.store()
-    try:
-        items = await store.list_namespaces(ctx.account_id)
-    except StoreError as exc:
-        raise from_store_error(exc) from None
+    items = await store.list_namespaces(ctx.account_id)
     token = ctx.token
     if token is not None and token.namespaces is not None:
         items = [n for n in items if may_use_namespace(token, n.id)]
@@ -105,19 +102,13 @@ async def create_namespace(ctx: Ctx) -> Response:
         )
     title = await _title(ctx, "CREATE_NAMESPACE")
     store = await ctx.services.store()
-    try:
-        info = await store.create_namespace(ctx.account_id, title)
-    except StoreError as exc:
-        raise from_store_error(exc) from None
+    info = await store.create_namespace(ctx.account_id, title)
     return ok(namespace_json(info))
 
 
 async def get_namespace(ctx: Ctx) -> Response:
     store = await ctx.services.store()
-    try:
-        info = await store.get_namespace(ctx.account_id, ctx.namespace_id)
-    except StoreError as exc:
-        raise from_store_error(exc) from None
+    info = await store.get_namespace(ctx.account_id, ctx.namespace_id)
     if info is None:
         raise namespace_not_found()
     return ok(namespace_json(info))
@@ -126,18 +117,12 @@ async def get_namespace(ctx: Ctx) -> Response:
 async def rename_namespace(ctx: Ctx) -> Response:
     title = await _title(ctx, "RENAME_NAMESPACE")
     store = await ctx.services.store()
-    try:
-        info = await store.rename_namespace(ctx.account_id, ctx.namespace_id, title)
-    except StoreError as exc:
-        raise from_store_error(exc) from None
+    info = await store.rename_namespace(ctx.account_id, ctx.namespace_id, title)
     return ok(namespace_json(info))
 
 
 async def delete_namespace(ctx: Ctx) -> Response:
     store = await ctx.services.store()
     ctx.services.forget_namespace(ctx.namespace_id)
-    try:
-        await store.delete_namespace(ctx.account_id, ctx.namespace_id)
-    except StoreError as exc:
-        raise from_store_error(exc) from None
+    await store.delete_namespace(ctx.account_id, ctx.namespace_id)
     return ok(None)

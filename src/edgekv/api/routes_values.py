@@ -54,7 +54,7 @@ def key_not_found() -> ApiError:
 async def _entry(ctx: Ctx) -> Entry | None:
     # The binding's single-key read (key checks, then the store), keeping the whole entry:
     # the REST answer needs expiration and metadata, not only the decoded value.
-    return await ctx.services.namespace(ctx.namespace_id)._get_entry(ctx.key, None)
+    return await ctx.services.namespace(ctx.namespace_id).get_entry(ctx.key)
 
 
 async def get_value(ctx: Ctx) -> Response:

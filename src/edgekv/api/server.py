@@ -5,7 +5,9 @@ more capacity means more processes behind a balancer (PostgreSQL), not workers s
 in-memory state. The ASGI server is embedded in that loop (`edgekv.asgi.server`).
 
 On SIGTERM/SIGINT the listener stops accepting, requests in flight finish, the store is closed
-(every acknowledged write was committed before its 200 anyway).
+(every acknowledged write was committed before its 200 anyway). What the operator reads
+(credentials, one-line errors) is the command's business (`edgekv.cli.serve`): this module
+reports through `on_credentials`, `StartupError` and the `edgekv.server` logger.
 """
 
 from __future__ import annotations
@@ -14,17 +16,15 @@ import asyncio
 import contextlib
 import logging
 import os
-import re
 import sqlite3
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, cast
-
-import click
+from typing import Any
 
 from edgekv._client import Client
 from edgekv._exceptions import KVError, StoreError
-from edgekv._types import DEFAULT_FEED_HISTORY, Store
+from edgekv._types import DEFAULT_FEED_HISTORY
 from edgekv.api.app import create_app
 from edgekv.api.bootstrap import CREDENTIALS_FILE, Credentials, bootstrap
 from edgekv.asgi.accesslog import AccessLog
@@ -32,42 +32,23 @@ from edgekv.asgi.server import (
     DEFAULT_SERVER,
     ServerName,
     Stopped,
+    TLSFiles,
     check_listen,
     serve_asgi,
     stop_signals,
     unless_stopped,
 )
 from edgekv.metrics import Metrics
+from edgekv.store import is_database_url, open_store, shown
 
-__all__ = ["DEFAULT_SERVER", "configure_logging", "run"]
+__all__ = ["StartupError", "run"]
 
 log = logging.getLogger("edgekv.server")
 
 
-def configure_logging(level: int = logging.INFO) -> None:
-    """Our lines (access log included) to stderr, one per event, with a timestamp."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("edgekv")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False
-    # asyncpg reports its reconnect attempts during a database outage: same format, no traceback.
-    driver = logging.getLogger("asyncpg")
-    driver.handlers[:] = [handler]
-    driver.setLevel(logging.WARNING)
-    driver.propagate = False
-    driver.filters[:] = [_drop_traceback]
-
-
-def _drop_traceback(record: logging.LogRecord) -> bool:
-    record.exc_info = None
-    record.exc_text = None
-    return True
-
-
 class StartupError(Exception):
-    """The server cannot start (store unreachable or unusable): one line for the operator."""
+    """The server cannot start (address in use, store unreachable or unusable): one line for
+    the operator."""
 
 
 def _reason(exc: BaseException) -> str:
@@ -78,19 +59,11 @@ def _reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _shown(target: str | Path) -> str:
-    """The store, for messages: a directory, or a PostgreSQL URL without its password."""
-    text = str(target)
-    if text.startswith(("postgresql://", "postgres://")):
-        return re.sub(r"://([^:@/]*):[^@/]*@", r"://\1:***@", text)
-    return text
-
-
 def _described(target: str | Path) -> str:
     """The store for the start line: the engine and where its data is (an absolute path: a
     relative default such as .edgekv depends on where the command ran)."""
-    if str(target).startswith(("postgresql://", "postgres://")):
-        return _shown(target)
+    if is_database_url(target):
+        return shown(target)
     return f"SQLite in {Path(target).resolve()}"
 
 
@@ -103,30 +76,6 @@ def _credentials_hint(data_dir: Path | None) -> str:
     return "printed at the first start; `edgekv token create --account-id A` makes another"
 
 
-async def _open_store(target: str | Path, feed_history: int = DEFAULT_FEED_HISTORY) -> Store:
-    """The engine of `target`. SQLite serves small point reads on the event loop's thread
-    (`inline_reads`): a hot GET then skips a thread round trip that costs more than the read."""
-    text = str(target)
-    if text.startswith(("postgresql://", "postgres://")):
-        from edgekv.store.postgres import PostgresStore
-
-        # cast: the engine's methods are typed as returning Awaitable, the protocol's as
-        # coroutines; they are interchangeable for callers that only await them.
-        return cast(Store, await PostgresStore.open(text, feed_history=feed_history))
-    from edgekv.store.sqlite import SQLiteStore
-
-    return await SQLiteStore.open(Path(target), inline_reads=True, feed_history=feed_history)
-
-
-def _print_credentials(credentials: Credentials) -> None:
-    where = f" (saved to {credentials.path}, mode 0600)" if credentials.path else ""
-    click.echo(f"Created account {credentials.account_id} and its admin API token{where}:")
-    click.echo(f"  EDGEKV_ACCOUNT_ID={credentials.account_id}")
-    click.echo(f"  EDGEKV_API_TOKEN={credentials.api_token}")
-    click.echo("The token is shown once; keep it secret.")
-    sys.stdout.flush()
-
-
 async def _main(
     target: str | Path,
     data_dir: Path | None,
@@ -134,13 +83,25 @@ async def _main(
     port: int,
     server: ServerName,
     access_log: bool,
-    metrics: bool = True,
+    on_credentials: Callable[[Credentials], None],
+    tls: TLSFiles | None,
+    metrics: bool,
     feed_history: int = DEFAULT_FEED_HISTORY,
 ) -> None:
     async with stop_signals() as stop:
         try:
             await _start_and_serve(
-                target, data_dir, host, port, server, access_log, metrics, stop, feed_history
+                target,
+                data_dir,
+                host,
+                port,
+                server,
+                access_log,
+                on_credentials,
+                tls,
+                metrics,
+                stop,
+                feed_history,
             )
         except Stopped:
             log.info("stopped during startup")
@@ -153,25 +114,27 @@ async def _start_and_serve(
     port: int,
     server: ServerName,
     access_log: bool,
+    on_credentials: Callable[[Credentials], None],
+    tls: TLSFiles | None,
     metrics: bool,
     stop: asyncio.Event,
     feed_history: int = DEFAULT_FEED_HISTORY,
 ) -> None:
     try:
-        store = await unless_stopped(stop, _open_store(target, feed_history))
+        store = await unless_stopped(stop, open_store(target, feed_history=feed_history))
     except (StoreError, KVError, OSError, sqlite3.Error) as exc:
-        raise StartupError(f"cannot open the store {_shown(target)}: {_reason(exc)}") from None
+        raise StartupError(f"cannot open the store {shown(target)}: {_reason(exc)}") from None
     client = Client(store, account_id=os.environ.get("EDGEKV_ACCOUNT_ID") or None)
     try:
         try:
-            await unless_stopped(stop, client._open())
+            await unless_stopped(stop, client.connect())
             credentials = await unless_stopped(stop, bootstrap(client.store, data_dir))
         except (StoreError, KVError, OSError, sqlite3.Error) as exc:
             raise StartupError(
-                f"cannot prepare the store {_shown(target)}: {_reason(exc)}"
+                f"cannot prepare the store {shown(target)}: {_reason(exc)}"
             ) from None
         if credentials is not None:
-            _print_credentials(credentials)
+            on_credentials(credentials)
         else:
             log.info("credentials: %s", _credentials_hint(data_dir))
         app = create_app(
@@ -180,19 +143,20 @@ async def _start_and_serve(
             metrics=Metrics(enabled=metrics),
             dashboard=True,
         )
-        shown = _described(target)
+        described = _described(target)
 
         def ready() -> None:
             log.info(
-                "listening on http://%s:%d (REST API under /client/v4, store %s, %s)",
+                "listening on %s://%s:%d (REST API under /client/v4, store %s, %s)",
+                "http" if tls is None else "https",
                 host,
                 port,
-                shown,
+                described,
                 server,
             )
 
         try:
-            await serve_asgi(app, host, port, server=server, ready=ready, stop=stop)
+            await serve_asgi(app, host, port, server=server, ready=ready, stop=stop, tls=tls)
         except OSError as exc:  # the port was taken between the first check and now
             raise StartupError(f"cannot listen on {host}:{port}: {_reason(exc)}") from None
         finally:
@@ -200,6 +164,10 @@ async def _start_and_serve(
         log.info("stopped")
     finally:
         await client.aclose()
+
+
+def _log_credentials(credentials: Credentials) -> None:
+    log.warning("created account %s and its admin API token", credentials.account_id)
 
 
 def run(
@@ -210,27 +178,38 @@ def run(
     port: int = 8787,
     server: ServerName = DEFAULT_SERVER,
     access_log: bool = True,
+    on_credentials: Callable[[Credentials], None] = _log_credentials,
+    tls: TLSFiles | None = None,
     metrics: bool = True,
     feed_history: int = DEFAULT_FEED_HISTORY,
 ) -> None:
-    """Blocking: the whole life of `edgekv serve`; `feed_history`: changes kept per namespace."""
+    """Blocking: the whole life of `edgekv serve` over the store `target` names
+    (`edgekv.store.open_store`). `on_credentials` gets admin credentials created at first
+    start (to show them once); `tls` serves `https://` (`edgekv.asgi.server.serve_asgi`);
+    `feed_history`: changes kept per namespace. Raises `StartupError` when it cannot start."""
     try:
         check_listen(host, port)
     except OSError as exc:
         # Before anything starts: the servers report this with a traceback (granian with a
         # Rust backtrace too) from deep inside their startup.
-        raise click.ClickException(
-            f"cannot listen on {host}:{port}: {exc.strerror or exc}"
-        ) from None
+        raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     runner: Any = None
     with contextlib.suppress(ImportError):
         import uvloop
 
         runner = uvloop.new_event_loop
     with asyncio.Runner(loop_factory=runner) as loop_runner:
-        try:
-            loop_runner.run(
-                _main(target, data_dir, host, port, server, access_log, metrics, feed_history)
+        loop_runner.run(
+            _main(
+                target,
+                data_dir,
+                host,
+                port,
+                server,
+                access_log,
+                on_credentials,
+                tls,
+                metrics,
+                feed_history,
             )
-        except StartupError as exc:
-            raise click.ClickException(str(exc)) from None
+        )

@@ -15,6 +15,7 @@ import signal
 import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from edgekv.asgi.types import ASGIApp
@@ -23,6 +24,7 @@ __all__ = [
     "DEFAULT_SERVER",
     "ServerName",
     "Stopped",
+    "TLSFiles",
     "check_listen",
     "claim_listen",
     "serve_asgi",
@@ -33,6 +35,9 @@ __all__ = [
 T = TypeVar("T")
 ServerName = Literal["granian", "uvicorn"]
 DEFAULT_SERVER: ServerName = "granian"
+TLSFiles = tuple[Path, Path]
+"""The PEM files of a TLS listener: its certificate (chain) and its private key (they may be one
+file)."""
 
 
 def check_listen(host: str, port: int) -> None:
@@ -127,7 +132,12 @@ async def _stop_when(event: asyncio.Event, stop: Callable[[], None], app: Any = 
 
 
 async def _serve_granian(
-    app: ASGIApp, host: str, port: int, ready: Callable[[], None], stop: asyncio.Event
+    app: ASGIApp,
+    host: str,
+    port: int,
+    ready: Callable[[], None],
+    stop: asyncio.Event,
+    tls: TLSFiles | None,
 ) -> None:
     from granian.constants import Interfaces
     from granian.server.embed import Server
@@ -144,6 +154,8 @@ async def _serve_granian(
         log_access=False,  # our own access log (accesslog.py) has the fields we want
         websockets=False,
         backlog=2048,
+        ssl_cert=None if tls is None else tls[0],
+        ssl_key=None if tls is None else tls[1],
     )
     server.on_startup(ready)
     watcher = asyncio.create_task(_stop_when(stop, server.stop, app))
@@ -154,7 +166,12 @@ async def _serve_granian(
 
 
 async def _serve_uvicorn(
-    app: ASGIApp, host: str, port: int, ready: Callable[[], None], stop: asyncio.Event
+    app: ASGIApp,
+    host: str,
+    port: int,
+    ready: Callable[[], None],
+    stop: asyncio.Event,
+    tls: TLSFiles | None,
 ) -> None:
     import uvicorn
 
@@ -180,6 +197,8 @@ async def _serve_uvicorn(
         log_level="warning",
         ws="none",
         backlog=2048,
+        ssl_certfile=None if tls is None else tls[0],
+        ssl_keyfile=None if tls is None else tls[1],
     )
     server = _Server(config)
 
@@ -201,9 +220,11 @@ async def serve_asgi(
     server: ServerName = DEFAULT_SERVER,
     ready: Callable[[], None] | None = None,
     stop: asyncio.Event | None = None,
+    tls: TLSFiles | None = None,
 ) -> None:
     """Serve `app` in the running loop until `stop` is set (default: until SIGTERM/SIGINT);
-    `ready()` is called once it listens. Requests in flight finish before it returns."""
+    `ready()` is called once it listens. Requests in flight finish before it returns. `tls`:
+    serve `https://` with these PEM files instead of plain HTTP."""
     on_ready = ready or (lambda: None)
     claim = claim_listen(host, port)
     undo = None
@@ -212,9 +233,9 @@ async def serve_asgi(
         undo = _install_signals(stop)
     try:
         if server == "granian":
-            await _serve_granian(app, host, port, on_ready, stop)
+            await _serve_granian(app, host, port, on_ready, stop, tls)
         elif server == "uvicorn":
-            await _serve_uvicorn(app, host, port, on_ready, stop)
+            await _serve_uvicorn(app, host, port, on_ready, stop, tls)
         else:
             raise ValueError(f"unknown ASGI server {server!r}")
     finally:

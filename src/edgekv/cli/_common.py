@@ -260,11 +260,26 @@ def _discard_stdout() -> None:
 
 
 def setup_logging(*, quiet: bool = False) -> None:
-    """Our log lines (access log included) to stderr, one per event; `quiet`: warnings and
-    errors only. The same setup as `edgekv serve`."""
-    from edgekv.api.server import configure_logging
+    """Our log lines to stderr, one per event, with a timestamp (the access log writes its own
+    lines in the same format); `quiet`: warnings and errors only. For every server command."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("edgekv")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING if quiet else logging.INFO)
+    root.propagate = False
+    # asyncpg reports its reconnect attempts during a database outage: same format, no traceback.
+    driver = logging.getLogger("asyncpg")
+    driver.handlers[:] = [handler]
+    driver.setLevel(logging.WARNING)
+    driver.propagate = False
+    driver.filters[:] = [_drop_traceback]
 
-    configure_logging(logging.WARNING if quiet else logging.INFO)
+
+def _drop_traceback(record: logging.LogRecord) -> bool:
+    record.exc_info = None
+    record.exc_text = None
+    return True
 
 
 def new_loop() -> asyncio.AbstractEventLoop:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-import logging
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from edgekv._types import DEFAULT_FEED_HISTORY
+from edgekv.cli._common import setup_logging
+from edgekv.store import is_database_url
 
-__all__ = ["serve", "store_target"]
+if TYPE_CHECKING:
+    from edgekv.api.bootstrap import Credentials
+
+__all__ = ["print_credentials", "serve", "store_target"]
 
 DEFAULT_DATA = Path(".edgekv")
 
@@ -19,7 +25,7 @@ def store_target(data: Path | None, database: str | None) -> tuple[str | Path, P
     if data is not None and database is not None:
         raise click.UsageError("--data and --database exclude each other")
     if database is not None:
-        if not database.startswith(("postgresql://", "postgres://")):
+        if not is_database_url(database):
             raise click.UsageError("--database takes a postgresql:// URL")
         return database, None
     directory = data if data is not None else DEFAULT_DATA
@@ -75,7 +81,8 @@ def serve(
     EDGEKV_API_TOKEN set, that account and token are created instead. The dashboard is at /,
     Prometheus counters at /metrics (same token). Stops cleanly on SIGTERM/SIGINT.
     """
-    from edgekv.api import server as api_server
+    from edgekv.api.server import StartupError, run
+    from edgekv.asgi.server import DEFAULT_SERVER
 
     target, data_dir = store_target(data, database)
     if server == "uvicorn":
@@ -83,15 +90,27 @@ def serve(
             import uvicorn  # noqa: F401  # optional: only the `dev` extra installs it
         except ImportError:
             raise click.UsageError("--server uvicorn needs uvicorn: pip install uvicorn") from None
-    api_server.configure_logging(logging.WARNING if quiet else logging.INFO)
-    chosen = server or api_server.DEFAULT_SERVER
-    api_server.run(
-        target,
-        data_dir=data_dir,
-        host=host,
-        port=port,
-        server=chosen,  # type: ignore[arg-type]  # click.Choice checked it
-        access_log=not quiet,
-        feed_history=feed_history,
-        metrics=not no_metrics,
-    )
+    setup_logging(quiet=quiet)
+    try:
+        run(
+            target,
+            data_dir=data_dir,
+            host=host,
+            port=port,
+            server=server or DEFAULT_SERVER,  # type: ignore[arg-type]  # click.Choice checked it
+            access_log=not quiet,
+            on_credentials=print_credentials,
+            feed_history=feed_history,
+            metrics=not no_metrics,
+        )
+    except StartupError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def print_credentials(credentials: Credentials) -> None:
+    where = f" (saved to {credentials.path}, mode 0600)" if credentials.path else ""
+    click.echo(f"Created account {credentials.account_id} and its admin API token{where}:")
+    click.echo(f"  EDGEKV_ACCOUNT_ID={credentials.account_id}")
+    click.echo(f"  EDGEKV_API_TOKEN={credentials.api_token}")
+    click.echo("The token is shown once; keep it secret.")
+    sys.stdout.flush()

@@ -48,7 +48,7 @@ def _run(target: str | Path, work: Callable[[Store], Awaitable[_T]]) -> _T:
 
         client = Client(target, sweep_interval=None)
         try:
-            return await work(await client._open())
+            return await work(await client.connect())
         finally:
             await client.aclose()
 
@@ -80,7 +80,7 @@ async def _create(
 
     client = Client(target, sweep_interval=None)
     try:
-        store = await client._open()
+        store = await client.connect()
         created = not await store.account_exists(account_id)
         if created:
             await store.ensure_account(account_id)

@@ -34,7 +34,7 @@ class DevConsole:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.app.local_token is None:
-            await self.client._open()
+            await self.client.connect()
             account = self.client.account_id
             assert account is not None  # set by _open
             self.app.local_token = TokenRecord("0" * 32, account, "", name="edgekv dev")

@@ -1,12 +1,40 @@
 """Locations: the HTTP client of a central server and the location cache in front of it.
 
-- `edgekv.edge.remote.RemoteStore` — a `Store` over a central server's REST API (the remote
-  binding: `edgekv.open("http://…", token=…, account_id=…)`).
-- `edgekv.edge.cache.LocationCache` — a `Store` that caches another one in memory with the
-  consistency contract of docs/system.md (`edgekv.open(…, location="ams")`).
-- `edgekv.edge.stats` — the cache's counters and the payload of `GET /__edgekv/stats`.
+- `RemoteStore` — a `Store` over a central server's REST API (the remote binding:
+  `edgekv.open("http://…", token=…, account_id=…)`); `RemoteError` its failures that are not
+  store errors (edge/remote.py, over edge/transport.py and edge/http1.py).
+- `LocationCache` — a `Store` that caches another one in memory with the consistency contract
+  of docs/locations.md (`edgekv.open(…, location="ams")`).
+- `CacheStats`, `stats_payload` — the cache's counters and the payload of
+  `GET /__edgekv/stats` (edge/stats.py).
 
-See docs/locations.md.
+These five names are public (docs/public-api.md). They are imported on first use, so that
+`edgekv.edge.stats` alone does not load the HTTP client.
 """
 
-__all__: list[str] = []
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from edgekv.edge.cache import LocationCache
+    from edgekv.edge.remote import RemoteError, RemoteStore
+    from edgekv.edge.stats import CacheStats, stats_payload
+
+__all__ = ["CacheStats", "LocationCache", "RemoteError", "RemoteStore", "stats_payload"]
+
+_HOMES = {
+    "CacheStats": "edgekv.edge.stats",
+    "LocationCache": "edgekv.edge.cache",
+    "RemoteError": "edgekv.edge.remote",
+    "RemoteStore": "edgekv.edge.remote",
+    "stats_payload": "edgekv.edge.stats",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'edgekv.edge' has no attribute {name!r}")
+    return getattr(importlib.import_module(home), name)

@@ -1,5 +1,6 @@
 """`LocationCache`: a bounded in-memory cache in front of any `Store` (a central server in
-production), with the consistency contract of system.md, rules 1-10.
+production), with the consistency contract of docs/locations.md ("The consistency model",
+rules 1-10).
 
 How each rule is met (docs/locations.md has the long form):
 

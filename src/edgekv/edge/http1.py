@@ -1,25 +1,30 @@
-"""A lean HTTP/1.1 keep-alive client for the central reads of a location (`http://` only).
+"""A lean HTTP/1.1 keep-alive client: how a location sends every call to its centre.
 
-Why not httpx for these: measured on loopback against `edgekv serve` (bench/bench_edge.py), httpx
-costs ~2,400 Python function calls per request: ~1,100 requests/s at concurrency 1 and a collapse
-at concurrency 64 (130-200 requests/s, p99 0.4-2.9 s), where this pool serves several times more
-with a p99 of a few ms. Cold reads are the one path where a location waits on the centre, so they
-get this client; every other call (writes, multipart, namespaces) stays on httpx. aiohttp, the
-library candidate for this path, was measured too (bench/bench_http_clients.py): about half this
-pool's reads/s at concurrency 64 and 2-3x its CPU per read, so it was not adopted
-(docs/dependencies.md, "HTTP client of locations").
+Why not httpx: measured on loopback against `edgekv serve` (bench/bench_edge.py), httpx costs
+~2,400 Python function calls per request: ~1,100 requests/s at concurrency 1 and a collapse at
+concurrency 64 (130-200 requests/s, p99 0.4-2.9 s), where this pool serves several times more
+with a p99 of a few ms; for 64 concurrent puts ~350/s against ~7,000/s. `RemoteStore` sends
+every call through it (reads, writes, multipart, namespaces, bulk; `edgekv.edge.transport`),
+unless told `fast_client=False`. aiohttp, the library candidate, was measured too
+(bench/bench_http_clients.py): about half this pool's reads/s at concurrency 64 and 2-3x its CPU
+per read, so it was not adopted (docs/dependencies.md, "HTTP client of locations").
 
-Scope, deliberately small: requests the caller built (path already percent-encoded), responses
-with Content-Length, chunked, or read-to-close bodies; no redirects, no TLS, no proxies, no
-compression. A request that fails on a *reused* connection before any byte of an answer arrived is
-retried once on a new connection (the server may have closed an idle keep-alive connection); the
-pool is only used for reads, so a retry is harmless. Every request has one overall deadline.
+Scope, deliberately small: `http://` and `https://` (TLS through the `ssl` module, on the same
+asyncio streams), requests the caller built (path already percent-encoded), responses with
+Content-Length, chunked, or read-to-close bodies; no redirects, no proxies, no compression.
+A request that fails on a *reused* connection before any byte of an answer arrived is retried
+once on a new connection (the server may have closed an idle keep-alive connection). KV writes
+are idempotent, so a retry is harmless for them; a namespace create retried after the server
+processed it but died before answering would answer 10014 (title taken). Every request has one
+overall deadline.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
+from typing import Any
 from urllib.parse import urlsplit
 
 __all__ = ["Answer", "Http1Pool", "ProtocolError"]
@@ -110,8 +115,10 @@ class _NoAnswer(Exception):
 
 
 class Http1Pool:
-    """Keep-alive connections to one `http://host:port` (LIFO reuse, at most `max_connections`
-    open at once; further requests wait for one, within their deadline)."""
+    """Keep-alive connections to one `http://host:port` or `https://host:port` (LIFO reuse, at
+    most `max_connections` open at once; further requests wait for one, within their deadline).
+    `ssl_context` verifies an `https://` server (default: `ssl.create_default_context()`); the
+    TLS handshake counts toward `connect_timeout`."""
 
     def __init__(
         self,
@@ -121,12 +128,21 @@ class Http1Pool:
         max_connections: int,
         timeout: float,
         connect_timeout: float,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         parts = urlsplit(url)
-        if parts.scheme != "http" or not parts.hostname:
-            raise ValueError(f"Http1Pool serves http:// URLs only, not {url!r}")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"Http1Pool serves http:// and https:// URLs, not {url!r}")
         self.host = parts.hostname
-        self.port = parts.port or 80
+        tls = parts.scheme == "https"
+        self.port = parts.port or (443 if tls else 80)
+        self._tls: dict[str, Any] = {}
+        if tls:
+            self._tls = {
+                "ssl": ssl_context or ssl.create_default_context(),
+                "server_hostname": self.host,
+                "ssl_handshake_timeout": connect_timeout,
+            }
         self.prefix = parts.path.rstrip("/")
         host = parts.netloc.encode("idna")
         fixed = b"".join(
@@ -160,7 +176,9 @@ class Http1Pool:
         request = head + b"\r\n" + body
         async with asyncio.timeout(self.timeout), self._slots:
             for attempt in (0, 1):
-                conn = self._idle.pop() if self._idle else None
+                # The retry takes a new connection: the other idle ones are as old as the one
+                # that just failed, and likely closed by the server's keep-alive timeout too.
+                conn = self._idle.pop() if self._idle and attempt == 0 else None
                 reused = conn is not None
                 if conn is None:
                     conn = await self._connect()
@@ -183,7 +201,9 @@ class Http1Pool:
 
     async def _connect(self) -> _Connection:
         async with asyncio.timeout(self.connect_timeout):
-            reader, writer = await asyncio.open_connection(self.host, self.port, limit=_HEAD_LIMIT)
+            reader, writer = await asyncio.open_connection(
+                self.host, self.port, limit=_HEAD_LIMIT, **self._tls
+            )
         return _Connection(reader, writer)
 
     async def aclose(self) -> None:

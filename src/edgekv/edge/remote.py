@@ -2,16 +2,17 @@
 
 This is the remote binding's engine: `KVNamespace` validates every call with `edgekv._rules`
 exactly as for an embedded store, then this class turns each store call into one HTTP request
-(two only for the 1001-key list probe, see `list_keys`). It keeps no state besides its
-connection pool: the lean `edgekv.edge.http1` keep-alive pool for an `http://` centre, an
-`httpx.AsyncClient` otherwise (`https://`, or `fast_client=False`).
+(two only for the 1001-key list probe, see `list_keys`), in the protocol of `edgekv.wire`. It
+keeps no state besides its transport (`edgekv.edge.transport`, chosen once: the lean
+keep-alive pool, or httpx with `fast_client=False`).
 
 Errors: the server's envelope codes become the store exceptions the binding already knows
-(10013 `NamespaceNotFound`, 10014 `NamespaceTitleTaken`, 10018 `TooManyNamespaces`, 10412
-`PreconditionFailed` with the ETag's version, 10410 `HistoryGone`); a refused
-connection, a timeout or any 5xx becomes `StoreUnavailable` (503) — every request has an overall
-deadline, so nothing hangs; anything else is a `RemoteError` carrying the server's status and
-message.
+(`wire.STORE_ERRORS`: 10013 `NamespaceNotFound`, 10014 `NamespaceTitleTaken`, 10018
+`TooManyNamespaces`, 10412 `PreconditionFailed` with the ETag's version, 10410 `HistoryGone`);
+a refused connection, a timeout, any 5xx, and any answer that is not what the protocol says (a
+200 whose body is not the JSON envelope, malformed headers) become `StoreUnavailable` (503) —
+every request has an overall deadline, so nothing hangs; anything else is a `RemoteError`
+carrying the server's status and message.
 
 Not available through the KV API, by design: choosing a namespace id on creation, and token or
 account management (`create_token`, `find_token`, other accounts) — those raise `RemoteError`
@@ -23,7 +24,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+import ssl
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -50,8 +52,8 @@ from edgekv._types import (
     Written,
     version_of,
 )
-from edgekv.edge.http1 import Answer, Http1Pool, ProtocolError
 from edgekv.edge.remote_snapshot import RemoteSnapshot
+from edgekv.edge.transport import Answer, Transport, open_transport
 
 __all__ = ["DEFAULT_TIMEOUT", "RemoteError", "RemoteStore"]
 
@@ -63,6 +65,7 @@ PAGE_MAX = rules.LIST_LIMIT_MAX  # the server's largest key-list page
 BULK_GET_MAX = rules.BULK_GET_MAX_KEYS
 NAMESPACES_PER_PAGE = 1000
 _POLL_MARGIN = 10.0  # seconds a long poll's request may take beyond its `wait`
+MAX_POLL_WAIT = 60.0  # the longest `wait` a centre holds a poll for (rest API: 0..60)
 
 
 class RemoteError(StoreError):
@@ -126,10 +129,11 @@ class RemoteStore:
     """A `Store` backed by a central server: `RemoteStore("http://127.0.0.1:8787",
     token=..., account_id=...)`. One instance serves one account; close it with `aclose()`.
 
-    Every call to an `http://` centre goes through a lean keep-alive HTTP/1.1 pool
+    Every call goes through a lean keep-alive HTTP/1.1 pool, over TLS for an `https://` centre
     (`edgekv.edge.http1`: measured several times faster than httpx for reads, and ten times
-    for writes at concurrency 64); `https://` centres, a custom `transport` and
-    `fast_client=False` use httpx."""
+    for writes at concurrency 64); a custom httpx `transport` and `fast_client=False` use
+    httpx (`edgekv.edge.transport.open_transport`). `ssl_context` verifies an `https://`
+    centre (default: what httpx trusts — certifi's roots, or `SSL_CERT_FILE`)."""
 
     def __init__(
         self,
@@ -142,117 +146,68 @@ class RemoteStore:
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         fast_client: bool = True,
         transport: httpx.AsyncBaseTransport | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.account_id = account_id
-        self._timeout = timeout
         self._base = wire.namespaces_path(account_id)
-        auth = {"authorization": f"Bearer {token}"}
-        self._http = httpx.AsyncClient(
-            base_url=self.url,
-            # `edgekv-binding`: these writes were validated by the binding on the location's
-            # clock; a centre may then tolerate a write whose "expiration >= now + 60" was true
-            # there a moment ago (docs/locations.md, "Limits").
-            headers={**auth, wire.BINDING_HEADER: "1"},
-            timeout=httpx.Timeout(timeout, connect=min(connect_timeout, timeout)),
-            limits=httpx.Limits(
-                max_connections=max_connections,
-                max_keepalive_connections=max_connections,
-                keepalive_expiry=30.0,
-            ),
-            http1=True,
-            http2=False,
+        # `edgekv-binding`: these writes were validated by the binding on the location's
+        # clock; a centre may then tolerate a write whose "expiration >= now + 60" was true
+        # there a moment ago (docs/edge-protocol.md).
+        self._headers = {"authorization": f"Bearer {token}", wire.BINDING_HEADER: "1"}
+        self._connect_timeout = connect_timeout
+        self._max_connections = max_connections
+        self._httpx_transport = transport
+        self._ssl_context = ssl_context
+        self._poll: Transport | None = None
+        self._streams: httpx.AsyncClient | None = None
+        self._timeout = timeout
+        self._transport: Transport = open_transport(
+            self.url,
+            headers=self._headers,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            max_connections=max_connections,
+            fast_client=fast_client,
             transport=transport,
+            ssl_context=ssl_context,
         )
-        self._fast: Http1Pool | None = None
-        if fast_client and transport is None and self.url.startswith("http://"):
-            self._fast = Http1Pool(
-                self.url,
-                headers={**auth, wire.BINDING_HEADER: "1"},
-                max_connections=max_connections,
-                timeout=timeout,
-                connect_timeout=min(connect_timeout, timeout),
-            )
 
     def __repr__(self) -> str:
         return f"<RemoteStore {self.url} account={self.account_id}>"
 
-    # -- transport -------------------------------------------------------------------------
-    def _unreachable(self, exc: BaseException) -> StoreUnavailable:
-        return StoreUnavailable(
-            f"central server {self.url} unreachable: {type(exc).__name__} {exc}".rstrip()
-        )
-
-    def _checked(self, answer: Answer) -> Answer:
-        if answer.status_code >= 500:
-            raise StoreUnavailable(
-                f"central server {self.url} answered {answer.status_code}: "
-                f"{self._errors(answer)[1]}"
-            )
-        return answer
-
+    # -- requests and answers --------------------------------------------------------------
     async def _request(
         self,
         method: str,
         path: str,
         *,
         params: dict[str, Any] | None = None,
-        content: bytes | None = None,
+        content: bytes = b"",
         json_body: Any = None,
         form: tuple[bytes, str] | None = None,
         headers: dict[str, str] | None = None,
+        deadline: float | None = None,
     ) -> Answer:
-        """One exchange: through the lean pool when there is one (every call: at concurrency 64
-        httpx's pool managed ~600 writes/s where this one does thousands), else httpx.
-        `form`: a value and its metadata JSON, sent as multipart; `headers`: more headers."""
+        """One exchange through the transport; a 5xx answer is `StoreUnavailable`.
+        `form`: a value and its metadata JSON, sent as multipart; `headers`: more headers;
+        `deadline`: seconds for this exchange instead of the client's timeout."""
         content_type = None
         if json_body is not None:
             content, content_type = orjson.dumps(json_body), "application/json"
         elif form is not None:
             content, content_type = wire.value_form(*form)
-        fast = self._fast
-        if fast is None:
-            return await self._request_httpx(method, path, params, content, content_type, headers)
         if params:
             path = f"{path}?{urlencode(params, quote_via=quote, safe='')}"
-        try:
-            answer = await fast.request(method, path, content or b"", content_type, headers)
-        except (OSError, TimeoutError, ProtocolError, ValueError, asyncio.IncompleteReadError) as e:
-            raise self._unreachable(e) from None
-        return self._checked(answer)
-
-    async def _request_httpx(
-        self,
-        method: str,
-        path: str,
-        params: dict[str, Any] | None,
-        content: bytes | None,
-        content_type: str | None,
-        extra: dict[str, str] | None = None,
-        deadline: float | None = None,
-    ) -> Answer:
-        """`deadline`: seconds for this exchange instead of the client's timeout."""
-        headers = dict(extra or {})
-        if content_type is not None:
-            headers["content-type"] = content_type
-        long = deadline is not None
-        deadline = self._timeout if deadline is None else deadline
-        try:
-            # httpx's timeouts are per phase (connect, each read, ...): a server trickling bytes
-            # could outlast them, so the whole exchange also gets one deadline.
-            async with asyncio.timeout(deadline):
-                response = await self._http.request(
-                    method,
-                    path,
-                    params=params,
-                    content=content,
-                    headers=headers,
-                    timeout=httpx.Timeout(deadline) if long else httpx.USE_CLIENT_DEFAULT,
-                )
-        except (httpx.TransportError, TimeoutError) as exc:
-            raise self._unreachable(exc) from None
-        lowered = {k.lower(): v for k, v in response.headers.items()}
-        return self._checked(Answer(response.status_code, lowered, response.content))
+        answer = await self._transport.request(
+            method, path, content, content_type, headers, deadline
+        )
+        if answer.status_code >= 500:
+            raise StoreUnavailable(
+                f"central server {self.url} answered {answer.status_code}: "
+                f"{self._errors(answer)[1]}"
+            )
+        return answer
 
     @staticmethod
     def _errors(answer: Answer) -> tuple[int | None, str]:
@@ -276,21 +231,34 @@ class RemoteStore:
             return error
         return RemoteError(answer.status_code, message, code)
 
-    def _result(self, answer: Answer, namespace_id: str | None) -> Any:
-        """The `result` of an enveloped answer; a non-2xx answer raises the mapped error."""
-        if answer.status_code >= 300:
-            raise self._fail(answer, namespace_id)
-        if not answer.content:
-            return None  # 204
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Around reading an answer's content: anything not shaped as expected (not JSON, a
+        field missing or of another type, bad base64) is a malformed answer, 503."""
         try:
-            return orjson.loads(answer.content)["result"]
-        except (orjson.JSONDecodeError, KeyError, TypeError):
+            yield
+        except (ValueError, KeyError, TypeError, AttributeError):  # JSONDecodeError: ValueError
             raise StoreUnavailable(f"central server {self.url} sent a malformed answer") from None
+
+    def _envelope(
+        self, answer: Answer, namespace_id: str | None = None, title: str = ""
+    ) -> dict[str, Any]:
+        """The envelope of an answer (`result`, `result_info`...): every JSON answer is read
+        here. A non-2xx answer raises its mapped error, a malformed one `StoreUnavailable`."""
+        if answer.status_code >= 300:
+            raise self._fail(answer, namespace_id, title)
+        if not answer.content:
+            return {"result": None}  # 204
+        with self._reading():
+            body = orjson.loads(answer.content)
+            if not isinstance(body, dict) or "result" not in body:
+                raise ValueError("not an envelope")
+        return body
 
     async def _json(
         self, method: str, path: str, namespace_id: str | None = None, **kwargs: Any
     ) -> Any:
-        return self._result(await self._request(method, path, **kwargs), namespace_id)
+        return self._envelope(await self._request(method, path, **kwargs), namespace_id)["result"]
 
     def _ns(self, namespace_id: str, tail: str = "") -> str:
         return wire.namespace_path(self.account_id, namespace_id, tail)
@@ -327,19 +295,18 @@ class RemoteStore:
 
     # -- namespaces ------------------------------------------------------------------------
     def _info(self, result: Any) -> NamespaceInfo:
-        return NamespaceInfo(
-            id=str(result["id"]), title=str(result["title"]), account_id=self.account_id
-        )
+        with self._reading():
+            return NamespaceInfo(
+                id=str(result["id"]), title=str(result["title"]), account_id=self.account_id
+            )
 
     async def create_namespace(
         self, account_id: str, title: str, namespace_id: str | None = None
     ) -> NamespaceInfo:
         if namespace_id is not None:
             raise RemoteError(501, "a central server assigns namespace ids itself")
-        response = await self._request("POST", self._base, json_body={"title": title})
-        if response.status_code >= 300:
-            raise self._fail(response, title=title)
-        return self._info(orjson.loads(response.content)["result"])
+        answer = await self._request("POST", self._base, json_body={"title": title})
+        return self._info(self._envelope(answer, title=title)["result"])
 
     async def list_namespaces(self, account_id: str) -> list[NamespaceInfo]:
         out: list[NamespaceInfo] = []
@@ -350,7 +317,8 @@ class RemoteStore:
                 self._base,
                 params={"page": page, "per_page": NAMESPACES_PER_PAGE},  # oldest first
             )
-            out.extend(self._info(r) for r in result or ())
+            with self._reading():
+                out.extend(self._info(r) for r in result or ())
             if not result or len(result) < NAMESPACES_PER_PAGE:
                 return out
             page += 1
@@ -364,10 +332,8 @@ class RemoteStore:
     async def rename_namespace(
         self, account_id: str, namespace_id: str, title: str
     ) -> NamespaceInfo:
-        response = await self._request("PUT", self._ns(namespace_id), json_body={"title": title})
-        if response.status_code >= 300:
-            raise self._fail(response, namespace_id, title)
-        return self._info(orjson.loads(response.content)["result"])
+        answer = await self._request("PUT", self._ns(namespace_id), json_body={"title": title})
+        return self._info(self._envelope(answer, namespace_id, title)["result"])
 
     async def delete_namespace(self, account_id: str, namespace_id: str) -> None:
         await self._json("DELETE", self._ns(namespace_id), namespace_id)
@@ -389,11 +355,9 @@ class RemoteStore:
         headers = response.headers
         raw_exp = headers.get(wire.EXPIRATION_HEADER)
         raw_meta = headers.get(wire.METADATA_HEADER)
-        try:
+        with self._reading():
             expiration = int(raw_exp) if raw_exp else None
             metadata = wire.b64url_decode(raw_meta) if raw_meta else None
-        except ValueError:
-            raise StoreUnavailable(f"central server {self.url} sent malformed headers") from None
         if expiration is not None and expiration <= now:
             return None  # the caller's clock decides, as every engine's `now` does
         return Entry(response.content, expiration, metadata, None, _version(response))
@@ -407,12 +371,12 @@ class RemoteStore:
         for start in range(0, len(keys), BULK_GET_MAX):
             batch = list(keys[start : start + BULK_GET_MAX])
             try:
-                answer = await self._request(
+                result = await self._json(
                     "POST",
                     path,
+                    namespace_id,
                     json_body={"keys": batch, "withMetadata": True, "encoding": "base64"},
                 )
-                result = self._result(answer, namespace_id)
             except RemoteError as exc:
                 if exc.status != 413:
                     raise
@@ -421,25 +385,25 @@ class RemoteStore:
                 entries = await asyncio.gather(*(self.get(namespace_id, k, now=now) for k in batch))
                 found.update((k, e) for k, e in zip(batch, entries, strict=True) if e is not None)
                 continue
-            values = result["values"] if isinstance(result, dict) else {}
-            for key, item in values.items():
-                if item is None:
-                    continue
-                expiration = item.get("expiration")
-                if expiration is not None and expiration <= now:
-                    continue
-                found[key] = Entry(
-                    base64.b64decode(item["value"]),
-                    expiration,
-                    _meta_text(item.get("metadata")),
-                    None,
-                    item.get("version"),
-                )
+            with self._reading():
+                for key, item in result["values"].items():
+                    if item is None:
+                        continue
+                    expiration = item.get("expiration")
+                    if expiration is not None and expiration <= now:
+                        continue
+                    found[key] = Entry(
+                        base64.b64decode(item["value"]),
+                        expiration,
+                        _meta_text(item.get("metadata")),
+                        None,
+                        item.get("version"),
+                    )
         return found
 
     def _written(self, answer: Answer, namespace_id: str) -> Written | None:
         """What a write answered: its change's seq (`edgekv-seq`), None when none was made."""
-        self._result(answer, namespace_id)
+        self._envelope(answer, namespace_id)
         raw = answer.headers.get(wire.SEQ_HEADER)
         if raw is None:
             return None
@@ -508,15 +472,14 @@ class RemoteStore:
             params["prefix"] = prefix
         if cursor:
             params["cursor"] = cursor
-        response = await self._request("GET", self._ns(namespace_id, wire.KEYS), params=params)
-        if response.status_code >= 300:
-            raise self._fail(response, namespace_id)
-        body = orjson.loads(response.content)
-        rows = [
-            KeyInfo(r["name"], r.get("expiration"), _meta_text(r.get("metadata")))
-            for r in body["result"]
-        ]
-        return rows, str((body.get("result_info") or {}).get("cursor") or "")
+        answer = await self._request("GET", self._ns(namespace_id, wire.KEYS), params=params)
+        body = self._envelope(answer, namespace_id)
+        with self._reading():
+            rows = [
+                KeyInfo(str(r["name"]), r.get("expiration"), _meta_text(r.get("metadata")))
+                for r in body["result"]
+            ]
+            return rows, str((body.get("result_info") or {}).get("cursor") or "")
 
     async def list_keys(
         self, namespace_id: str, *, prefix: str, after: str | None, limit: int, now: int
@@ -541,11 +504,15 @@ class RemoteStore:
         """The centre's `GET …/export`, streamed (edge/remote_snapshot.py)."""
 
         def fail(status: int, headers: dict[str, str], body: bytes) -> StoreError:
-            answer = self._checked(Answer(status, headers, body))  # 5xx: StoreUnavailable
+            answer = Answer(status, headers, body)
+            if status >= 500:
+                return StoreUnavailable(
+                    f"central server {self.url} answered {status}: {self._errors(answer)[1]}"
+                )
             return self._fail(answer, namespace_id)
 
         snap = await RemoteSnapshot.open(
-            self._http, self.url, self._ns(namespace_id, wire.EXPORT), fail
+            self._stream_client(), self.url, self._ns(namespace_id, wire.EXPORT), fail
         )
         try:
             yield snap
@@ -578,13 +545,13 @@ class RemoteStore:
             params["prefix"] = prefix
         if wait > 0:
             params["wait"] = f"{wait:g}"
-        answer = await self._request_httpx(
+        answer = await self._poll_transport().request(
             "GET",
-            self._ns(namespace_id, wire.CHANGES),
-            params,
+            f"{self._ns(namespace_id, wire.CHANGES)}?{urlencode(params, quote_via=quote, safe='')}",
+            b"",
             None,
             None,
-            deadline=wait + _POLL_MARGIN,
+            wait + _POLL_MARGIN,
         )
         if answer.status_code >= 300:
             raise self._fail(answer, namespace_id)
@@ -600,6 +567,37 @@ class RemoteStore:
         return (await self.changes(namespace_id, since=None)).cursor
 
     async def aclose(self) -> None:
-        if self._fast is not None:
-            await self._fast.aclose()
-        await self._http.aclose()
+        await self._transport.aclose()
+        if self._poll is not None:
+            await self._poll.aclose()
+        if self._streams is not None:
+            await self._streams.aclose()
+
+    def _stream_client(self) -> httpx.AsyncClient:
+        """Streamed answers (an export) go on an httpx client of their own, made on first use:
+        the transports read whole answers."""
+        if self._streams is None:
+            self._streams = httpx.AsyncClient(
+                base_url=self.url,
+                headers=self._headers,
+                timeout=httpx.Timeout(self._timeout, connect=self._connect_timeout),
+                verify=self._ssl_context or True,
+                transport=self._httpx_transport,
+            )
+        return self._streams
+
+    def _poll_transport(self) -> Transport:
+        """Long polls go on a transport of their own (httpx, made on first use), so a held
+        poll never takes a connection slot of the lean pool's reads and writes."""
+        if self._poll is None:
+            self._poll = open_transport(
+                self.url,
+                headers=self._headers,
+                timeout=MAX_POLL_WAIT + _POLL_MARGIN,
+                connect_timeout=self._connect_timeout,
+                max_connections=self._max_connections,
+                fast_client=False,
+                transport=self._httpx_transport,
+                ssl_context=self._ssl_context,
+            )
+        return self._poll

@@ -4,13 +4,18 @@
 - Keys are BLOBs (their UTF-8 bytes), so every comparison and ORDER BY is memcmp, i.e. UTF-8 byte
   order. Entries are clustered on `(namespace_id, key)` (WITHOUT ROWID: one B-tree, measured
   faster and smaller than a rowid table plus index); listing is a keyset seek, never OFFSET.
+  Values over `_BLOB_MIN` bytes live in `blobs` (a rowid table) and the entry keeps their id
+  (schema 3): that B-tree copies whole rows into its interior pages, so one 25 MiB row made every
+  write near it slow, and with one writer, every write (bench/bench_bigvalues.py).
 - The event loop never runs SQLite. One writer thread owns the writing connection: callers
   enqueue an operation and await a future; the thread drains everything queued, runs it in ONE
   transaction, commits once (group commit: one fsync for many writers) and only then resolves
   the futures. Reads run on a small pool of reader threads, each with its own connection.
   A checkpointer thread copies the WAL into the database beside the writer, not in a commit.
-- `inline_reads=True` (opt-in) serves point reads of small values on the calling thread: a
-  thread round trip costs 50-100 us on a small VM, the read itself ~6 us. See `_get_inline`.
+- `inline_reads=True` serves point reads of small values on the calling thread: a thread
+  round trip costs 50-100 us on a small VM, the read itself ~6 us. See `_get_inline`. Off for
+  a bare `SQLiteStore.open`; on wherever edgekv opens one (`edgekv.open`, `edgekv serve`,
+  `edgekv.store.open_store`).
 
 Unknown namespaces cost nothing on the hot path: a read checks the namespace only when it found
 nothing; a write checks it inside the writer's transaction, before changing anything.
@@ -69,10 +74,15 @@ _T = TypeVar("_T")
 
 FILENAME = "edgekv.sqlite3"
 
-# What an entry counts in namespace_stats: key, value and metadata bytes (entry_size).
+# What an entry counts in namespace_stats: key, value and metadata bytes (entry_size). _SIZE is
+# migration 2's; from migration 3 a large value's length is `blob_size` (the row's value empty).
 _SIZE = (
     "length({row}.key) + length({row}.value) + coalesce(length(CAST({row}.metadata AS BLOB)), 0)"
 )
+_SIZE_3 = _SIZE + " + coalesce({row}.blob_size, 0)"
+# Values longer than this are kept out of the key B-tree (migration 3): rows of at most ~4 KiB
+# keep SQLite's cells small, so page splits near them stay cheap.
+_BLOB_MIN = 2048
 
 # Each entry moves the schema from version i to i + 1 (PRAGMA user_version). Never edit one
 # that has shipped: append. A string holds statements separated by ";" (no ";" inside them);
@@ -148,7 +158,52 @@ _MIGRATIONS: tuple[str | tuple[str, ...], ...] = (
             UPDATE token_revision SET revision = revision + 1;
         END""",
     ),
-    # 3: versions and the change feed. Entries written before it have version "0" (seq 0);
+    # 3: values over _BLOB_MIN bytes live in `blobs`, a rowid table, and the entry keeps their
+    # id and length. A WITHOUT ROWID table copies whole rows into its interior pages when they
+    # split, so one 25 MiB row made every write near it copy 25 MiB (a 10,000-key bulk delete
+    # beside one took ~300x longer, and held every other writer meanwhile). Existing large
+    # values move here; the stats triggers count `blob_size`; triggers drop a blob with its
+    # entry (REPLACE included: recursive_triggers is on).
+    (
+        "CREATE TABLE blobs (id INTEGER PRIMARY KEY, namespace_id TEXT NOT NULL,"
+        " key BLOB NOT NULL, value BLOB NOT NULL)",
+        "ALTER TABLE entries ADD COLUMN blob INTEGER",  # NULL: the value is in the row
+        "ALTER TABLE entries ADD COLUMN blob_size INTEGER",
+        "DROP TRIGGER entries_stats_insert",
+        "DROP TRIGGER entries_stats_delete",
+        "DROP TRIGGER entries_stats_update",
+        f"""CREATE TRIGGER entries_stats_insert AFTER INSERT ON entries BEGIN
+            INSERT INTO namespace_stats VALUES (NEW.namespace_id, 1, {_SIZE_3.format(row="NEW")})
+            ON CONFLICT (namespace_id) DO UPDATE
+            SET key_count = key_count + 1, bytes = bytes + excluded.bytes;
+        END""",
+        f"""CREATE TRIGGER entries_stats_delete AFTER DELETE ON entries BEGIN
+            UPDATE namespace_stats
+            SET key_count = key_count - 1, bytes = bytes - ({_SIZE_3.format(row="OLD")})
+            WHERE namespace_id = OLD.namespace_id;
+        END""",
+        f"""CREATE TRIGGER entries_stats_update AFTER UPDATE ON entries BEGIN
+            UPDATE namespace_stats
+            SET bytes = bytes - ({_SIZE_3.format(row="OLD")}) + ({_SIZE_3.format(row="NEW")})
+            WHERE namespace_id = NEW.namespace_id;
+        END""",
+        "CREATE INDEX blobs_moving ON blobs (namespace_id, key)",
+        "INSERT INTO blobs (namespace_id, key, value) SELECT namespace_id, key, value"
+        f" FROM entries WHERE length(value) > {_BLOB_MIN}",
+        "UPDATE entries SET value = x'', blob_size = length(value), blob = (SELECT id FROM blobs"
+        " WHERE blobs.namespace_id = entries.namespace_id AND blobs.key = entries.key)"
+        f" WHERE length(value) > {_BLOB_MIN}",
+        "DROP INDEX blobs_moving",
+        """CREATE TRIGGER entries_blob_deleted AFTER DELETE ON entries
+            WHEN OLD.blob IS NOT NULL BEGIN
+            DELETE FROM blobs WHERE id = OLD.blob;
+        END""",
+        """CREATE TRIGGER entries_blob_replaced AFTER UPDATE OF blob ON entries
+            WHEN OLD.blob IS NOT NULL AND OLD.blob IS NOT NEW.blob BEGIN
+            DELETE FROM blobs WHERE id = OLD.blob;
+        END""",
+    ),
+    # 4: versions and the change feed. Entries written before it have version "0" (seq 0);
     # their namespaces start their feed at 0 with no history.
     """
     ALTER TABLE namespaces ADD COLUMN head INTEGER NOT NULL DEFAULT 0;
@@ -185,20 +240,26 @@ _INLINE_MAX_VALUE = 16 * 1024  # inline_reads: larger values are read on a reade
 # Above every UTF-8 string (UTF-8 never contains 0xff): the upper bound of an empty prefix.
 _NO_UPPER = b"\xff"
 
-_GET = "SELECT value, expiration, metadata, seq FROM entries WHERE namespace_id = ? AND key = ?"
-# length() reads the size from the record header; the value is only loaded when it is small.
+# A large value is in `blobs` (entries.blob its id, entries.value empty): one more seek.
+_GET = (
+    "SELECT coalesce(b.value, e.value), e.expiration, e.metadata, e.seq FROM entries e"
+    " LEFT JOIN blobs b ON b.id = e.blob WHERE e.namespace_id = ? AND e.key = ?"
+)
+# Only values kept in the row are read inline (at most _BLOB_MIN bytes, under _INLINE_MAX_VALUE).
 _GET_SMALL = (
-    f"SELECT CASE WHEN length(value) <= {_INLINE_MAX_VALUE} THEN value END, expiration, metadata,"
-    " seq FROM entries WHERE namespace_id = ? AND key = ?"
+    "SELECT CASE WHEN blob IS NULL THEN value END, expiration, metadata, seq FROM entries"
+    " WHERE namespace_id = ? AND key = ?"
 )
 _GET_MANY = (
-    "SELECT key, value, expiration, metadata, seq FROM entries"
-    " WHERE namespace_id = ? AND key IN ({})"
+    "SELECT e.key, coalesce(b.value, e.value), e.expiration, e.metadata, e.seq FROM entries e"
+    " LEFT JOIN blobs b ON b.id = e.blob WHERE e.namespace_id = ? AND e.key IN ({})"
 )
 _UPSERT = (
-    "INSERT OR REPLACE INTO entries (namespace_id, key, value, expiration, metadata, seq)"
-    " VALUES (?, ?, ?, ?, ?, ?)"
+    "INSERT OR REPLACE INTO entries"
+    " (namespace_id, key, value, blob, blob_size, expiration, metadata, seq)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_BLOB = "INSERT INTO blobs (namespace_id, key, value) VALUES (?, ?, ?)"
 _DELETE = "DELETE FROM entries WHERE namespace_id = ? AND key = ? RETURNING expiration"
 _CURRENT = "SELECT seq, expiration FROM entries WHERE namespace_id = ? AND key = ?"
 # Reading the head is the namespace check of a write, and the start of its seq allocation.
@@ -229,7 +290,7 @@ _TOKEN_COLUMNS = "id, account_id, read_only, namespaces, name, token_hash, revok
 _STATS = "SELECT key_count, bytes FROM namespace_stats WHERE namespace_id = ?"
 # Entries expired but not purged yet, found by the expiration index (the sweep keeps them few).
 _STATS_EXPIRED = (
-    f"SELECT count(*), coalesce(sum({_SIZE.format(row='entries')}), 0)"
+    f"SELECT count(*), coalesce(sum({_SIZE_3.format(row='entries')}), 0)"
     " FROM entries INDEXED BY entries_expiration"
     " WHERE expiration IS NOT NULL AND expiration <= ? AND namespace_id = ?"
 )
@@ -243,6 +304,13 @@ def _prefix_end(prefix: bytes) -> bytes:
     if not trimmed:
         return _NO_UPPER
     return trimmed[:-1] + bytes([trimmed[-1] + 1])
+
+
+def _stored(conn: sqlite3.Connection, namespace_id: str, raw: bytes, value: bytes) -> Any:
+    """(value, blob, blob_size) of an entries row: a large value goes to `blobs` first."""
+    if len(value) <= _BLOB_MIN:
+        return value, None, None
+    return b"", conn.execute(_BLOB, (namespace_id, raw, value)).lastrowid, len(value)
 
 
 def _key_infos(rows: list[Any]) -> list[KeyInfo]:
@@ -876,7 +944,8 @@ class SQLiteStore:
             if condition is not None:
                 _check(conn, namespace_id, raw, condition)
             seq = self._advance(conn, namespace_id, 1)
-            conn.execute(_UPSERT, (namespace_id, raw, value, expiration, metadata, seq))
+            stored = _stored(conn, namespace_id, raw, value)
+            conn.execute(_UPSERT, (namespace_id, raw, *stored, expiration, metadata, seq))
             self._log_rows.append((namespace_id, seq, raw, 0, expiration, metadata))
             return seq
 
@@ -895,7 +964,10 @@ class SQLiteStore:
             # In order: a later duplicate key wins, and each item is its own change.
             conn.executemany(
                 _UPSERT,
-                [(namespace_id, k, v, x, m, first + i) for i, (k, v, x, m) in enumerate(rows)],
+                [
+                    (namespace_id, k, *_stored(conn, namespace_id, k, v), x, m, first + i)
+                    for i, (k, v, x, m) in enumerate(rows)
+                ],
             )
             self._log_rows += [
                 (namespace_id, first + i, k, 0, x, m) for i, (k, _, x, m) in enumerate(rows)

@@ -28,7 +28,7 @@ from edgekv.edge.stats import cache_metrics, stats_payload
 from edgekv.metrics import Metrics
 from edgekv.workers.bindings import check_namespaces, ensure_namespaces, make_env
 from edgekv.workers.config import ConfigError, WorkerConfig
-from edgekv.workers.context import BackgroundTasks, ExecutionContext
+from edgekv.workers.context import BackgroundTasks, ExecutionContext, response_sent
 from edgekv.workers.http import BodyTooLarge, Response, encode_headers, from_asgi
 from edgekv.workers.loader import Worker, WorkerImportError, file_stamp, load_worker
 
@@ -220,7 +220,7 @@ class WorkerApp:
             status = response.status
             size = await _send_response(send, response, headers, method == "HEAD")
         finally:
-            ctx._response_sent()
+            response_sent(ctx)
             self.metrics.observe("fetch", status, time.perf_counter() - started)
             self.access_log.request(scope, status, started, size)
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from edgekv.workers.http import Request, Response
 
-__all__ = ["BackgroundTasks", "Env", "ExecutionContext", "WorkerEntrypoint"]
+__all__ = ["BackgroundTasks", "Env", "ExecutionContext", "WorkerEntrypoint", "response_sent"]
 
 log = logging.getLogger("edgekv.workers")
 
@@ -103,11 +103,14 @@ class ExecutionContext:
     def pass_through_on_exception(self) -> None:
         """Accepted for compatibility with Workers; there is no origin to fall back to."""
 
-    def _response_sent(self) -> None:
-        # Also after a 500: in Workers the promises would already be running.
-        pending, self._pending = self._pending, None
-        for awaitable in pending or ():
-            self._tasks.spawn(awaitable)
+
+def response_sent(ctx: ExecutionContext) -> None:
+    """For the runtime: the response of `ctx`'s request is out (or failed: in Workers the
+    promises would already be running), start its `wait_until` work. Not a method: a worker's
+    `ctx` has only the Workers API."""
+    pending, ctx._pending = ctx._pending, None
+    for awaitable in pending or ():
+        ctx._tasks.spawn(awaitable)
 
 
 class WorkerEntrypoint:

@@ -6,7 +6,7 @@
 //   #/ns/<id>/key/<key>      one key (the key percent-encoded)
 //   #/ns/<id>/metrics        the namespace's last hour
 import { Api } from "./api.js";
-import { clearError, replace, showError, status } from "./dom.js";
+import { clearError, clearStaleStatus, replace, showError, status } from "./dom.js";
 import { renderKey } from "./key.js";
 import { renderKeys } from "./keys.js";
 import { renderMetrics } from "./metrics.js";
@@ -64,6 +64,7 @@ export function go(hash) {
 async function route() {
   if (!session.api) return;
   clearError();
+  clearStaleStatus();
   const parts = (location.hash || "#/").slice(2).split("/");
   try {
     if (parts[0] === "ns" && parts[1]) {

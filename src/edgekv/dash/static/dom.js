@@ -52,8 +52,18 @@ export function clearError() {
   box.hidden = true;
 }
 
+// A short note of what just happened; it outlives the next render (the view an action
+// navigates to), not the one after (see clearStaleStatus).
 export function status(text) {
-  document.getElementById("status").textContent = text;
+  const box = document.getElementById("status");
+  box.textContent = text;
+  box.dataset.fresh = "1";
+}
+
+export function clearStaleStatus() {
+  const box = document.getElementById("status");
+  if (box.dataset.fresh) delete box.dataset.fresh;
+  else box.textContent = "";
 }
 
 export function plural(n, one, many) {
