@@ -13,6 +13,11 @@ PUBLIC = {
     "edgekv": [
         "Change",
         "Client",
+        "Export",
+        "ExportEntry",
+        "ExportFormatError",
+        "ExportHeader",
+        "ImportResult",
         "KVConflict",
         "KVError",
         "KVNamespace",
@@ -26,7 +31,7 @@ PUBLIC = {
         "__version__",
         "open",
     ],
-    "edgekv.sync": ["Client", "KVNamespace", "open"],
+    "edgekv.sync": ["Client", "Export", "KVNamespace", "open"],
     "edgekv.workers": [
         "HEALTH_PATH",
         "ConfigError",

@@ -10,7 +10,8 @@
 """
 
 from edgekv._client import Client, open
-from edgekv._exceptions import KVConflict, KVError, KVTypeError
+from edgekv._exceptions import ExportFormatError, KVConflict, KVError, KVTypeError
+from edgekv._export import ExportEntry, ExportHeader
 from edgekv._models import (
     Change,
     KeyListEntry,
@@ -20,12 +21,18 @@ from edgekv._models import (
     ValueWithMetadata,
 )
 from edgekv._namespace import KVNamespace, ValueType
+from edgekv._transfer import Export, ImportResult
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Change",
     "Client",
+    "Export",
+    "ExportEntry",
+    "ExportFormatError",
+    "ExportHeader",
+    "ImportResult",
     "KVConflict",
     "KVError",
     "KVNamespace",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 __all__ = [
     "ClientDisconnected",
+    "ExportFormatError",
     "HistoryGone",
     "InvalidText",
     "KVConflict",
@@ -65,6 +66,18 @@ class KVTypeError(KVError, TypeError):
 
     def __init__(self, message: str, *, code: int | None = None) -> None:
         super().__init__(message, 400, code=code)
+
+
+class ExportFormatError(KVError):
+    """An export (NDJSON) line that cannot be imported: `.line` is its number (1-based; for an
+    import from an iterable, the item's position), `.reason` what is wrong with it, and
+    `.written` how many entries were written before it (all of them are safe to write again)."""
+
+    def __init__(self, line: int, reason: str, *, written: int = 0) -> None:
+        super().__init__(f"line {line}: {reason}", 400, detail=reason)
+        self.line = line
+        self.reason = reason
+        self.written = written
 
 
 class KVConflict(KVError):

@@ -11,14 +11,17 @@ import binascii
 import inspect
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from math import floor
-from typing import TYPE_CHECKING, Any, Literal, overload
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Literal, overload
 
 import orjson
 
 from edgekv import _rules as rules
-from edgekv import wire
+from edgekv import _transfer, wire
 from edgekv._exceptions import StoreError, kv_error, store_errors
+from edgekv._export import ExportHeader
 from edgekv._models import Change, ListResult, ValueStream, ValueWithMetadata
+from edgekv._transfer import Export, ImportResult, Progress
 from edgekv._types import Absent, Condition, Entry, Store, Written
 
 if TYPE_CHECKING:
@@ -470,6 +473,35 @@ class KVNamespace:
         store = await self._store()
         with store_errors(op):
             await store.delete_many(self.id, batch, now=self._now())
+
+    # -- export and import (docs/data.md) ---------------------------------------------------
+    def export(self, *, page_size: int = _transfer.PAGE_SIZE) -> Export:
+        """A consistent snapshot of every live key, in UTF-8 byte order of keys: an async
+        iterator of `ExportEntry` (use `async with` to release it early; `.seq` is the
+        sequence number it is exact at)."""
+        return Export(self, page_size=page_size)
+
+    async def import_entries(
+        self, entries: Iterable[Any] | AsyncIterable[Any], *, progress: Progress | None = None
+    ) -> ImportResult:
+        """Write `ExportEntry` objects or bulk-write item dicts in bulk batches (merging into
+        the keys already there); entries whose expiration has passed are skipped."""
+        return await _transfer.import_entries(self, entries, progress=progress)
+
+    async def export_to(self, file: IO[bytes]) -> tuple[ExportHeader, int]:
+        """Write the export (NDJSON) to a binary file; returns its header and entry count."""
+        return await _transfer.export_to(self, file)
+
+    async def import_from(
+        self,
+        source: str | Path | IO[bytes],
+        *,
+        partial: bool = False,
+        progress: Progress | None = None,
+    ) -> ImportResult:
+        """Import an export file (path or binary file), checked whole before the first write;
+        `partial` accepts a file without its trailer. wrangler's bulk JSON is read too."""
+        return await _transfer.import_from(self, source, partial=partial, progress=progress)
 
 
 def _condition(if_match: object, if_none_match: object, now: int) -> Condition | None:

@@ -23,9 +23,11 @@ never match again.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol, runtime_checkable
 
+from edgekv._export import ExportEntry
 from edgekv._models import Change, KeyListEntry
 
 __all__ = [
@@ -41,6 +43,7 @@ __all__ = [
     "KeyInfo",
     "NamespaceInfo",
     "NamespaceStats",
+    "Snapshot",
     "Store",
     "TokenRecord",
     "Written",
@@ -153,6 +156,18 @@ class TokenRecord:
     namespaces: tuple[str, ...] | None = None
     name: str = ""
     revoked: bool = False  # kept after `edgekv token revoke`, so it is refused with a 401
+
+
+class Snapshot(Protocol):
+    """One namespace exactly as of sequence number `seq`, read page by page (`Store.snapshot`):
+    every live key committed at or before `seq` and nothing after, however long the reading
+    takes and whatever is written meanwhile."""
+
+    seq: int
+
+    async def page(self, limit: int) -> list[ExportEntry]:
+        """The next (at most `limit`) live entries in UTF-8 byte order of keys; [] at the end."""
+        ...
 
 
 @runtime_checkable
@@ -292,6 +307,12 @@ class Store(Protocol):
         """Up to `limit` live keys starting with `prefix` (literal, by bytes) and strictly
         greater than `after`, ascending by UTF-8 bytes. Keyset: cost independent of depth."""
         ...
+
+    def snapshot(self, namespace_id: str, *, now: int) -> AbstractAsyncContextManager[Snapshot]:
+        """A consistent read of one namespace (export): one read transaction from entering to
+        leaving the context, which never locks writers out and holds memory flat; entries
+        expired at `now` are left out. Leaving the context frees the transaction at once.
+        `NamespaceNotFound` on entering for an unknown namespace."""
 
     async def namespace_stats(self, namespace_id: str, *, now: int) -> NamespaceStats:
         """Live keys and their bytes, from totals the engine maintains on every write (not a

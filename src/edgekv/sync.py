@@ -7,17 +7,22 @@ keep their background work (group commit, expiry sweeps, cache refreshes) while 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar, Unpack
+from typing import IO, Any, TypeVar, Unpack
 
 from edgekv import _client
+from edgekv._exceptions import ExportFormatError
+from edgekv._export import ExportEntry, ExportHeader
 from edgekv._models import Change, ListResult, Namespace, ValueStream, ValueWithMetadata
 from edgekv._namespace import KVNamespace as AsyncKVNamespace
+from edgekv._transfer import BATCH_ENTRIES, ImportResult, Progress
+from edgekv._transfer import Export as AsyncExport
 
-__all__ = ["Client", "KVNamespace", "open"]
+__all__ = ["Client", "Export", "KVNamespace", "open"]
 
 T = TypeVar("T")
 
@@ -45,6 +50,62 @@ def _stream_to_iter(value: Any) -> Any:
         data = value.data
         return iter(data[i : i + value.chunk_size] for i in range(0, len(data), value.chunk_size))
     return value
+
+
+class Export:
+    """The sync twin of `edgekv.Export`: `with ns.export() as snapshot:` then
+    `for entry in snapshot`, or plainly `for entry in ns.export()`."""
+
+    def __init__(self, inner: AsyncExport, loop: _Loop) -> None:
+        self._inner = inner
+        self._loop = loop
+        self._rows: Iterator[ExportEntry] = iter(())
+
+    @property
+    def header(self) -> ExportHeader | None:
+        return self._inner.header
+
+    @property
+    def seq(self) -> int:
+        return self._inner.seq
+
+    @property
+    def count(self) -> int:
+        return self._inner.count
+
+    def open(self) -> Export:
+        self._loop.run(self._inner.open())
+        return self
+
+    def page(self) -> list[ExportEntry]:
+        return self._loop.run(self._inner.page())
+
+    def pages(self) -> Iterator[list[ExportEntry]]:
+        while rows := self.page():
+            yield rows
+
+    def close(self) -> None:
+        self._loop.run(self._inner.aclose())
+
+    def __enter__(self) -> Export:
+        return self.open()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[ExportEntry]:
+        return self
+
+    def __next__(self) -> ExportEntry:
+        entry = next(self._rows, None)
+        if entry is not None:
+            return entry
+        rows = self.page() if not self._inner._closed else []
+        if not rows:
+            self.close()
+            raise StopIteration
+        self._rows = iter(rows)
+        return next(self._rows)
 
 
 class KVNamespace:
@@ -125,6 +186,43 @@ class KVNamespace:
 
     def delete_many(self, keys: Iterable[str]) -> None:
         self._loop.run(self._inner.delete_many(keys))
+
+    def export(self) -> Export:
+        """A consistent snapshot, entry by entry (see `edgekv.KVNamespace.export`)."""
+        return Export(self._inner.export(), self._loop)
+
+    def import_entries(
+        self, entries: Iterable[Any], *, progress: Progress | None = None
+    ) -> ImportResult:
+        """Like `edgekv.KVNamespace.import_entries`. The entries are taken from the iterable
+        here, in the caller's thread, a batch at a time (the iterable may itself be a sync
+        export of this client, whose loop must not wait on itself)."""
+        total = ImportResult()
+        it = iter(entries)
+        while chunk := list(itertools.islice(it, BATCH_ENTRIES)):
+            try:
+                done = self._loop.run(self._inner.import_entries(chunk, progress=progress))
+            except ExportFormatError as exc:
+                raise ExportFormatError(
+                    exc.line + total.written + total.skipped_expired,
+                    exc.reason,
+                    written=total.written + exc.written,
+                ) from None
+            total.written += done.written
+            total.skipped_expired += done.skipped_expired
+        return total
+
+    def export_to(self, file: IO[bytes]) -> tuple[ExportHeader, int]:
+        return self._loop.run(self._inner.export_to(file))
+
+    def import_from(
+        self,
+        source: str | Path | IO[bytes],
+        *,
+        partial: bool = False,
+        progress: Progress | None = None,
+    ) -> ImportResult:
+        return self._loop.run(self._inner.import_from(source, partial=partial, progress=progress))
 
     def iter_keys(self, *, prefix: str | None = None) -> Iterator[str]:
         """Every key name under `prefix`, page after page."""

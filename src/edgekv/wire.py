@@ -67,6 +67,7 @@ __all__ = [
     "CHANGES",
     "ETAG_HEADER",
     "EXPIRATION_HEADER",
+    "EXPORT",
     "FORBIDDEN",
     "FORM_METADATA",
     "FORM_VALUE",
@@ -130,6 +131,7 @@ BULK = "bulk"  # …/{ns}/bulk: write (PUT) or delete (DELETE) many
 BULK_GET = "bulk/get"  # POST
 BULK_DELETE = "bulk/delete"  # POST
 CHANGES = "changes"  # …/{ns}/changes: the change feed, a long poll with `wait` (GET)
+EXPORT = "export"  # …/{ns}/export: the namespace as one NDJSON snapshot, streamed (GET)
 STATS = "stats"  # …/{ns}/stats: maintained key count and bytes (GET; the dashboard)
 NS_METRICS = "metrics"  # …/{ns}/metrics: the namespace's last hour of requests (GET)
 METRICS_PATH = "/metrics"  # Prometheus text, outside the prefix as scrapers expect
@@ -184,6 +186,7 @@ _NS_TAIL = {
     STATS.encode(): "stats",
     NS_METRICS.encode(): "ns_metrics",
     CHANGES.encode(): "changes",
+    EXPORT.encode(): "export",
 }
 _KEYED = {VALUES.encode(): "value", METADATA.encode(): "metadata"}
 _BULK = {b"delete": "bulk_delete", b"get": "bulk_get"}

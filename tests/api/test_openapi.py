@@ -23,6 +23,7 @@ PATHS = {
     "bulk": NS + "/{namespace_id}/bulk",
     "bulk_delete": NS + "/{namespace_id}/bulk/delete",
     "bulk_get": NS + "/{namespace_id}/bulk/get",
+    "export": NS + "/{namespace_id}/export",
     "changes": NS + "/{namespace_id}/changes",
 }
 

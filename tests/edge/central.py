@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 
 from edgekv._exceptions import StoreUnavailable
 from edgekv._types import (
@@ -17,6 +18,7 @@ from edgekv._types import (
     KeyInfo,
     NamespaceInfo,
     NamespaceStats,
+    Snapshot,
     Store,
     TokenRecord,
     Written,
@@ -183,6 +185,10 @@ class CountingStore:
         return await self.inner.list_keys(
             namespace_id, prefix=prefix, after=after, limit=limit, now=now
         )
+
+    def snapshot(self, namespace_id: str, *, now: int) -> AbstractAsyncContextManager[Snapshot]:
+        self._enter("snapshot")
+        return self.inner.snapshot(namespace_id, now=now)
 
     async def purge_expired(self, now: int, limit: int = 1000) -> int:
         self._enter("purge_expired")

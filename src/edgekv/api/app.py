@@ -22,7 +22,15 @@ from edgekv import wire
 from edgekv._client import SWEEP_INTERVAL, Client
 from edgekv._exceptions import ClientDisconnected, KVError, StoreError
 from edgekv._types import Clock, Store, TokenRecord
-from edgekv.api import auth, openapi, routes_accounts, routes_bulk, routes_changes, routes_stats
+from edgekv.api import (
+    auth,
+    openapi,
+    routes_accounts,
+    routes_bulk,
+    routes_changes,
+    routes_export,
+    routes_stats,
+)
 from edgekv.api import routes_namespaces as rns
 from edgekv.api import routes_values as rv
 from edgekv.api.auth import Authenticator
@@ -95,6 +103,7 @@ ROUTES: dict[str, dict[str, Route]] = {
         "DELETE": Route(rns.delete_namespace, "delete namespace", NAMESPACE, write=True),
     },
     "keys": {"GET": Route(rv.list_keys, "list keys", ENTRIES)},
+    "export": {"GET": Route(routes_export.export_namespace, "export", ENTRIES)},
     "changes": {"GET": Route(routes_changes.list_changes, "changes", ENTRIES)},
     "stats": {"GET": Route(routes_stats.namespace_stats, "namespace stats", ENTRIES)},
     "ns_metrics": {"GET": Route(routes_stats.namespace_metrics, "namespace metrics", ENTRIES)},

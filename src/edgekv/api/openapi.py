@@ -233,6 +233,21 @@ def _paths() -> dict[str, Any]:
                 parameters=[*ns_item, *keys_params],
             ),
         },
+        NS + "/{namespace_id}/export": {
+            "get": _op(
+                "Export the namespace as one consistent snapshot (edgekv): NDJSON, streamed. "
+                "Line 1 the header {edgekv_export: 1, namespace, seq, exported_at}, then one "
+                "bulk-write item per live key in UTF-8 byte order of keys, then the trailer "
+                "{edgekv_export_end: true, count}; a stream without the trailer is incomplete",
+                {
+                    "200": {
+                        "description": "the export",
+                        "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
+                    }
+                },
+                parameters=ns_item,
+            ),
+        },
         NS + "/{namespace_id}/values/{key_name}": {
             "get": _op(
                 "Read a value (raw bytes, no envelope; headers `expiration` and, edgekv, "

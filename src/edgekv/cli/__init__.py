@@ -14,6 +14,8 @@ __all__ = ["cli", "main"]
 # command name -> "module:attribute" of a click command, imported on use so that
 # `edgekv --help` stays fast and a command's dependencies load only when it runs.
 COMMANDS = {
+    "backup": "edgekv.cli.backup:backup",
+    "restore": "edgekv.cli.backup:restore",
     "serve": "edgekv.cli.serve:serve",
     "edge": "edgekv.cli.edge:edge",
     "dev": "edgekv.cli.dev:dev",

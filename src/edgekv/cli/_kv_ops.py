@@ -11,6 +11,7 @@ import base64
 import binascii
 import contextlib
 import math
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -23,7 +24,7 @@ import orjson
 
 from edgekv import _rules as rules
 from edgekv._client import Client
-from edgekv._exceptions import KVError, NamespaceIdTaken
+from edgekv._exceptions import ExportFormatError, KVError, NamespaceIdTaken
 from edgekv._namespace import KVNamespace
 from edgekv.cli._common import (
     CLIError,
@@ -46,6 +47,8 @@ __all__ = [
     "key_put",
     "namespace_create",
     "namespace_delete",
+    "namespace_export",
+    "namespace_import",
     "namespace_list",
     "namespace_rename",
 ]
@@ -196,6 +199,81 @@ def namespace_delete(target: KVTarget, namespace_id: str) -> None:
 
     _run(target, work)
     _info(f"Deleted namespace {namespace_id}.")
+
+
+def namespace_export(target: KVTarget, output: Path | None) -> None:
+    async def work(client: Client) -> tuple[str, int, int]:
+        ns = await _namespace(client, target)
+        if output is None:
+            sys.stdout.flush()
+            try:
+                header, count = await ns.export_to(sys.stdout.buffer)
+            except BrokenPipeError:
+                # The reader went away (`| head`): nothing more to say on stdout, ever.
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                raise CLIError("stdout was closed before the export ended") from None
+        else:
+            try:
+                file = output.open("wb")
+            except OSError as exc:
+                raise CLIError(f"cannot write {output}: {exc.strerror}") from None
+            with file:
+                header, count = await ns.export_to(file)
+        return ns.id, header.seq, count
+
+    namespace_id, seq, count = _run(target, work)
+    _info(f"Exported {count} key(s) of namespace {namespace_id} at seq {seq}.")
+
+
+class _ImportProgress:
+    """The import's progress bar, made once the file was checked (its entry count known)."""
+
+    def __init__(self) -> None:
+        self.bar: _Progress | None = None
+
+    def start(self, total: int) -> None:
+        self.bar = _Progress(total, "Importing")
+
+    def update(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def namespace_import(target: KVTarget, file: str, *, partial: bool) -> None:
+    if file == "-":
+        source: Any = sys.stdin.buffer
+    else:
+        source = Path(file)
+        try:
+            source.open("rb").close()
+        except OSError as exc:
+            raise CLIError(f"cannot read {file}: {exc.strerror}") from None
+    name = "stdin" if file == "-" else file
+
+    async def work(client: Client) -> tuple[str, Any]:
+        ns = await _namespace(client, target)
+        progress = _ImportProgress()
+        try:
+            return ns.id, await ns.import_from(source, partial=partial, progress=progress)
+        except ExportFormatError as exc:
+            hint = "; --partial imports what is there" if "no trailer" in exc.reason else ""
+            raise CLIError(
+                f"{name} line {exc.line}: {exc.reason}{hint} "
+                f"({exc.written} entries written before it)"
+            ) from None
+        finally:
+            progress.close()
+
+    namespace_id, result = _run(target, work)
+    if not result.complete:
+        _info(f"{name} has no trailer (--partial): imported the entries it holds.")
+    _info(f"Imported {result.written} key(s) into namespace {namespace_id}.")
+    if result.skipped_expired:
+        _info(f"skipped {result.skipped_expired} expired")
 
 
 # -- keys ----------------------------------------------------------------------------------------

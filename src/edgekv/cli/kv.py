@@ -27,6 +27,8 @@ from edgekv.cli._kv_ops import (
     key_watch,
     namespace_create,
     namespace_delete,
+    namespace_export,
+    namespace_import,
     namespace_list,
     namespace_rename,
 )
@@ -172,6 +174,46 @@ def namespace_rename_cmd(namespace_id: str, new_name: str, **kwargs: Any) -> Non
 def namespace_delete_cmd(namespace_id: str, **kwargs: Any) -> None:
     """Delete a namespace and every key in it."""
     namespace_delete(_target(kwargs), namespace_id)
+
+
+@namespace.command("export")
+@target_options
+@click.option(
+    "--output",
+    "-o",
+    metavar="FILE",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the export to FILE instead of stdout.",
+)
+def namespace_export_cmd(output: Path | None, **kwargs: Any) -> None:
+    """Export every live key of a namespace as NDJSON, one consistent snapshot.
+
+    Line 1 is a header with the snapshot's sequence number (seq), then one bulk-write item per
+    key in UTF-8 byte order ({"key", "value", "base64"?, "expiration"?, "metadata"?}), then a
+    trailer with the count. Writes go on meanwhile and are not in it. Memory stays flat
+    whatever the size. The count and seq go to stderr."""
+    namespace_export(_target(kwargs), output)
+
+
+@namespace.command("import")
+@click.argument("file", metavar="FILE")
+@target_options
+@click.option(
+    "--partial",
+    is_flag=True,
+    help="Accept a file without its trailer (an export that was cut short): import what is there.",
+)
+def namespace_import_cmd(file: str, partial: bool, **kwargs: Any) -> None:
+    """Import an export FILE ('-' reads stdin) into a namespace.
+
+    The whole file is checked before the first write: a malformed line stops with its number
+    and the reason, and a file without its trailer is refused unless --partial; a refused file
+    writes nothing. Entries are written in bulk batches (progress on a terminal) and merge
+    into the keys already there; running it twice leaves the same data. Entries whose
+    expiration has passed are skipped ("skipped N expired" on stderr); the others keep their
+    expiration, even one due in seconds. A JSON array (wrangler's bulk format) is read too."""
+    namespace_import(_target(kwargs), file, partial=partial)
 
 
 # -- keys ----------------------------------------------------------------------------------------

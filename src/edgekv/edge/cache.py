@@ -633,7 +633,6 @@ class LocationCache(CentrePassthrough, PushedInvalidation):
             namespace_id, unique, None, self.inner.delete_many(namespace_id, keys, now=now)
         )
 
-    # -- namespaces, accounts, tokens, the feed: the centre's business (CentrePassthrough)
     async def delete_namespace(self, account_id: str, namespace_id: str) -> None:
         await self.inner.delete_namespace(account_id, namespace_id)
         self.drop_namespace(namespace_id)

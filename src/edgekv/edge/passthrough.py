@@ -4,7 +4,16 @@ accounts, tokens, namespaces, the change feed, expiry sweeps — for `LocationCa
 
 from __future__ import annotations
 
-from edgekv._types import ChangePage, NamespaceInfo, NamespaceStats, Store, TokenRecord
+from contextlib import AbstractAsyncContextManager
+
+from edgekv._types import (
+    ChangePage,
+    NamespaceInfo,
+    NamespaceStats,
+    Snapshot,
+    Store,
+    TokenRecord,
+)
 
 __all__ = ["CentrePassthrough"]
 
@@ -84,6 +93,9 @@ class CentrePassthrough:
 
     async def head(self, namespace_id: str) -> int:
         return await self.inner.head(namespace_id)
+
+    def snapshot(self, namespace_id: str, *, now: int) -> AbstractAsyncContextManager[Snapshot]:
+        return self.inner.snapshot(namespace_id, now=now)  # exports read the centre, uncached
 
     async def purge_expired(self, now: int, limit: int = 1000) -> int:
         return await self.inner.purge_expired(now, limit)

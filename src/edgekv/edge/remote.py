@@ -26,7 +26,7 @@ import asyncio
 import base64
 import contextlib
 import ssl
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -53,6 +53,7 @@ from edgekv._types import (
     Written,
     version_of,
 )
+from edgekv.edge.remote_snapshot import RemoteSnapshot
 from edgekv.edge.transport import Answer, Transport, open_transport
 
 __all__ = ["DEFAULT_TIMEOUT", "RemoteError", "RemoteStore"]
@@ -160,6 +161,8 @@ class RemoteStore:
         self._httpx_transport = transport
         self._ssl_context = ssl_context
         self._poll: Transport | None = None
+        self._streams: httpx.AsyncClient | None = None
+        self._timeout = timeout
         self._transport: Transport = open_transport(
             self.url,
             headers=self._headers,
@@ -511,6 +514,26 @@ class RemoteStore:
             rows.extend(more)
         return rows
 
+    @contextlib.asynccontextmanager
+    async def snapshot(self, namespace_id: str, *, now: int) -> AsyncIterator[RemoteSnapshot]:
+        """The centre's `GET …/export`, streamed (edge/remote_snapshot.py)."""
+
+        def fail(status: int, headers: dict[str, str], body: bytes) -> StoreError:
+            answer = Answer(status, headers, body)
+            if status >= 500:
+                return StoreUnavailable(
+                    f"central server {self.url} answered {status}: {self._errors(answer)[1]}"
+                )
+            return self._fail(answer, namespace_id)
+
+        snap = await RemoteSnapshot.open(
+            self._stream_client(), self.url, self._ns(namespace_id, wire.EXPORT), fail
+        )
+        try:
+            yield snap
+        finally:
+            await snap.close()
+
     async def namespace_stats(self, namespace_id: str, *, now: int) -> NamespaceStats:
         result = await self._json("GET", self._ns(namespace_id, wire.STATS), namespace_id)
         return NamespaceStats(int(result["key_count"]), int(result["bytes"]))
@@ -562,6 +585,21 @@ class RemoteStore:
         await self._transport.aclose()
         if self._poll is not None:
             await self._poll.aclose()
+        if self._streams is not None:
+            await self._streams.aclose()
+
+    def _stream_client(self) -> httpx.AsyncClient:
+        """Streamed answers (an export) go on an httpx client of their own, made on first use:
+        the transports read whole answers."""
+        if self._streams is None:
+            self._streams = httpx.AsyncClient(
+                base_url=self.url,
+                headers=self._headers,
+                timeout=httpx.Timeout(self._timeout, connect=self._connect_timeout),
+                verify=self._ssl_context or True,
+                transport=self._httpx_transport,
+            )
+        return self._streams
 
     def _poll_transport(self) -> Transport:
         """Long polls go on a transport of their own (httpx, made on first use), so a held

@@ -8,10 +8,11 @@ grows (exactly the newest `feed_history` changes are kept).
 from __future__ import annotations
 
 import bisect
+import contextlib
 import dataclasses
 import secrets
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 from edgekv._exceptions import (
@@ -21,6 +22,7 @@ from edgekv._exceptions import (
     PreconditionFailed,
     TooManyNamespaces,
 )
+from edgekv._export import ExportEntry
 from edgekv._types import (
     DEFAULT_FEED_HISTORY,
     ChangePage,
@@ -371,5 +373,32 @@ class MemoryStore:
     async def head(self, namespace_id: str) -> int:
         return self._ns(namespace_id).head
 
+    @contextlib.asynccontextmanager
+    async def snapshot(self, namespace_id: str, *, now: int) -> AsyncIterator[_MemorySnapshot]:
+        """A consistent copy: the sorted key list and the dict of entries, copied shallowly
+        (entries are replaced on write, never changed in place), so later writes do not show."""
+        ns = self._ns(namespace_id)
+        yield _MemorySnapshot(list(ns.order), dict(ns.entries), now, ns.head)
+
     async def aclose(self) -> None:
         pass
+
+
+class _MemorySnapshot:
+    def __init__(self, order: list[bytes], entries: dict[bytes, Entry], now: int, seq: int) -> None:
+        self.seq = seq
+        self._order = order
+        self._entries = entries
+        self._now = now
+        self._pos = 0
+
+    async def page(self, limit: int) -> list[ExportEntry]:
+        out: list[ExportEntry] = []
+        order, entries, now = self._order, self._entries, self._now
+        while self._pos < len(order) and len(out) < limit:
+            raw = order[self._pos]
+            self._pos += 1
+            e = entries[raw]
+            if e.expiration is None or e.expiration > now:
+                out.append(ExportEntry(raw.decode(), e.value, e.expiration, e.metadata))
+        return out

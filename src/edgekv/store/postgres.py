@@ -54,6 +54,7 @@ from edgekv._types import (
 from edgekv.store._feed import FeedWaiters, RawChange, poll
 from edgekv.store.memory import MAX_NAMESPACES, new_id
 from edgekv.store.pg_tokens import TokenWatch
+from edgekv.store.postgres_snapshot import PostgresSnapshot
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
@@ -333,6 +334,12 @@ def _split_dsn(dsn: str) -> tuple[str, dict[str, str]]:
         return dsn, {}
     rest = urlencode([(k, v) for k, v in query if k not in _DSN_OPTIONS])
     return urlunsplit(parts._replace(query=rest)), ours
+
+
+async def _head_seq(con: Any, namespace_id: str) -> int:
+    """The namespace's latest sequence number, read in the caller's transaction."""
+    head = await con.fetchval("SELECT head FROM edgekv_namespaces WHERE id = $1", namespace_id)
+    return 0 if head is None else int(head)
 
 
 def _deleted_count(status: str) -> int:
@@ -1098,6 +1105,17 @@ class PostgresStore:
         if head is None:
             raise NamespaceNotFound(namespace_id)
         return int(head)
+
+    @contextlib.asynccontextmanager
+    async def snapshot(self, namespace_id: str, *, now: int) -> AsyncIterator[PostgresSnapshot]:
+        """One REPEATABLE READ READ ONLY transaction (store/postgres_snapshot.py)."""
+        snap = await PostgresSnapshot.open(
+            self._pool, self._acquire_timeout, namespace_id, now, _head_seq, _UNAVAILABLE + _STALE
+        )
+        try:
+            yield snap
+        finally:
+            await snap.close()
 
     async def aclose(self) -> None:
         self._closed = True

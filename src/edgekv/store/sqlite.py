@@ -38,7 +38,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
@@ -67,6 +67,7 @@ from edgekv._types import (
 )
 from edgekv.store._feed import FeedWaiters, RawChange, poll
 from edgekv.store.memory import MAX_NAMESPACES, new_id
+from edgekv.store.sqlite_snapshot import SQLiteSnapshot
 
 __all__ = ["FILENAME", "SCHEMA_VERSION", "SQLiteStore"]
 
@@ -318,6 +319,12 @@ def _stored(conn: sqlite3.Connection, namespace_id: str, raw: bytes, value: byte
 def _key_infos(rows: list[Any]) -> list[KeyInfo]:
     """KeyInfo of each row (a NamedTuple: built from the row tuple at C speed)."""
     return list(map(KeyInfo._make, rows))
+
+
+def _head_seq(conn: sqlite3.Connection, namespace_id: str) -> int:
+    """The namespace's latest sequence number, read in the caller's transaction."""
+    row = conn.execute(_HEAD, (namespace_id,)).fetchone()
+    return 0 if row is None else int(row[0])
 
 
 def _require_namespace(conn: sqlite3.Connection, namespace_id: str) -> None:
@@ -1181,6 +1188,17 @@ class SQLiteStore:
             return int(row[0])
 
         return await self._read(run)
+
+    @contextlib.asynccontextmanager
+    async def snapshot(self, namespace_id: str, *, now: int) -> AsyncIterator[SQLiteSnapshot]:
+        """One read transaction on a connection of its own (store/sqlite_snapshot.py)."""
+        if self._closed:
+            raise StoreError("the store is closed")
+        snap = await SQLiteSnapshot.open(self._connect, namespace_id, now, _head_seq)
+        try:
+            yield snap
+        finally:
+            await snap.close()
 
     async def aclose(self) -> None:
         """Flush queued writes, stop the threads and close every connection. Idempotent."""
