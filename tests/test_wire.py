@@ -11,8 +11,10 @@ from hypothesis import strategies as st
 
 from edgekv import wire
 from edgekv._exceptions import (
+    HistoryGone,
     NamespaceNotFound,
     NamespaceTitleTaken,
+    PreconditionFailed,
     StoreError,
     StoreUnavailable,
     TooManyNamespaces,
@@ -127,6 +129,8 @@ def test_error_table_is_the_exception_classes() -> None:
         10013: NamespaceNotFound,
         10014: NamespaceTitleTaken,
         10018: TooManyNamespaces,
+        10410: HistoryGone,
+        10412: PreconditionFailed,
     } == wire.STORE_ERRORS
     assert (
         NamespaceNotFound.code,
