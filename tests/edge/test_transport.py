@@ -207,3 +207,15 @@ async def test_an_https_centre_behind_a_proxy_stays_on_httpx(
     plain = RemoteStore("http://centre.example", token="t", account_id=ACCOUNT)
     assert isinstance(plain._transport, PoolTransport)
     await plain.aclose()
+
+
+async def test_a_failing_change_feed_is_unavailable(fast_client: bool) -> None:
+    # Long polls go on a transport of their own; they get the same answer checks as every call.
+    for status, body in ((503, b""), (200, b"<html>portal</html>"), (200, b'{"result": []}')):
+        async with canned(status, body) as centre:
+            store = RemoteStore(centre.url, token="t", account_id=ACCOUNT, fast_client=fast_client)
+            try:
+                with pytest.raises(StoreUnavailable):
+                    await store.changes("n", since=0)
+            finally:
+                await store.aclose()

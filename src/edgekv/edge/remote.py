@@ -189,10 +189,12 @@ class RemoteStore:
         form: tuple[bytes, str] | None = None,
         headers: dict[str, str] | None = None,
         deadline: float | None = None,
+        transport: Transport | None = None,
     ) -> Answer:
-        """One exchange through the transport; a 5xx answer is `StoreUnavailable`.
-        `form`: a value and its metadata JSON, sent as multipart; `headers`: more headers;
-        `deadline`: seconds for this exchange instead of the client's timeout."""
+        """One exchange through the transport (`transport`: another one, e.g. the long polls');
+        a 5xx answer is `StoreUnavailable`. `form`: a value and its metadata JSON, sent as
+        multipart; `headers`: more headers; `deadline`: seconds for this exchange instead of
+        the client's timeout."""
         content_type = None
         if json_body is not None:
             content, content_type = orjson.dumps(json_body), "application/json"
@@ -200,7 +202,7 @@ class RemoteStore:
             content, content_type = wire.value_form(*form)
         if params:
             path = f"{path}?{urlencode(params, quote_via=quote, safe='')}"
-        answer = await self._transport.request(
+        answer = await (transport or self._transport).request(
             method, path, content, content_type, headers, deadline
         )
         if answer.status_code >= 500:
@@ -560,22 +562,17 @@ class RemoteStore:
             params["prefix"] = prefix
         if wait > 0:
             params["wait"] = f"{wait:g}"
-        answer = await self._poll_transport().request(
+        answer = await self._request(
             "GET",
-            f"{self._ns(namespace_id, wire.CHANGES)}?{urlencode(params, quote_via=quote, safe='')}",
-            b"",
-            None,
-            None,
-            wait + _POLL_MARGIN,
+            self._ns(namespace_id, wire.CHANGES),
+            params=params,
+            deadline=wait + _POLL_MARGIN,
+            transport=self._poll_transport(),
         )
-        if answer.status_code >= 300:
-            raise self._fail(answer, namespace_id)
-        try:
-            body = orjson.loads(answer.content)
+        body = self._envelope(answer, namespace_id)
+        with self._reading():
             changes = [_change(item) for item in body["result"]]
             cursor = int(body["result_info"]["cursor"])
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-            raise StoreUnavailable(f"central server {self.url} sent a malformed answer") from None
         return ChangePage(changes, cursor, max(cursor, changes[-1].seq if changes else 0))
 
     async def head(self, namespace_id: str) -> int:
