@@ -40,7 +40,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 
 import orjson
 
@@ -67,6 +67,7 @@ from edgekv._types import (
 )
 from edgekv.store._feed import FeedWaiters, RawChange, poll
 from edgekv.store.memory import MAX_NAMESPACES, new_id
+from edgekv.store.sqlite_hot import HotRows
 from edgekv.store.sqlite_snapshot import SQLiteSnapshot
 
 __all__ = ["FILENAME", "SCHEMA_VERSION", "SQLiteStore"]
@@ -465,6 +466,7 @@ class SQLiteStore:
         self._threads: list[threading.Thread] = []
         self._local = threading.local()  # inline_reads: one connection per calling thread
         self._inline_conns: list[sqlite3.Connection] = []
+        self._hot_rows: list[HotRows] = []  # each inline-reading thread's recently read rows
         self._default_account: str | None = None  # the oldest account never changes
         self._committed = threading.Event()  # wakes the checkpointer
         self._closed = False
@@ -850,47 +852,67 @@ class SQLiteStore:
         self, namespace_id: str, key: str, *, now: int, cache_ttl: int | None = None
     ) -> Entry | None:
         params = (namespace_id, key.encode())
-        row: tuple[Any, ...] | None = None
         if self._inline:
-            row = self._get_inline(params)
-        if row is None:
-
-            def read(conn: sqlite3.Connection) -> tuple[Any, ...] | None:
-                found: tuple[Any, ...] | None = conn.execute(_GET, params).fetchone()
-                if found is None:
-                    _require_namespace(conn, namespace_id)
+            found = self._get_inline(params)
+            if found is not False:
+                if found is None or (found.expiration is not None and found.expiration <= now):
+                    return None
                 return found
 
-            row = await self._read(read)
+        def read(conn: sqlite3.Connection) -> tuple[Any, ...] | None:
+            row: tuple[Any, ...] | None = conn.execute(_GET, params).fetchone()
             if row is None:
-                return None
+                _require_namespace(conn, namespace_id)
+            return row
+
+        row = await self._read(read)
+        if row is None:
+            return None
         value, expiration, metadata, seq = row
-        if value is None or (expiration is not None and expiration <= now):
-            return None  # value None: the inline read saw the namespace but no key
+        if expiration is not None and expiration <= now:
+            return None
         # str(seq) is version_of(seq), without a call on the hottest path of the store.
         return Entry(value, expiration, metadata, None, str(seq))
 
-    def _get_inline(self, params: tuple[str, bytes]) -> tuple[Any, ...] | None:
+    def _get_inline(self, params: tuple[str, bytes]) -> Entry | Literal[False] | None:
         """A point read on the calling thread, for `inline_reads=True`: an indexed lookup of a
-        small value whose pages are almost always cached. It never waits for a lock (timeout 0)
-        and never loads a large value: both cases return None and go to a reader thread.
-        A row with value None means "namespace exists, key missing"."""
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        small value whose pages are almost always cached, answered from the thread's
+        `HotRows` while nothing was committed since it was read (sqlite_hot.py). It never
+        waits for a lock (timeout 0) and never loads a large value: both cases return False
+        and go to a reader thread, as does an unknown namespace. None: the namespace exists,
+        the key does not. The entry is returned whatever its expiration (the caller checks)."""
+        local = self._local
+        conn: sqlite3.Connection | None = getattr(local, "conn", None)
         try:
             if conn is None:
-                conn = self._local.conn = self._connect(timeout=0)
+                conn = local.conn = self._connect(timeout=0)
                 conn.execute("PRAGMA query_only = ON")
                 self._inline_conns.append(conn)
+                local.hot = HotRows.open(self.path)
+                if local.hot is not None:
+                    self._hot_rows.append(local.hot)
+            hot: HotRows | None = local.hot
+            if hot is not None:
+                hot.check()  # before the row is read: see sqlite_hot.py
+                kept = hot.get(params)
+                if kept is not False:
+                    return kept
             row: tuple[Any, ...] | None = conn.execute(_GET_SMALL, params).fetchone()
             if row is None:
                 if conn.execute(_NS_EXISTS, (params[0],)).fetchone() is None:
-                    return None  # unknown namespace: the reader path raises NamespaceNotFound
-                return (None, None, None, None)
-            if row[0] is None:
-                return None  # too large to read here
-            return row
-        except sqlite3.Error:
-            return None  # busy or anything odd: the reader path decides
+                    return False  # unknown namespace: the reader path raises NamespaceNotFound
+                if hot is not None:
+                    hot.keep(params, None)
+                return None
+            value, expiration, metadata, seq = row
+            if value is None:
+                return False  # too large to read here
+            entry = Entry(value, expiration, metadata, None, str(seq))
+            if hot is not None:
+                hot.keep(params, entry)
+            return entry
+        except (sqlite3.Error, OSError):
+            return False  # busy or anything odd: the reader path decides
 
     async def get_many(
         self, namespace_id: str, keys: Sequence[str], *, now: int, cache_ttl: int | None = None
@@ -1220,6 +1242,9 @@ class SQLiteStore:
         self._committed.set()  # wake the checkpointer so it sees _closed
         for thread in self._threads:
             await asyncio.to_thread(thread.join)
+        for hot in self._hot_rows:
+            hot.close()
+        self._hot_rows.clear()
         for conn in self._inline_conns:
             conn.close()
         self._inline_conns.clear()
