@@ -1,6 +1,7 @@
 """Workers benchmark: a worker answering `GET /<key>` with `await env.KV.get(key)` on a hot key,
-served by `edgekv dev`, against a bare ASGI app on the same ASGI server and against nginx serving
-the same 100 bytes as a static file.
+served by `edgekv dev` (embedded SQLite) and by an `edgekv edge` location (its cache in front of
+an `edgekv serve` centre), against a bare ASGI app on the same ASGI server and against nginx
+serving the same 100 bytes as a static file; and the same worker's `KV.put` in both.
 
     python -m bench.bench_workers [--quick]
 
@@ -13,7 +14,8 @@ machine hits every case alike). The servers: the bare app
 access log off, a temporary config on a free port). Writes bench/results/workers.{md,json,png}
 (workers-quick.* with --quick).
 
-Targets: the worker reaches at least 0.5x the requests/s of the bare ASGI app and 0.25x nginx's.
+Targets (issue "hot paths"): the hot read at a location >= 0.7x nginx, in dev >= 0.6x, p99
+<= 3 ms for both; `KV.put` (durable) >= 20,000/s in dev and >= 10,000/s through a location.
 A second worker route answers without touching KV, to separate the runtime's own cost from the
 KV read's. Last, the cost of the reload check `edgekv dev` runs every 0.5 s (off the request
 path, so the worker numbers above already include it).
@@ -26,6 +28,7 @@ import contextlib
 import functools
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -35,6 +38,16 @@ import httpx
 
 from bench.harness import Report
 from bench.loadgen import ROOT, VALUE, bare_command, free_port, process, require, wrk
+
+PUT_SCRIPT = """
+wrk.method = "PUT"
+wrk.body = string.rep("v", 100)
+counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format(nil, "/put-" .. counter)
+end
+"""
 
 CONNECTIONS = 64
 NS_ID = "0000000000000000000000000000beef"
@@ -68,14 +81,20 @@ def start_bare(stack: contextlib.ExitStack, tmp: Path) -> dict[str, str]:
     return {"bare": url}
 
 
-def start_worker(stack: contextlib.ExitStack, tmp: Path) -> dict[str, str]:
+def _project(tmp: Path) -> Path:
     project = tmp / "worker"
-    (project / "src").mkdir(parents=True)
-    (project / "src" / "worker.py").write_text(WORKER)
-    (project / "wrangler.toml").write_text(
-        f'name = "bench"\nmain = "src/worker.py"\n'
-        f'kv_namespaces = [{{ binding = "KV", id = "{NS_ID}" }}]\n'
-    )
+    if not project.exists():
+        (project / "src").mkdir(parents=True)
+        (project / "src" / "worker.py").write_text(WORKER)
+        (project / "wrangler.toml").write_text(
+            f'name = "bench"\nmain = "src/worker.py"\n'
+            f'kv_namespaces = [{{ binding = "KV", id = "{NS_ID}" }}]\n'
+        )
+    return project
+
+
+def start_worker(stack: contextlib.ExitStack, tmp: Path) -> dict[str, str]:
+    project = _project(tmp)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     args = [sys.executable, "-m", "edgekv", "dev", "--config", str(project / "wrangler.toml")]
@@ -83,6 +102,31 @@ def start_worker(stack: contextlib.ExitStack, tmp: Path) -> dict[str, str]:
     stack.enter_context(process(args, f"{base}/healthz", tmp / "dev.log", cwd=project))
     httpx.put(f"{base}/hot", content=VALUE).raise_for_status()
     return {"worker": f"{base}/hot", "worker-no-kv": f"{base}/no-kv"}
+
+
+def start_location(stack: contextlib.ExitStack, tmp: Path) -> dict[str, str]:
+    """`edgekv serve` (the centre, SQLite) and one `edgekv edge` location running the worker."""
+    project = _project(tmp)
+    data = tmp / "centre"
+    port = free_port()
+    centre = f"http://127.0.0.1:{port}"
+    args = [sys.executable, "-m", "edgekv", "serve", "--data", str(data), "--port", str(port)]
+    stack.enter_context(process(args, f"{centre}/healthz", tmp / "serve.log"))
+    credentials = data / "credentials.json"
+    create = [sys.executable, "-m", "edgekv", "kv", "namespace", "create", "bench"]
+    subprocess.run(
+        [*create, "--id", NS_ID, "--url", centre, "--credentials", str(credentials)],
+        check=True,
+        capture_output=True,
+    )
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    args = [sys.executable, "-m", "edgekv", "edge", "--central", centre, "--location", "bench"]
+    args += ["--config", str(project / "wrangler.toml"), "--port", str(port), "--quiet"]
+    args += ["--credentials", str(credentials)]
+    stack.enter_context(process(args, f"{base}/healthz", tmp / "edge.log", cwd=project))
+    httpx.put(f"{base}/hot", content=VALUE).raise_for_status()
+    return {"location": f"{base}/hot"}
 
 
 NGINX_CONF = """
@@ -188,20 +232,44 @@ def run(quick: bool) -> Report:
             urls = {
                 **start_bare(stack, tmp),
                 **start_worker(stack, tmp),
+                **start_location(stack, tmp),
                 **start_nginx(stack, tmp),
             }
             results = measure_rounds(urls, rounds, seconds)
+            script = tmp / "put.lua"
+            script.write_text(PUT_SCRIPT)
+            puts = {
+                name: wrk(urls[name].removesuffix("/hot") + "/", seconds * rounds, script=script)
+                for name in ("worker", "location")
+            }
         reload_check = measure_reload_check(tmp)
 
     row = functools.partial(report.add, unit="req/s")
     vs_asgi = "GET 100 bytes: worker vs bare ASGI app"
     row(vs_asgi, "bare ASGI app", results["bare"], baseline=True)
     hot = results["worker"]
-    row(vs_asgi, "worker: await env.KV.get(key)", hot, target_ratio=0.5)
-    row(vs_asgi, "worker: no KV read", results["worker-no-kv"], note="runtime cost only")
+    row(vs_asgi, "dev worker: await env.KV.get(key)", hot)
+    row(vs_asgi, "location worker: await env.KV.get(key)", results["location"])
+    row(vs_asgi, "dev worker: no KV read", results["worker-no-kv"], note="runtime cost only")
     vs_nginx = "GET 100 bytes: worker vs nginx static file"
     row(vs_nginx, "nginx static file", results["nginx"], baseline=True)
-    row(vs_nginx, "worker: await env.KV.get(key)", hot, target_ratio=0.25)
+    row(
+        vs_nginx,
+        "location worker: await env.KV.get(key)",
+        results["location"],
+        target_ratio=0.7,
+        note="location cache hit",
+    )
+    row(vs_nginx, "dev worker: await env.KV.get(key)", hot, target_ratio=0.6, note="SQLite")
+    put = "worker KV.put of 100 bytes, 64 concurrent (durable: answered after the commit)"
+    row(put, "dev worker: await env.KV.put(key, value)", puts["worker"], target_rate=20_000)
+    row(
+        put,
+        "location worker: await env.KV.put(key, value)",
+        puts["location"],
+        target_rate=10_000,
+        note="through the centre (edgekv serve, SQLite)",
+    )
     report.add(
         "edgekv dev: reload check, every 0.5 s in a background task",
         "Worker.changed(): stat the worker's files",

@@ -1,6 +1,6 @@
 """Where a hot request's time goes, without a server or a network in the way.
 
-    python -m bench.profile_hot [--calls N] [--profile rest|bare|raw] [--top K]
+    python -m bench.profile_hot [--calls N] [--profile CASE] [--top K]
 
 Calls each ASGI app directly (a prepared `scope`, a `receive` that ends the body at once, a
 `send` that drops the messages) on one uvloop loop and reports µs per call for:
@@ -9,6 +9,9 @@ Calls each ASGI app directly (a prepared `scope`, a `receive` that ends the body
 - `bare`: the bare ASGI app of bench/loadgen.py (100 bytes)
 - `rest`: `edgekv serve`'s app answering `GET …/values/hot` (auth, owner check, store read,
   response, counters; access log to a file)
+- `worker`: `edgekv dev`'s app running a worker whose `GET /hot` is `await env.KV.get(key)`
+  (embedded SQLite; access log to a file), and `worker-put`: its `PUT /<new key>` (durable,
+  so it includes the wait for the group commit: µs per call is latency here, not CPU)
 
 The difference `rest - bare` is what edgekv adds to a request on top of what any ASGI app costs;
 the server's own work (parsing, framing, the socket) is the same for both and not included.
@@ -76,6 +79,55 @@ async def _bare(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": VALUE})
 
 
+WORKER = """
+from edgekv.workers import Response
+
+
+async def on_fetch(request, env, ctx):
+    if request.method == "PUT":
+        await env.KV.put(request.path[1:], await request.bytes())
+        return Response(None, status=204)
+    return Response(await env.KV.get(request.path[1:]))
+"""
+
+
+async def _put_body() -> dict[str, Any]:
+    return {"type": "http.request", "body": VALUE, "more_body": False}
+
+
+async def _time_puts(app: App, scope: dict[str, Any], calls: int) -> float:
+    """`calls` PUTs of new keys, 64 at a time (as 64 clients would), µs per PUT."""
+    start = time.perf_counter_ns()
+    for base in range(0, calls, 64):
+        scopes = []
+        for i in range(base, min(calls, base + 64)):
+            path = f"/put-{i}"
+            scopes.append({**scope, "method": "PUT", "path": path, "raw_path": path.encode()})
+        await asyncio.gather(*(app(one, _put_body, _send) for one in scopes))
+    return (time.perf_counter_ns() - start) / calls / 1000
+
+
+async def _worker_app(data: Path) -> App:
+    from edgekv._client import Client
+    from edgekv.workers.app import WorkerApp
+    from edgekv.workers.config import load_config
+
+    project = data / "worker"
+    project.mkdir()
+    (project / "worker.py").write_text(WORKER)
+    (project / "wrangler.toml").write_text(
+        'name = "profile"\nmain = "worker.py"\n'
+        'kv_namespaces = [{ binding = "KV", id = "0000000000000000000000000000beef" }]\n'
+    )
+    log = AccessLog((data / "worker-access.log").open("a"))
+    client = Client(data / "worker-state")
+    app = WorkerApp(load_config(project / "wrangler.toml"), client, access_log=log)
+    await app.startup()
+    put = {**_scope("/hot", ""), "method": "PUT"}
+    await app(put, _put_body, _send)
+    return app
+
+
 async def _time_app(app: App, scope: dict[str, Any], calls: int) -> float:
     for _ in range(min(calls, 2000)):  # warm caches (token, owner, statements)
         await app(scope, _receive, _send)
@@ -122,6 +174,7 @@ async def _main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp)
         app, scope, ns = await _setup(data)
+        worker = await _worker_app(data)
         try:
             cases: dict[str, Callable[[], Awaitable[float]]] = {
                 "raw": lambda: asyncio.to_thread(
@@ -129,6 +182,8 @@ async def _main(args: argparse.Namespace) -> None:
                 ),
                 "bare": lambda: _time_app(_bare, _scope("/", ""), args.calls),
                 "rest": lambda: _time_app(app, scope, args.calls),
+                "worker": lambda: _time_app(worker, _scope("/hot", ""), args.calls),
+                "worker-put": lambda: _time_puts(worker, _scope("/", ""), args.calls // 5),
             }
             if args.profile:
                 profiler = cProfile.Profile()
@@ -141,16 +196,19 @@ async def _main(args: argparse.Namespace) -> None:
                 return
             results = {name: await run() for name, run in cases.items()}
             for name, us in results.items():
-                print(f"{name:>5}: {us:7.2f} µs per call")
-            print(f"rest - bare: {results['rest'] - results['bare']:.2f} µs added by edgekv")
+                print(f"{name:>10}: {us:7.2f} µs per call")
+            for name in ("rest", "worker"):
+                added = results[name] - results["bare"]
+                print(f"{name} - bare: {added:.2f} µs added by edgekv")
         finally:
             await app.shutdown()
+            await worker.shutdown()  # type: ignore[attr-defined]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=50_000)
-    parser.add_argument("--profile", choices=["rest", "bare", "raw"])
+    parser.add_argument("--profile", choices=["rest", "bare", "raw", "worker", "worker-put"])
     parser.add_argument("--top", type=int, default=25)
     args = parser.parse_args()
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
