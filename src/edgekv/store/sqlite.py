@@ -15,7 +15,8 @@
 - `inline_reads=True` serves point reads of small values on the calling thread: a thread
   round trip costs 50-100 us on a small VM, the read itself ~6 us. See `_get_inline`. Off for
   a bare `SQLiteStore.open`; on wherever edgekv opens one (`edgekv.open`, `edgekv serve`,
-  `edgekv.store.open_store`).
+  `edgekv.store.open_store`). A key read again with nothing committed in between (by
+  anyone) is answered from the thread's `HotRows` without a statement (sqlite_hot.py).
 
 Unknown namespaces cost nothing on the hot path: a read checks the namespace only when it found
 nothing; a write checks it inside the writer's transaction, before changing anything.
