@@ -54,7 +54,13 @@ from edgekv._types import (
     version_of,
 )
 from edgekv.edge.remote_snapshot import RemoteSnapshot
-from edgekv.edge.transport import Answer, Transport, open_transport
+from edgekv.edge.transport import (
+    Answer,
+    HttpxTransport,
+    Transport,
+    httpx_client,
+    open_transport,
+)
 
 __all__ = ["DEFAULT_TIMEOUT", "RemoteError", "RemoteStore"]
 
@@ -66,7 +72,6 @@ PAGE_MAX = rules.LIST_LIMIT_MAX  # the server's largest key-list page
 BULK_GET_MAX = rules.BULK_GET_MAX_KEYS
 NAMESPACES_PER_PAGE = 1000
 _POLL_MARGIN = 10.0  # seconds a long poll's request may take beyond its `wait`
-MAX_POLL_WAIT = 60.0  # the longest `wait` a centre holds a poll for (rest API: 0..60)
 
 
 class RemoteError(StoreError):
@@ -160,8 +165,8 @@ class RemoteStore:
         self._max_connections = max_connections
         self._httpx_transport = transport
         self._ssl_context = ssl_context
+        self._long: httpx.AsyncClient | None = None  # long polls and streamed exports
         self._poll: Transport | None = None
-        self._streams: httpx.AsyncClient | None = None
         self._timeout = timeout
         self._transport: Transport = open_transport(
             self.url,
@@ -529,7 +534,7 @@ class RemoteStore:
             return self._fail(answer, namespace_id)
 
         snap = await RemoteSnapshot.open(
-            self._stream_client(), self.url, self._ns(namespace_id, wire.EXPORT), fail
+            self._long_client(), self.url, self._ns(namespace_id, wire.EXPORT), fail
         )
         try:
             yield snap
@@ -580,36 +585,28 @@ class RemoteStore:
 
     async def aclose(self) -> None:
         await self._transport.aclose()
-        if self._poll is not None:
-            await self._poll.aclose()
-        if self._streams is not None:
-            await self._streams.aclose()
+        if self._long is not None:
+            await self._long.aclose()
 
-    def _stream_client(self) -> httpx.AsyncClient:
-        """Streamed answers (an export) go on an httpx client of their own, made on first use:
-        the transports read whole answers."""
-        if self._streams is None:
-            self._streams = httpx.AsyncClient(
-                base_url=self.url,
-                headers=self._headers,
-                timeout=httpx.Timeout(self._timeout, connect=self._connect_timeout),
-                verify=self._ssl_context or True,
-                transport=self._httpx_transport,
-            )
-        return self._streams
-
-    def _poll_transport(self) -> Transport:
-        """Long polls go on a transport of their own (httpx, made on first use), so a held
-        poll never takes a connection slot of the lean pool's reads and writes."""
-        if self._poll is None:
-            self._poll = open_transport(
+    def _long_client(self) -> httpx.AsyncClient:
+        """Exchanges that may take long go on one httpx client of their own, made on first
+        use: a held long poll or a slow export reader never takes a connection slot of the
+        lean pool's reads and writes, and a streamed answer needs a client that streams (the
+        transports read whole answers)."""
+        if self._long is None:
+            self._long = httpx_client(
                 self.url,
                 headers=self._headers,
-                timeout=MAX_POLL_WAIT + _POLL_MARGIN,
+                timeout=self._timeout,
                 connect_timeout=self._connect_timeout,
                 max_connections=self._max_connections,
-                fast_client=False,
                 transport=self._httpx_transport,
                 ssl_context=self._ssl_context,
             )
+        return self._long
+
+    def _poll_transport(self) -> Transport:
+        """Each long poll passes its own deadline (its wait and a margin) on the long client."""
+        if self._poll is None:
+            self._poll = HttpxTransport(self.url, self._long_client(), self._timeout)
         return self._poll

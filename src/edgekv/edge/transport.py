@@ -31,7 +31,14 @@ import httpx
 from edgekv._exceptions import StoreUnavailable
 from edgekv.edge.http1 import Answer, Http1Pool, ProtocolError
 
-__all__ = ["Answer", "HttpxTransport", "PoolTransport", "Transport", "open_transport"]
+__all__ = [
+    "Answer",
+    "HttpxTransport",
+    "PoolTransport",
+    "Transport",
+    "httpx_client",
+    "open_transport",
+]
 
 
 class Transport(Protocol):
@@ -174,10 +181,36 @@ def open_transport(
             ssl_context=ssl_context,
         )
         return PoolTransport(url, pool)
-    client = httpx.AsyncClient(
+    client = httpx_client(
+        url,
+        headers=headers,
+        timeout=timeout,
+        connect_timeout=connect_timeout,
+        max_connections=max_connections,
+        transport=transport,
+        ssl_context=ssl_context,
+    )
+    return HttpxTransport(url, client, timeout)
+
+
+def httpx_client(
+    url: str,
+    *,
+    headers: dict[str, str],
+    timeout: float,
+    connect_timeout: float,
+    max_connections: int,
+    transport: httpx.AsyncBaseTransport | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+) -> httpx.AsyncClient:
+    """An httpx client to `url` as the transports use it: HTTP/1.1 keep-alive, `timeout` per
+    phase by default (a request may pass its own), `connect_timeout` to connect."""
+    if ssl_context is None and url.startswith("https://"):
+        ssl_context = httpx.create_ssl_context()
+    return httpx.AsyncClient(
         base_url=url,
         headers=headers,
-        timeout=httpx.Timeout(timeout, connect=connect_timeout),
+        timeout=httpx.Timeout(timeout, connect=min(connect_timeout, timeout)),
         limits=httpx.Limits(
             max_connections=max_connections,
             max_keepalive_connections=max_connections,
@@ -188,4 +221,3 @@ def open_transport(
         verify=ssl_context or True,
         transport=transport,
     )
-    return HttpxTransport(url, client, timeout)
