@@ -143,9 +143,12 @@ async def test_newer_schema_is_refused(tmp_path: Path) -> None:
 async def test_listing_and_purge_use_the_indexes(store: SQLiteStore, tmp_path: Path) -> None:
     con = raw(tmp_path / "kv")
     try:
-        listing = con.execute(f"EXPLAIN QUERY PLAN {schema.LIST}", ("n", b"", b"", 0, 1))
-        plan = " ".join(row[3] for row in listing)
-        assert "USING PRIMARY KEY" in plan and "TEMP B-TREE" not in plan  # a seek, no sort
+        for sql, params in (
+            (schema.LIST, ("n", b"", b"", 0, 1)),
+            (schema.LIST_ALL, ("n", b"", 0, 1)),
+        ):
+            plan = " ".join(row[3] for row in con.execute(f"EXPLAIN QUERY PLAN {sql}", params))
+            assert "USING PRIMARY KEY" in plan and "TEMP B-TREE" not in plan  # a seek, no sort
         purge = con.execute(f"EXPLAIN QUERY PLAN {schema.PURGE}", (0, 1))
         assert "entries_expiration" in " ".join(row[3] for row in purge)
     finally:
@@ -326,6 +329,50 @@ async def test_inline_reads_match_the_reader_path(tmp_path: Path) -> None:
         assert await store.get(ns, "k", now=NOW) == Entry(b"theirs")
     finally:
         await store.aclose()
+
+
+async def test_inline_list_pages_match_the_reader_path(tmp_path: Path) -> None:
+    inline = await SQLiteStore.open(tmp_path, inline_reads=True)
+    threaded = await SQLiteStore.open(tmp_path, inline_reads=False)
+    try:
+        ns = await new_ns(inline)
+        await inline.put_many(
+            ns,
+            [
+                (f"a{i:02}", Entry(b"v", NOW + i, f'{{"i":{i}}}' if i % 3 else None))
+                for i in range(30)
+            ]
+            + [("b\u00e9", Entry(b"v")), ("b\U0001f600", Entry(b"v")), ("c", Entry(b"v"))],
+        )
+        cases = [
+            ("", None, 1001, NOW),
+            ("", None, 7, NOW + 10),  # the entry expiring at NOW + 10 is gone at NOW + 10
+            ("a", "a05", 10, NOW),
+            ("b", None, 1001, NOW),  # UTF-8 byte order: U+00E9 before U+1F600
+            ("", "b\u00e9", 1001, NOW),
+            ("zz", None, 10, NOW),  # an empty page
+        ]
+        for prefix, after, limit, now in cases:
+            args = {"prefix": prefix, "after": after, "limit": limit, "now": now}
+            got = await inline.list_keys(ns, **args)  # type: ignore[arg-type]
+            assert got == await threaded.list_keys(ns, **args), args  # type: ignore[arg-type]
+        page = await inline.list_keys(ns, prefix="a", after=None, limit=3, now=NOW + 10)
+        assert [(k.name, k.expiration, k.metadata) for k in page] == [
+            ("a11", NOW + 11, {"i": 11}),
+            ("a12", NOW + 12, None),
+            ("a13", NOW + 13, {"i": 13}),
+        ]
+        with pytest.raises(NamespaceNotFound):
+            await inline.list_keys("0" * 32, prefix="", after=None, limit=10, now=NOW)
+        # a write by another connection is seen at once (no stale snapshot kept open)
+        con = raw(tmp_path)
+        con.execute(schema.UPSERT, (ns, b"a", b"theirs", None, None, None, None, 0))
+        con.close()
+        page = await inline.list_keys(ns, prefix="", after=None, limit=1, now=NOW)
+        assert page == [KeyInfo("a", None, None)]
+    finally:
+        await threaded.aclose()
+        await inline.aclose()
 
 
 async def test_listing_returns_limit_live_keys_among_expired(store: SQLiteStore) -> None:

@@ -27,6 +27,7 @@ __all__ = [
     "GET_SMALL",
     "HEAD",
     "LIST",
+    "LIST_ALL",
     "LOG",
     "MIGRATIONS",
     "NO_UPPER",
@@ -245,6 +246,11 @@ CHANGES = (
 LIST = (
     "SELECT CAST(key AS TEXT), expiration, metadata FROM entries"
     " WHERE namespace_id = ? AND key >= ? AND key < ? AND (expiration IS NULL OR expiration > ?)"
+    " ORDER BY key LIMIT ?"
+)
+LIST_ALL = (  # an empty prefix: no upper bound
+    "SELECT CAST(key AS TEXT), expiration, metadata FROM entries"
+    " WHERE namespace_id = ? AND key >= ? AND (expiration IS NULL OR expiration > ?)"
     " ORDER BY key LIMIT ?"
 )
 PURGE = (
