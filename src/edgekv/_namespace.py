@@ -417,7 +417,8 @@ class KVNamespace:
             )
         now = self._now()
         pairs: list[tuple[str, Entry]] = []
-        limit = rules.VALUE_MAX_BYTES
+        # Locals: the loop below runs 10,000 times per call.
+        append, plain_key, limit = pairs.append, rules.is_plain_key, rules.VALUE_MAX_BYTES
         for item in batch:
             key: Any
             options: Mapping[str, Any] = _NO_OPTIONS
@@ -425,10 +426,10 @@ class KVNamespace:
                 key, value = item
                 # Fast path of the common pair: a plain key and a str or bytes value.
                 vclass = value.__class__
-                if (vclass is bytes or vclass is str) and rules.is_plain_key(key):
+                if (vclass is bytes or vclass is str) and plain_key(key):
                     data = value if vclass is bytes else rules.encode_text(value)
                     if len(data) <= limit:
-                        pairs.append((key, Entry(data)))
+                        append((key, Entry(data)))
                         continue
             elif isinstance(item, Mapping):
                 key, value, options = item.get("key"), item.get("value"), item

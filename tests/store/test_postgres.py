@@ -19,7 +19,7 @@ from edgekv._exceptions import (
     TooManyNamespaces,
 )
 from edgekv._types import Entry, KeyInfo, TokenRecord
-from edgekv.store import postgres as postgres_engine
+from edgekv.store import pg_schema
 from edgekv.store.memory import MAX_NAMESPACES
 from edgekv.store.postgres import SCHEMA_VERSION, PostgresStore
 from tests import pgcluster
@@ -124,7 +124,7 @@ async def test_a_round_1_database_opens_with_its_data(dsn: str) -> None:
             "CREATE TABLE edgekv_schema (version integer PRIMARY KEY,"
             " applied_at timestamptz NOT NULL DEFAULT now())"
         )
-        await con.execute(postgres_engine._MIGRATIONS[0])
+        await con.execute(pg_schema.MIGRATIONS[0])
         await con.execute("INSERT INTO edgekv_schema (version) VALUES (1)")
         await con.execute("INSERT INTO edgekv_accounts (id) VALUES ($1)", "a" * 32)
         await con.execute(

@@ -15,7 +15,7 @@ import pytest
 from edgekv._exceptions import PreconditionFailed
 from edgekv._models import Change
 from edgekv._types import Condition, Entry, Written
-from edgekv.store import postgres as engine
+from edgekv.store import pg_schema
 from edgekv.store.postgres import SCHEMA_VERSION, PostgresStore
 from tests import pgcluster
 
@@ -52,7 +52,7 @@ async def test_a_schema_one_database_migrates(dsn: str) -> None:
             "CREATE TABLE edgekv_schema (version integer PRIMARY KEY,"
             " applied_at timestamptz NOT NULL DEFAULT now())"
         )
-        await con.execute(engine._MIGRATIONS[0])
+        await con.execute(pg_schema.MIGRATIONS[0])
         await con.execute("INSERT INTO edgekv_schema (version) VALUES (1)")
         await con.execute("INSERT INTO edgekv_accounts (id) VALUES ($1)", ACCOUNT)
         await con.execute(

@@ -17,7 +17,7 @@ import pytest
 
 from edgekv._exceptions import NamespaceNotFound, NamespaceTitleTaken, StoreError
 from edgekv._types import Entry, KeyInfo, TokenRecord, Written
-from edgekv.store import sqlite as engine
+from edgekv.store import sqlite_schema as schema
 from edgekv.store.sqlite import FILENAME, SCHEMA_VERSION, SQLiteStore
 
 pytestmark = pytest.mark.skipif(
@@ -100,7 +100,7 @@ async def test_wal_mode_and_schema_version(store: SQLiteStore, tmp_path: Path) -
 async def test_a_round_1_file_opens_with_its_data(tmp_path: Path) -> None:
     # Schema version 1 as round 1 wrote it, with a namespace and an entry.
     con = raw(tmp_path)
-    for statement in engine._MIGRATIONS[0].split(";"):
+    for statement in schema.MIGRATIONS[0].split(";"):
         con.execute(statement)
     con.execute("PRAGMA user_version = 1")
     con.execute("INSERT INTO accounts (id) VALUES (?)", ("a" * 32,))
@@ -143,10 +143,13 @@ async def test_newer_schema_is_refused(tmp_path: Path) -> None:
 async def test_listing_and_purge_use_the_indexes(store: SQLiteStore, tmp_path: Path) -> None:
     con = raw(tmp_path / "kv")
     try:
-        listing = con.execute(f"EXPLAIN QUERY PLAN {engine._LIST}", ("n", b"", b"", 0, 1))
-        plan = " ".join(row[3] for row in listing)
-        assert "USING PRIMARY KEY" in plan and "TEMP B-TREE" not in plan  # a seek, no sort
-        purge = con.execute(f"EXPLAIN QUERY PLAN {engine._PURGE}", (0, 1))
+        for sql, params in (
+            (schema.LIST, ("n", b"", b"", 0, 1)),
+            (schema.LIST_ALL, ("n", b"", 0, 1)),
+        ):
+            plan = " ".join(row[3] for row in con.execute(f"EXPLAIN QUERY PLAN {sql}", params))
+            assert "USING PRIMARY KEY" in plan and "TEMP B-TREE" not in plan  # a seek, no sort
+        purge = con.execute(f"EXPLAIN QUERY PLAN {schema.PURGE}", (0, 1))
         assert "entries_expiration" in " ".join(row[3] for row in purge)
     finally:
         con.close()
@@ -234,7 +237,7 @@ async def test_an_op_failing_midway_is_rolled_back_alone(store: SQLiteStore) -> 
     ns = await new_ns(store)
 
     def half_then_fail(conn: sqlite3.Connection) -> None:
-        conn.execute(engine._UPSERT, (ns, b"half", b"x", None, None, None, None, 0))
+        conn.execute(schema.UPSERT, (ns, b"half", b"x", None, None, None, None, 0))
         raise StoreError("broke after writing")
 
     def bad_sql(conn: sqlite3.Connection) -> None:
@@ -321,11 +324,55 @@ async def test_inline_reads_match_the_reader_path(tmp_path: Path) -> None:
             await store.get("0" * 32, "k", now=NOW)
         # a write by another connection is seen at once (no stale snapshot kept open)
         con = raw(tmp_path)
-        con.execute(engine._UPSERT, (ns, b"k", b"theirs", None, None, None, None, 0))
+        con.execute(schema.UPSERT, (ns, b"k", b"theirs", None, None, None, None, 0))
         con.close()
         assert await store.get(ns, "k", now=NOW) == Entry(b"theirs")
     finally:
         await store.aclose()
+
+
+async def test_inline_list_pages_match_the_reader_path(tmp_path: Path) -> None:
+    inline = await SQLiteStore.open(tmp_path, inline_reads=True)
+    threaded = await SQLiteStore.open(tmp_path, inline_reads=False)
+    try:
+        ns = await new_ns(inline)
+        await inline.put_many(
+            ns,
+            [
+                (f"a{i:02}", Entry(b"v", NOW + i, f'{{"i":{i}}}' if i % 3 else None))
+                for i in range(30)
+            ]
+            + [("b\u00e9", Entry(b"v")), ("b\U0001f600", Entry(b"v")), ("c", Entry(b"v"))],
+        )
+        cases = [
+            ("", None, 1001, NOW),
+            ("", None, 7, NOW + 10),  # the entry expiring at NOW + 10 is gone at NOW + 10
+            ("a", "a05", 10, NOW),
+            ("b", None, 1001, NOW),  # UTF-8 byte order: U+00E9 before U+1F600
+            ("", "b\u00e9", 1001, NOW),
+            ("zz", None, 10, NOW),  # an empty page
+        ]
+        for prefix, after, limit, now in cases:
+            args = {"prefix": prefix, "after": after, "limit": limit, "now": now}
+            got = await inline.list_keys(ns, **args)  # type: ignore[arg-type]
+            assert got == await threaded.list_keys(ns, **args), args  # type: ignore[arg-type]
+        page = await inline.list_keys(ns, prefix="a", after=None, limit=3, now=NOW + 10)
+        assert [(k.name, k.expiration, k.metadata) for k in page] == [
+            ("a11", NOW + 11, {"i": 11}),
+            ("a12", NOW + 12, None),
+            ("a13", NOW + 13, {"i": 13}),
+        ]
+        with pytest.raises(NamespaceNotFound):
+            await inline.list_keys("0" * 32, prefix="", after=None, limit=10, now=NOW)
+        # a write by another connection is seen at once (no stale snapshot kept open)
+        con = raw(tmp_path)
+        con.execute(schema.UPSERT, (ns, b"a", b"theirs", None, None, None, None, 0))
+        con.close()
+        page = await inline.list_keys(ns, prefix="", after=None, limit=1, now=NOW)
+        assert page == [KeyInfo("a", None, None)]
+    finally:
+        await threaded.aclose()
+        await inline.aclose()
 
 
 async def test_listing_returns_limit_live_keys_among_expired(store: SQLiteStore) -> None:

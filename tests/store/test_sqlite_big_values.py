@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from edgekv._types import Entry
-from edgekv.store import sqlite as engine
+from edgekv.store import sqlite_schema as schema
 from edgekv.store.sqlite import FILENAME, SQLiteStore
 
 pytestmark = pytest.mark.skipif(
@@ -47,12 +47,12 @@ async def test_a_large_value_lives_outside_the_key_btree(
 ) -> None:
     account = await store.default_account()
     ns = (await store.create_namespace(account, "n")).id
-    edge = b"e" * engine._BLOB_MIN
+    edge = b"e" * schema.BLOB_MIN
     await store.put(ns, "big", Entry(BIG, NOW + 600, '{"m":1}'))
     await store.put(ns, "edge", Entry(edge))  # exactly the limit stays in the row
     with raw(tmp_path / "kv") as con:
         rows = dict(con.execute("SELECT key, length(value) FROM entries").fetchall())
-        assert rows == {b"big": 0, b"edge": engine._BLOB_MIN}
+        assert rows == {b"big": 0, b"edge": schema.BLOB_MIN}
     got = await store.get(ns, "big", now=NOW)
     assert got is not None and (got.value, got.expiration, got.metadata) == (
         BIG,
@@ -117,7 +117,7 @@ async def test_a_file_of_the_first_schema_opens_with_its_large_values_moved(
     migration runs, every value reads back, and the large ones now live in `blobs`."""
     directory = tmp_path / "kv"
     directory.mkdir()
-    first = engine._MIGRATIONS[0]
+    first = schema.MIGRATIONS[0]
     assert isinstance(first, str)
     with raw(directory) as con:
         con.execute("PRAGMA journal_mode = WAL")
@@ -149,6 +149,6 @@ async def test_a_file_of_the_first_schema_opens_with_its_large_values_moved(
         await store.delete("n" * 32, "big")
         assert blob_count(directory) == 0
         with raw(directory) as con:
-            assert con.execute("PRAGMA user_version").fetchone()[0] == engine.SCHEMA_VERSION
+            assert con.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
     finally:
         await store.aclose()

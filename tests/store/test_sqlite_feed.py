@@ -15,6 +15,7 @@ import pytest
 from edgekv._exceptions import PreconditionFailed
 from edgekv._types import Condition, Entry, Written
 from edgekv.store import sqlite as engine
+from edgekv.store import sqlite_schema as schema
 from edgekv.store.sqlite import FILENAME, SCHEMA_VERSION, SQLiteStore
 from tests.store.test_sqlite import _hold_writer
 
@@ -33,7 +34,7 @@ def round_one_file(directory: Path) -> None:
     directory.mkdir(parents=True)
     con = sqlite3.connect(directory / FILENAME, isolation_level=None)
     con.execute("PRAGMA journal_mode = WAL")
-    for statement in engine._MIGRATIONS[0].split(";"):
+    for statement in schema.MIGRATIONS[0].split(";"):
         con.execute(statement)
     con.execute("PRAGMA user_version = 1")
     con.execute("INSERT INTO accounts (id) VALUES (?)", (ACCOUNT,))

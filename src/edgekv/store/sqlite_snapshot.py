@@ -25,7 +25,7 @@ __all__ = ["SQLiteSnapshot"]
 
 _T = TypeVar("_T")
 
-# A large value lives in `blobs` (entries.blob its id, entries.value empty; store/sqlite.py).
+# A large value lives in `blobs` (entries.blob its id, entries.value empty; store/sqlite_schema.py).
 _PAGE = (
     "SELECT CAST(e.key AS TEXT), coalesce(b.value, e.value), e.expiration, e.metadata"
     " FROM entries e LEFT JOIN blobs b ON b.id = e.blob"
