@@ -28,9 +28,10 @@ import asyncio
 import contextlib
 import functools
 import itertools
+import operator
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,7 @@ from edgekv.store.sqlite_schema import (
     LIST,
     LIST_ALL,
     LOG,
+    LOG_PUT,
     NS_EXISTS,
     PURGE,
     SCHEMA_VERSION,
@@ -65,6 +67,7 @@ from edgekv.store.sqlite_schema import (
     STATS,
     STATS_EXPIRED,
     UPSERT,
+    UPSERT_SMALL,
     check,
     head_seq,
     heads_of,
@@ -85,12 +88,24 @@ _TRIM_BATCH = 2000  # change rows per history-trim transaction, for the same rea
 _FOREIGN_POLL = 1.0  # seconds between checks for other processes' commits while polls wait
 _INLINE_MAX_VALUE = 16 * 1024  # inline_reads: larger values are read on a reader thread
 _NEW_TUPLE = tuple.__new__
+_VALUE = operator.attrgetter("value")
+_EXPIRATION = operator.attrgetter("expiration")
+_METADATA = operator.attrgetter("metadata")
 
 
 def _key_infos(rows: Iterable[Any]) -> list[KeyInfo]:
     """KeyInfo of each row: `tuple.__new__(KeyInfo, row)` through `map`, no Python frame per
     row (half the cost of `KeyInfo._make`, a page holds a thousand)."""
     return list(map(_NEW_TUPLE, itertools.repeat(KeyInfo), rows))
+
+
+def _with_blobs(
+    conn: sqlite3.Connection, namespace_id: str, raws: list[bytes], values: list[bytes]
+) -> tuple[list[Any], list[Any], list[Any]]:
+    """The value, blob and blob_size columns of a bulk write holding large values: those go
+    to `blobs` first."""
+    columns = [value_columns(conn, namespace_id, r, v) for r, v in zip(raws, values, strict=True)]
+    return [c[0] for c in columns], [c[1] for c in columns], [c[2] for c in columns]
 
 
 def _entry(value: bytes, expiration: int | None, metadata: str | None, seq: int) -> Entry:
@@ -293,12 +308,16 @@ class SQLiteStore(SQLiteCatalog):
         return Written(seq, version_of(seq))
 
     async def put_many(self, namespace_id: str, items: Sequence[tuple[str, Entry]]) -> None:
-        # Keys encoded here, so a bad one fails before anything is queued. No row tuples are
-        # kept: the writer streams them into executemany, so a 10,000-pair call does not hold
-        # 30,000 GC-tracked tuples (each cost collections, and promotions to the old
-        # generation, whose full scans grew with everything else the process holds).
+        # Keys encoded here, so a bad one fails before anything is queued. Columns, not rows:
+        # the writer zips them into executemany, so a 10,000-pair call runs no Python frame per
+        # pair and holds no row tuples (each GC-tracked: collections, promotions to the old
+        # generation, whose full scans grow with everything the process holds).
         raws = [key.encode() for key, _ in items]
-        entries = [entry for _, entry in items]  # the caller may reuse its list meanwhile
+        entries = [entry for _, entry in items]
+        values = list(map(_VALUE, entries))
+        expirations = list(map(_EXPIRATION, entries))
+        metadata = list(map(_METADATA, entries))
+        small = max(map(len, values), default=0) <= BLOB_MIN
 
         def write(conn: sqlite3.Connection) -> None:
             n = len(raws)
@@ -306,36 +325,25 @@ class SQLiteStore(SQLiteCatalog):
                 require_namespace(conn, namespace_id)
                 return
             first = self._advance(conn, namespace_id, n) - n + 1
+            seqs = range(first, first + n)
             # In order: a later duplicate key wins, and each item is its own change. Its
             # change rows go in now: what `_flush` would do with them at the end of the batch.
-            conn.executemany(UPSERT, self._entry_rows(conn, namespace_id, raws, entries, first))
+            if small:  # the common case: two columns fewer to bind per row
+                rows: Iterable[tuple[Any, ...]] = zip(
+                    itertools.repeat(namespace_id), raws, values, expirations, metadata, seqs
+                )
+                conn.executemany(UPSERT_SMALL, rows)
+            else:
+                blobs = _with_blobs(conn, namespace_id, raws, values)
+                rows = zip(
+                    itertools.repeat(namespace_id), raws, *blobs, expirations, metadata, seqs
+                )
+                conn.executemany(UPSERT, rows)
             conn.executemany(
-                LOG,
-                (
-                    (namespace_id, first + i, raw, 0, e.expiration, e.metadata)
-                    for i, (raw, e) in enumerate(zip(raws, entries, strict=True))
-                ),
+                LOG_PUT, zip(itertools.repeat(namespace_id), seqs, raws, expirations, metadata)
             )
 
         await self._write(write)
-
-    @staticmethod
-    def _entry_rows(
-        conn: sqlite3.Connection,
-        namespace_id: str,
-        raws: list[bytes],
-        entries: list[Entry],
-        first: int,
-    ) -> Iterator[tuple[Any, ...]]:
-        """`UPSERT` parameters of a bulk write, one at a time; a large value goes to `blobs`
-        first (on another cursor, between two rows of the executemany)."""
-        for i, (raw, e) in enumerate(zip(raws, entries, strict=True)):
-            value = e.value
-            if len(value) <= BLOB_MIN:
-                yield (namespace_id, raw, value, None, None, e.expiration, e.metadata, first + i)
-            else:
-                blob = value_columns(conn, namespace_id, raw, value)
-                yield (namespace_id, raw, *blob, e.expiration, e.metadata, first + i)
 
     async def delete(
         self,

@@ -29,6 +29,7 @@ __all__ = [
     "LIST",
     "LIST_ALL",
     "LOG",
+    "LOG_PUT",
     "MIGRATIONS",
     "NO_UPPER",
     "NS_EXISTS",
@@ -41,6 +42,7 @@ __all__ = [
     "STATS_EXPIRED",
     "TOKEN_COLUMNS",
     "UPSERT",
+    "UPSERT_SMALL",
     "check",
     "head_seq",
     "heads_of",
@@ -228,6 +230,12 @@ UPSERT = (
     " (namespace_id, key, value, blob, blob_size, expiration, metadata, seq)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
+# UPSERT of a value kept in the row (at most BLOB_MIN bytes): two parameters fewer per row.
+UPSERT_SMALL = (
+    "INSERT OR REPLACE INTO entries"
+    " (namespace_id, key, value, blob, blob_size, expiration, metadata, seq)"
+    " VALUES (?, ?, ?, NULL, NULL, ?, ?, ?)"
+)
 BLOB = "INSERT INTO blobs (namespace_id, key, value) VALUES (?, ?, ?)"
 DELETE = "DELETE FROM entries WHERE namespace_id = ? AND key = ? RETURNING expiration"
 CURRENT = "SELECT seq, expiration FROM entries WHERE namespace_id = ? AND key = ?"
@@ -236,6 +244,10 @@ SET_HEAD = "UPDATE namespaces SET head = ? WHERE id = ?"
 LOG = (
     "INSERT INTO changes (namespace_id, seq, key, deleted, expiration, metadata)"
     " VALUES (?, ?, ?, ?, ?, ?)"
+)
+LOG_PUT = (  # LOG of a put
+    "INSERT INTO changes (namespace_id, seq, key, deleted, expiration, metadata)"
+    " VALUES (?, ?, ?, 0, ?, ?)"
 )
 HEAD = "SELECT head, floor FROM namespaces WHERE id = ?"
 CHANGES = (
