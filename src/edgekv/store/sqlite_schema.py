@@ -22,6 +22,7 @@ __all__ = [
     "CHANGES",
     "CURRENT",
     "DELETE",
+    "DELETE_MANY",
     "GET",
     "GET_MANY",
     "GET_SMALL",
@@ -29,6 +30,7 @@ __all__ = [
     "LIST",
     "LIST_ALL",
     "LOG",
+    "LOG_DELETE",
     "LOG_PUT",
     "MIGRATIONS",
     "NO_UPPER",
@@ -238,6 +240,9 @@ UPSERT_SMALL = (
 )
 BLOB = "INSERT INTO blobs (namespace_id, key, value) VALUES (?, ?, ?)"
 DELETE = "DELETE FROM entries WHERE namespace_id = ? AND key = ? RETURNING expiration"
+DELETE_MANY = (  # {}: one "?" per key
+    "DELETE FROM entries WHERE namespace_id = ? AND key IN ({}) RETURNING key, expiration"
+)
 CURRENT = "SELECT seq, expiration FROM entries WHERE namespace_id = ? AND key = ?"
 # Reading the head is the namespace check of a write, and the start of its seq allocation.
 SET_HEAD = "UPDATE namespaces SET head = ? WHERE id = ?"
@@ -248,6 +253,10 @@ LOG = (
 LOG_PUT = (  # LOG of a put
     "INSERT INTO changes (namespace_id, seq, key, deleted, expiration, metadata)"
     " VALUES (?, ?, ?, 0, ?, ?)"
+)
+LOG_DELETE = (  # LOG of a delete
+    "INSERT INTO changes (namespace_id, seq, key, deleted, expiration, metadata)"
+    " VALUES (?, ?, ?, 1, NULL, NULL)"
 )
 HEAD = "SELECT head, floor FROM namespaces WHERE id = ?"
 CHANGES = (
