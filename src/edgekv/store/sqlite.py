@@ -70,6 +70,7 @@ from edgekv.store.sqlite_schema import (
     STATS_EXPIRED,
     UPSERT,
     UPSERT_SMALL,
+    blob_columns,
     check,
     head_seq,
     heads_of,
@@ -99,15 +100,6 @@ def _key_infos(rows: Iterable[Any]) -> list[KeyInfo]:
     """KeyInfo of each row: `tuple.__new__(KeyInfo, row)` through `map`, no Python frame per
     row (half the cost of `KeyInfo._make`, a page holds a thousand)."""
     return list(map(_NEW_TUPLE, itertools.repeat(KeyInfo), rows))
-
-
-def _with_blobs(
-    conn: sqlite3.Connection, namespace_id: str, raws: list[bytes], values: list[bytes]
-) -> tuple[list[Any], list[Any], list[Any]]:
-    """The value, blob and blob_size columns of a bulk write holding large values: those go
-    to `blobs` first."""
-    columns = [value_columns(conn, namespace_id, r, v) for r, v in zip(raws, values, strict=True)]
-    return [c[0] for c in columns], [c[1] for c in columns], [c[2] for c in columns]
 
 
 def _entry(value: bytes, expiration: int | None, metadata: str | None, seq: int) -> Entry:
@@ -336,7 +328,7 @@ class SQLiteStore(SQLiteCatalog):
                 )
                 conn.executemany(UPSERT_SMALL, rows)
             else:
-                blobs = _with_blobs(conn, namespace_id, raws, values)
+                blobs = blob_columns(conn, namespace_id, raws, values)
                 rows = zip(
                     itertools.repeat(namespace_id), raws, *blobs, expirations, metadata, seqs
                 )

@@ -45,6 +45,7 @@ __all__ = [
     "TOKEN_COLUMNS",
     "UPSERT",
     "UPSERT_SMALL",
+    "blob_columns",
     "check",
     "head_seq",
     "heads_of",
@@ -305,6 +306,15 @@ def value_columns(conn: sqlite3.Connection, namespace_id: str, raw: bytes, value
     if len(value) <= BLOB_MIN:
         return value, None, None
     return b"", conn.execute(BLOB, (namespace_id, raw, value)).lastrowid, len(value)
+
+
+def blob_columns(
+    conn: sqlite3.Connection, namespace_id: str, raws: list[bytes], values: list[bytes]
+) -> tuple[list[Any], list[Any], list[Any]]:
+    """The value, blob and blob_size columns of a bulk write holding large values: those go
+    to `blobs` first."""
+    columns = [value_columns(conn, namespace_id, r, v) for r, v in zip(raws, values, strict=True)]
+    return [c[0] for c in columns], [c[1] for c in columns], [c[2] for c in columns]
 
 
 def head_seq(conn: sqlite3.Connection, namespace_id: str) -> int:
