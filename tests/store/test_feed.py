@@ -216,6 +216,16 @@ async def test_expiry_is_not_a_change(store: Store) -> None:
     assert await store.head(ns) == head
 
 
+async def test_a_bulk_delete_logs_only_the_live_keys_it_deleted(store: Store) -> None:
+    ns = await new_ns(store)
+    await store.put_many(ns, [("gone", Entry(b"v", NOW + 5)), ("live", Entry(b"v"))])
+    head = await store.head(ns)
+    await store.delete_many(ns, ["live", "gone", "never"], now=NOW + 5)  # "gone" expired
+    page = await store.changes(ns, since=head)
+    assert ops(page.changes) == [("delete", "live")] and page.cursor == head + 1
+    assert await store.get_many(ns, ["gone", "live"], now=NOW) == {}  # both rows deleted
+
+
 async def test_prefix_filters_and_cursor_never_falls_behind(store: Store) -> None:
     ns = await new_ns(store)
     since = await store.head(ns)

@@ -29,9 +29,10 @@ import asyncio
 import contextlib
 import functools
 import itertools
+import operator
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -53,6 +54,7 @@ from edgekv.store.sqlite_schema import (
     BLOB_MIN,
     CHANGES,
     DELETE,
+    DELETE_MANY,
     GET,
     GET_MANY,
     GET_SMALL,
@@ -60,6 +62,8 @@ from edgekv.store.sqlite_schema import (
     LIST,
     LIST_ALL,
     LOG,
+    LOG_DELETE,
+    LOG_PUT,
     NS_EXISTS,
     PURGE,
     SCHEMA_VERSION,
@@ -67,6 +71,8 @@ from edgekv.store.sqlite_schema import (
     STATS,
     STATS_EXPIRED,
     UPSERT,
+    UPSERT_SMALL,
+    blob_columns,
     check,
     head_seq,
     heads_of,
@@ -87,6 +93,9 @@ _TRIM_BATCH = 2000  # change rows per history-trim transaction, for the same rea
 _FOREIGN_POLL = 1.0  # seconds between checks for other processes' commits while polls wait
 _INLINE_MAX_VALUE = 16 * 1024  # inline_reads: larger values are read on a reader thread
 _NEW_TUPLE = tuple.__new__
+_VALUE = operator.attrgetter("value")
+_EXPIRATION = operator.attrgetter("expiration")
+_METADATA = operator.attrgetter("metadata")
 
 
 def _key_infos(rows: Iterable[Any]) -> list[KeyInfo]:
@@ -316,12 +325,16 @@ class SQLiteStore(SQLiteCatalog):
         return Written(seq, version_of(seq))
 
     async def put_many(self, namespace_id: str, items: Sequence[tuple[str, Entry]]) -> None:
-        # Keys encoded here, so a bad one fails before anything is queued. No row tuples are
-        # kept: the writer streams them into executemany, so a 10,000-pair call does not hold
-        # 30,000 GC-tracked tuples (each cost collections, and promotions to the old
-        # generation, whose full scans grew with everything else the process holds).
+        # Keys encoded here, so a bad one fails before anything is queued. Columns, not rows:
+        # the writer zips them into executemany, so a 10,000-pair call runs no Python frame per
+        # pair and holds no row tuples (each GC-tracked: collections, promotions to the old
+        # generation, whose full scans grow with everything the process holds).
         raws = [key.encode() for key, _ in items]
-        entries = [entry for _, entry in items]  # the caller may reuse its list meanwhile
+        entries = [entry for _, entry in items]
+        values = list(map(_VALUE, entries))
+        expirations = list(map(_EXPIRATION, entries))
+        metadata = list(map(_METADATA, entries))
+        small = max(map(len, values), default=0) <= BLOB_MIN
 
         def write(conn: sqlite3.Connection) -> None:
             n = len(raws)
@@ -329,36 +342,25 @@ class SQLiteStore(SQLiteCatalog):
                 require_namespace(conn, namespace_id)
                 return
             first = self._advance(conn, namespace_id, n) - n + 1
+            seqs = range(first, first + n)
             # In order: a later duplicate key wins, and each item is its own change. Its
             # change rows go in now: what `_flush` would do with them at the end of the batch.
-            conn.executemany(UPSERT, self._entry_rows(conn, namespace_id, raws, entries, first))
+            if small:  # the common case: two columns fewer to bind per row
+                rows: Iterable[tuple[Any, ...]] = zip(
+                    itertools.repeat(namespace_id), raws, values, expirations, metadata, seqs
+                )
+                conn.executemany(UPSERT_SMALL, rows)
+            else:
+                blobs = blob_columns(conn, namespace_id, raws, values)
+                rows = zip(
+                    itertools.repeat(namespace_id), raws, *blobs, expirations, metadata, seqs
+                )
+                conn.executemany(UPSERT, rows)
             conn.executemany(
-                LOG,
-                (
-                    (namespace_id, first + i, raw, 0, e.expiration, e.metadata)
-                    for i, (raw, e) in enumerate(zip(raws, entries, strict=True))
-                ),
+                LOG_PUT, zip(itertools.repeat(namespace_id), seqs, raws, expirations, metadata)
             )
 
         await self._write(write)
-
-    @staticmethod
-    def _entry_rows(
-        conn: sqlite3.Connection,
-        namespace_id: str,
-        raws: list[bytes],
-        entries: list[Entry],
-        first: int,
-    ) -> Iterator[tuple[Any, ...]]:
-        """`UPSERT` parameters of a bulk write, one at a time; a large value goes to `blobs`
-        first (on another cursor, between two rows of the executemany)."""
-        for i, (raw, e) in enumerate(zip(raws, entries, strict=True)):
-            value = e.value
-            if len(value) <= BLOB_MIN:
-                yield (namespace_id, raw, value, None, None, e.expiration, e.metadata, first + i)
-            else:
-                blob = value_columns(conn, namespace_id, raw, value)
-                yield (namespace_id, raw, *blob, e.expiration, e.metadata, first + i)
 
     async def delete(
         self,
@@ -393,18 +395,22 @@ class SQLiteStore(SQLiteCatalog):
         raws = list(dict.fromkeys(key.encode() for key in keys))  # a repeat deletes nothing
 
         def write(conn: sqlite3.Connection) -> None:
-            gone: list[bytes] = []
-            for raw in raws:
-                rows = conn.execute(DELETE, (namespace_id, raw)).fetchall()
-                if rows and (now is None or rows[0][0] is None or rows[0][0] > now):
-                    gone.append(raw)
-            if not gone:
+            # A statement per 500 keys, not per key (the rows come back in no given order).
+            live: set[bytes] = set()
+            for i in range(0, len(raws), 500):  # well under SQLite's bound-parameter limit
+                chunk = raws[i : i + 500]
+                sql = DELETE_MANY.format(",".join("?" * len(chunk)))
+                for raw, expiration in conn.execute(sql, (namespace_id, *chunk)):
+                    if now is None or expiration is None or expiration > now:
+                        live.add(raw)  # an expired one is gone too, but expiry is no change
+            if not live:
                 require_namespace(conn, namespace_id)
                 return
+            gone = [raw for raw in raws if raw in live]  # changes in the order given
             first = self._advance(conn, namespace_id, len(gone)) - len(gone) + 1
-            self._log_rows += [
-                (namespace_id, first + i, raw, 1, None, None) for i, raw in enumerate(gone)
-            ]
+            # Its change rows go in now: what `_flush` would do with them at the end.
+            seqs = range(first, first + len(gone))
+            conn.executemany(LOG_DELETE, zip(itertools.repeat(namespace_id), seqs, gone))
 
         await self._write(write)
 

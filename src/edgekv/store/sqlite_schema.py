@@ -22,6 +22,7 @@ __all__ = [
     "CHANGES",
     "CURRENT",
     "DELETE",
+    "DELETE_MANY",
     "GET",
     "GET_MANY",
     "GET_SMALL",
@@ -29,6 +30,8 @@ __all__ = [
     "LIST",
     "LIST_ALL",
     "LOG",
+    "LOG_DELETE",
+    "LOG_PUT",
     "MIGRATIONS",
     "NO_UPPER",
     "NS_EXISTS",
@@ -41,6 +44,8 @@ __all__ = [
     "STATS_EXPIRED",
     "TOKEN_COLUMNS",
     "UPSERT",
+    "UPSERT_SMALL",
+    "blob_columns",
     "check",
     "head_seq",
     "heads_of",
@@ -228,14 +233,31 @@ UPSERT = (
     " (namespace_id, key, value, blob, blob_size, expiration, metadata, seq)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
+# UPSERT of a value kept in the row (at most BLOB_MIN bytes): two parameters fewer per row.
+UPSERT_SMALL = (
+    "INSERT OR REPLACE INTO entries"
+    " (namespace_id, key, value, blob, blob_size, expiration, metadata, seq)"
+    " VALUES (?, ?, ?, NULL, NULL, ?, ?, ?)"
+)
 BLOB = "INSERT INTO blobs (namespace_id, key, value) VALUES (?, ?, ?)"
 DELETE = "DELETE FROM entries WHERE namespace_id = ? AND key = ? RETURNING expiration"
+DELETE_MANY = (  # {}: one "?" per key
+    "DELETE FROM entries WHERE namespace_id = ? AND key IN ({}) RETURNING key, expiration"
+)
 CURRENT = "SELECT seq, expiration FROM entries WHERE namespace_id = ? AND key = ?"
 # Reading the head is the namespace check of a write, and the start of its seq allocation.
 SET_HEAD = "UPDATE namespaces SET head = ? WHERE id = ?"
 LOG = (
     "INSERT INTO changes (namespace_id, seq, key, deleted, expiration, metadata)"
     " VALUES (?, ?, ?, ?, ?, ?)"
+)
+LOG_PUT = (  # LOG of a put
+    "INSERT INTO changes (namespace_id, seq, key, deleted, expiration, metadata)"
+    " VALUES (?, ?, ?, 0, ?, ?)"
+)
+LOG_DELETE = (  # LOG of a delete
+    "INSERT INTO changes (namespace_id, seq, key, deleted, expiration, metadata)"
+    " VALUES (?, ?, ?, 1, NULL, NULL)"
 )
 HEAD = "SELECT head, floor FROM namespaces WHERE id = ?"
 CHANGES = (
@@ -284,6 +306,15 @@ def value_columns(conn: sqlite3.Connection, namespace_id: str, raw: bytes, value
     if len(value) <= BLOB_MIN:
         return value, None, None
     return b"", conn.execute(BLOB, (namespace_id, raw, value)).lastrowid, len(value)
+
+
+def blob_columns(
+    conn: sqlite3.Connection, namespace_id: str, raws: list[bytes], values: list[bytes]
+) -> tuple[list[Any], list[Any], list[Any]]:
+    """The value, blob and blob_size columns of a bulk write holding large values: those go
+    to `blobs` first."""
+    columns = [value_columns(conn, namespace_id, r, v) for r, v in zip(raws, values, strict=True)]
+    return [c[0] for c in columns], [c[1] for c in columns], [c[2] for c in columns]
 
 
 def head_seq(conn: sqlite3.Connection, namespace_id: str) -> int:
