@@ -187,6 +187,8 @@ class LocationCache(CachedCopies, CentrePassthrough, PushedInvalidation):
                 age = now - slot.fetched
                 exp = slot.expiration
                 if age < ttl and (exp is None or now < exp):
+                    # The hit path: `_touch` and `_read_at` inlined (each call would cost as
+                    # much as its body); tests/edge/test_cache_copies.py pins the LRU order.
                     ring = self._ring
                     after = slot.next
                     if after is not ring:  # `_touch`, inlined: the newest copy moves
@@ -199,7 +201,7 @@ class LocationCache(CachedCopies, CentrePassthrough, PushedInvalidation):
                         slot.next = ring
                         ring.prev = slot
                     self.stats.hits += 1
-                    if slot.read != now:  # one int per second held, not one per read
+                    if slot.read != now:  # `_read_at`, inlined: one int held per second
                         if now != self._second:
                             self._second = now
                         slot.read = self._second
@@ -220,7 +222,7 @@ class LocationCache(CachedCopies, CentrePassthrough, PushedInvalidation):
         if slot is not None:
             if now - slot.fetched < ttl:
                 self.stats.hits += 1
-                slot.read = now
+                self._read_at(slot, now)
                 if slot.unexpired(now):  # filled meanwhile (a retry of `get_many`)
                     return slot.hit
                 # Within its window but expired: as of its fetch the centre says "missing".
@@ -266,7 +268,7 @@ class LocationCache(CachedCopies, CentrePassthrough, PushedInvalidation):
                 continue
             self._touch(slot)
             self.stats.hits += 1
-            slot.read = now
+            self._read_at(slot, now)
             extra = slot.extra
             entry: Entry | None
             if extra is not None and extra.refresh is not None:

@@ -77,6 +77,13 @@ class CachedCopies:
             slot.next = ring
             ring.prev = slot
 
+    def _read_at(self, slot: CachedEntry, now: int) -> None:
+        """Record a read of `slot` at second `now` (`LocationCache.get` inlines this)."""
+        if slot.read != now:
+            if now != self._second:
+                self._second = now
+            slot.read = self._second
+
     def _fill(
         self, ns: str, key: str, entry: Entry | None, fetched: int, read: int = CLOSED
     ) -> None:
