@@ -193,6 +193,7 @@ def run(quick: bool) -> Report:
     n = 100_000 if quick else 1_000_000
     seconds = 0.5 if quick else 2.0
     key_bytes = len(key_of(0))
+    load = os.getloadavg()[0]
     target = 2 * (key_bytes + VALUE_BYTES) + 120
     report = Report(
         "cache-memory-quick" if quick else "cache-memory",
@@ -260,6 +261,10 @@ def run(quick: bool) -> Report:
     report.notes.append(
         f"A hit per key after the fill (each with its own `now`) grew RSS by "
         f"{full['rss_growth_after_hits'] / n:.1f} B/entry."
+    )
+    report.notes.append(
+        f"Load average (1 min) at the start: {load:.2f} on {os.cpu_count()} CPUs: the hit rates "
+        "are noisy when others share the machine; the memory rows are not."
     )
     report.notes.append(
         "Each case in a fresh subprocess; values and versions read from SQLite (inline reads), "
