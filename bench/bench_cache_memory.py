@@ -81,6 +81,11 @@ async def fill_store(directory: Path, n: int) -> str:
         await store.aclose()
 
 
+def allocated(obj: object) -> int:
+    """`sys.getsizeof`, rounded up to the allocator's 16-byte blocks."""
+    return -(-sys.getsizeof(obj) // 16) * 16
+
+
 # -- one case, in its own process ----------------------------------------------------------------
 def batched(fn: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[None]]:
     async def run() -> None:
@@ -134,6 +139,14 @@ async def case(name: str, directory: Path, ns: str, n: int, seconds: float) -> d
         honoured=stats.bytes_cached <= budget,
     )
     if name == "cache":
+        copy = cache._slot(ns, key_of(n - 1))  # what one copy is made of, as allocated
+        assert copy is not None and copy.version is not None
+        out["parts"] = {
+            "key str": allocated(copy.key),
+            "value bytes": allocated(copy.value),
+            "version str": allocated(copy.version),
+            "CachedEntry": allocated(copy),
+        }
         grown = rss()
         for i in range(n):  # a hit per key, each with its own `now`: must not pin memory
             entry = await cache.get(ns, key_of(i), now=math.floor(clock()))
@@ -257,6 +270,17 @@ def run(quick: bool) -> Report:
     report.notes.append(
         f"Target: 2 x ({key_bytes} + {VALUE_BYTES}) + 120 = {target} B/entry "
         f"= {MIB / target:,.0f} entries/MiB. The dict baseline alone is {per['dict']:.0f} B/entry."
+    )
+    parts = full["parts"]
+    dict_slot = per["dict"] - parts["key str"] - parts["value bytes"]
+    data = parts["key str"] + parts["value bytes"] + parts["version str"] + dict_slot
+    report.notes.append(
+        "Where a copy's bytes go: "
+        + ", ".join(f"{part} {size} B" for part, size in parts.items())
+        + f", its slot in the namespace's dict (about {dict_slot:.0f} B, as in the baseline). "
+        f"Key, value, version and dict slot alone take {data:.0f} B of the {target} B target, "
+        f"leaving {target - data:.0f} B for the record of a copy (the smallest Python object "
+        "the collector tracks takes 32 B; an Entry 80 B)."
     )
     report.notes.append(
         f"A hit per key after the fill (each with its own `now`) grew RSS by "
