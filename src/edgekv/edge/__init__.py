@@ -10,8 +10,9 @@
 
 Behind them: `edgekv.edge.follower.Follower` follows the centre's change feed of the
 namespaces a cache holds copies of and drops or re-reads what changed (pushed invalidation, on
-by default); `invalidation`, `slot` and `passthrough` are the cache's side of it, its per-key
-records, and the store calls it leaves to the centre. The multi-location simulator is
+by default); `invalidation`, `copies`, `slot` and `passthrough` are the cache's side of it, its
+copies in LRU order within the byte budget, its per-key records, and the store calls it leaves
+to the centre. The multi-location simulator is
 `edgekv.testing`.
 
 These five names are public (docs/public-api.md). They are imported on first use, so that

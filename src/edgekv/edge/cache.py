@@ -36,7 +36,10 @@ the key's copy (edgekv.edge.invalidation). It only ever shortens a copy's life.
 Time: reads use the `now` they are given (the binding passes the floor of its clock); writes and
 the down window use `clock`. Nothing sleeps.
 
-The hot path (`get` of a cached key) is a few dict operations and returns a prebuilt `Entry`.
+The hot path (`get` of a cached key) is two dict lookups and a move in the LRU ring, and
+returns the copy itself (a `CachedEntry` is the `Entry` a hit hands out): nothing is built.
+The copies, their LRU order and the byte budget: edgekv.edge.copies; one copy, one object:
+edgekv.edge.slot.
 """
 
 from __future__ import annotations
@@ -45,12 +48,12 @@ import asyncio
 import contextlib
 import math
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import Any, TypeVar
 
 from edgekv._exceptions import NamespaceNotFound, StoreUnavailable
 from edgekv._types import (
+    ABSENT_HIT,
     ABSENT_MISS,
     Absent,
     Clock,
@@ -60,6 +63,7 @@ from edgekv._types import (
     Store,
     Written,
 )
+from edgekv.edge.copies import ENTRY_OVERHEAD, CachedCopies
 from edgekv.edge.follower import DEFAULT_BACKOFF, DEFAULT_FEED_WAIT, ChangeSource, Follower
 from edgekv.edge.invalidation import PushedInvalidation
 from edgekv.edge.passthrough import CentrePassthrough
@@ -70,10 +74,10 @@ from edgekv.edge.slot import (
     MISS,
     STALE,
     UPDATING,
+    CachedEntry,
     Key,
     LeaderGone,
     Pending,
-    Slot,
     SlotFuture,
     live,
 )
@@ -98,14 +102,11 @@ DEFAULT_STALE_IF_ERROR = 300  # seconds a copy may outlive its TTL while the cen
 DEFAULT_REFRESH_AHEAD = 0.25  # the last quarter of a TTL window refreshes in the background
 DEFAULT_RETRY_INTERVAL = 1  # seconds the centre counts as down after a failure
 DEFAULT_HOT_WINDOW = 10  # a key read within this many seconds is re-read when it changes
-# Counted per entry on top of its bytes: the Python objects holding it (slot, prebuilt entries,
-# dict and LRU links), so a flood of tiny or negative entries is bounded too.
-ENTRY_OVERHEAD = 256
 
 _R = TypeVar("_R")
 
 
-class LocationCache(CentrePassthrough, PushedInvalidation):
+class LocationCache(CachedCopies, CentrePassthrough, PushedInvalidation):
     """A `Store` caching `inner` for one location. `cache_bytes` is the byte budget (default
     64 MiB), `stale_if_error` how long (s) a copy may be served past its TTL while the centre is
     down, `refresh_ahead` the fraction of the TTL window at its end in which a hit refreshes the
@@ -154,9 +155,7 @@ class LocationCache(CentrePassthrough, PushedInvalidation):
         self._clock = self.clock
         # A hit refreshes once its age reaches ttl * _refresh_after (inf: never).
         self._refresh_after = 1.0 - refresh_ahead if refresh_ahead > 0 else math.inf
-        self._index: dict[str, dict[str, Slot]] = {}  # namespace -> key -> slot (no tuple per hit)
-        self._lru: OrderedDict[Key, Slot] = OrderedDict()
-        self._bytes = 0
+        self._init_copies()
         self._inflight: dict[Key, SlotFuture] = {}
         self._pending: dict[Key, Pending] = {}
         # Fetches a change disowned, with the version that change made (None: deleted): if the
@@ -186,18 +185,34 @@ class LocationCache(CentrePassthrough, PushedInvalidation):
             if slot is not None:
                 ttl = cache_ttl or DEFAULT_CACHE_TTL
                 age = now - slot.fetched
-                if age < ttl and now < slot.expires:
-                    self._lru.move_to_end(slot.lru_key)
+                exp = slot.expiration
+                if age < ttl and (exp is None or now < exp):
+                    # The hit path: `_touch` and `_read_at` inlined (each call would cost as
+                    # much as its body); tests/edge/test_cache_copies.py pins the LRU order.
+                    ring = self._ring
+                    after = slot.next
+                    if after is not ring:  # `_touch`, inlined: the newest copy moves
+                        before = slot.prev
+                        before.next = after
+                        after.prev = before
+                        newest = ring.prev
+                        newest.next = slot
+                        slot.prev = newest
+                        slot.next = ring
+                        ring.prev = slot
                     self.stats.hits += 1
-                    slot.read = now
-                    if slot.refreshing:
+                    if slot.read != now:  # `_read_at`, inlined: one int held per second
+                        if now != self._second:
+                            self._second = now
+                        slot.read = self._second
+                    extra = slot.extra
+                    if extra is not None and extra.refresh is not None:
                         self.stats.updating += 1
-                        return slot.updating
+                        return extra.updating
                     if age >= ttl * self._refresh_after and now >= self._down_until:
-                        self._refresh(slot, namespace_id, key, now, ttl)
                         self.stats.updating += 1
-                        return slot.updating
-                    return slot.hit
+                        return self._refresh(slot, namespace_id, key, now, ttl)
+                    return ABSENT_HIT if slot.cache_status is None else slot
         return await self._get_cold(namespace_id, key, now, cache_ttl or DEFAULT_CACHE_TTL)
 
     async def _get_cold(self, ns: str, key: str, now: int, ttl: int) -> Entry | None:
@@ -207,8 +222,8 @@ class LocationCache(CentrePassthrough, PushedInvalidation):
         if slot is not None:
             if now - slot.fetched < ttl:
                 self.stats.hits += 1
-                slot.read = now
-                if now < slot.expires:  # filled meanwhile (a retry of `get_many`)
+                self._read_at(slot, now)
+                if slot.unexpired(now):  # filled meanwhile (a retry of `get_many`)
                     return slot.hit
                 # Within its window but expired: as of its fetch the centre says "missing".
                 self._fill(ns, key, None, slot.fetched)
@@ -248,22 +263,22 @@ class LocationCache(CentrePassthrough, PushedInvalidation):
         table = self._index.get(namespace_id)
         for key in keys:
             slot = None if table is None else table.get(key)
-            if slot is None or now - slot.fetched >= ttl or now >= slot.expires:
+            if slot is None or now - slot.fetched >= ttl or not slot.unexpired(now):
                 cold.append(key)
                 continue
-            self._lru.move_to_end(slot.lru_key)
+            self._touch(slot)
             self.stats.hits += 1
-            slot.read = now
-            entry = slot.updating if slot.refreshing else slot.hit
-            if (
-                not slot.refreshing
-                and now - slot.fetched >= ttl * self._refresh_after
-                and now >= self._down_until
-            ):
-                self._refresh(slot, namespace_id, key, now, ttl)
-                entry = slot.updating
-            if slot.refreshing:
+            self._read_at(slot, now)
+            extra = slot.extra
+            entry: Entry | None
+            if extra is not None and extra.refresh is not None:
+                entry = extra.updating
                 self.stats.updating += 1
+            elif now - slot.fetched >= ttl * self._refresh_after and now >= self._down_until:
+                entry = self._refresh(slot, namespace_id, key, now, ttl)
+                self.stats.updating += 1
+            else:
+                entry = slot.hit
             if entry is not None and entry.__class__ is not Absent:
                 out[key] = entry
         if cold:
@@ -433,109 +448,34 @@ class LocationCache(CentrePassthrough, PushedInvalidation):
                 # retrieved" log; waiters still get the exception through their own await.
                 fut.exception()
 
-    def _refresh(self, slot: Slot, ns: str, key: str, now: int, ttl: int) -> None:
+    def _refresh(self, slot: CachedEntry, ns: str, key: str, now: int, ttl: int) -> Entry | None:
+        """Refresh `slot` in the background; returns the UPDATING entry to serve meanwhile."""
         fut = self._inflight.get((ns, key))
         if fut is None:
             fut = self._register(ns, (key,))[0]
             self._spawn(self._background(ns, key, fut, now, ttl))
             self.stats.refreshes += 1
-        self._refreshing(slot, fut)
-
-    @staticmethod
-    def _refreshing(slot: Slot, fut: SlotFuture) -> None:
-        """Serve `slot` as UPDATING until `fut` (a fetch of its key) is done."""
-        entry = slot.entry
-        if slot.updating is None and entry is not None:
-            slot.updating = Entry(
-                entry.value, entry.expiration, entry.metadata, UPDATING, entry.version
-            )
-        slot.refreshing = True
-        slot.refresh = fut
-        fut.add_done_callback(slot.refreshed)
+        return slot.refreshing(fut)
 
     def _centre_down(self) -> None:
         self.stats.central_errors += 1
         self._down_until = max(self._down_until, math.floor(self._clock()) + self.retry_interval)
 
-    def _stale_ok(self, slot: Slot, now: int, ttl: int) -> bool:
+    def _stale_ok(self, slot: CachedEntry, now: int, ttl: int) -> bool:
         return now - slot.born < ttl + self.stale_if_error
 
-    def _serve_stale(self, slot: Slot, now: int) -> Entry | None:
+    def _serve_stale(self, slot: CachedEntry, now: int) -> Entry | None:
         """The copy past its TTL; an expired one answers "missing" (rule 5 holds here too)."""
         self.stats.stale_serves += 1
-        entry = slot.entry
-        if entry is None or now >= slot.expires:
+        if slot.missing or not slot.unexpired(now):
             return None
-        if slot.stale is None:
-            slot.stale = Entry(entry.value, entry.expiration, entry.metadata, STALE, entry.version)
-        return slot.stale
-
-    # -- the cache proper ------------------------------------------------------------------
-    def _slot(self, ns: str, key: str) -> Slot | None:
-        table = self._index.get(ns)
-        return None if table is None else table.get(key)
-
-    def _fill(
-        self, ns: str, key: str, entry: Entry | None, fetched: int, read: int = CLOSED
-    ) -> None:
-        """Cache `entry` (None: known missing) as fetched at second `fetched` (and read at
-        `read`, or when the copy it replaces was), then evict least recently used entries
-        until the budget holds."""
-        old = self._slot(ns, key)
-        if old is not None:
-            read = max(read, old.read)
-            self._drop(ns, key)
-        size = ENTRY_OVERHEAD + len(ns) + len(key.encode())
-        if entry is not None:
-            if type(entry.value) is not bytes:  # a caller's bytearray must not change the copy
-                entry = Entry(
-                    bytes(entry.value), entry.expiration, entry.metadata, None, entry.version
-                )
-            size += len(entry.value)
-            if entry.metadata is not None:
-                size += len(entry.metadata.encode())
-        if size > self.budget:
-            return  # larger than the whole cache: served, never kept
-        lru_key = (ns, key)
-        slot = Slot(lru_key, entry, fetched, size, read)
-        table = self._index.get(ns)
-        if table is None:
-            table = self._index[ns] = {}
-        table[key] = slot
-        self._lru[lru_key] = slot
-        self._bytes += size
-        self.stats.entries += 1
-        while self._bytes > self.budget:
-            (old_ns, old_key), old = self._lru.popitem(last=False)
-            self._unlink(old_ns, old_key, old)
-            self.stats.evictions += 1
-        self.stats.bytes_cached = self._bytes
-
-    def _drop(self, ns: str, key: str) -> None:
-        table = self._index.get(ns)
-        slot = None if table is None else table.get(key)
-        if slot is not None:
-            del self._lru[slot.lru_key]
-            self._unlink(ns, key, slot)
-            self.stats.bytes_cached = self._bytes
-
-    def _unlink(self, ns: str, key: str, slot: Slot) -> None:
-        table = self._index[ns]
-        del table[key]
-        if not table:
-            del self._index[ns]
-        self._bytes -= slot.size
-        self.stats.entries -= 1
+        return slot.stale_entry()
 
     def clear(self) -> None:
         """Forget every cached copy (in-flight fetches are disowned)."""
-        self._index.clear()
-        self._lru.clear()
+        self._clear_copies()
         self._inflight.clear()
         self._disowned.clear()
-        self._bytes = 0
-        self.stats.entries = 0
-        self.stats.bytes_cached = 0
 
     # -- writes ----------------------------------------------------------------------------
     def _begin(self, ns: str, keys: Iterable[str]) -> list[Key]:

@@ -17,7 +17,7 @@ from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
 from edgekv._types import Clock, Entry
-from edgekv.edge.slot import CLOSED, DEFAULT_CACHE_TTL, Key, Pending, Slot, SlotFuture
+from edgekv.edge.slot import DEFAULT_CACHE_TTL, CachedEntry, Key, Pending, SlotFuture
 from edgekv.edge.stats import CacheStats
 
 __all__ = ["PushedInvalidation"]
@@ -31,19 +31,17 @@ class PushedInvalidation:
     stats: CacheStats
     hot_window: int
     _clock: Clock
-    _index: dict[str, dict[str, Slot]]
+    _index: dict[str, dict[str, CachedEntry]]
     _inflight: dict[Key, SlotFuture]
     _pending: dict[Key, Pending]
     _disowned: dict[Key, tuple[SlotFuture, str | None]]
 
     if TYPE_CHECKING:  # provided by LocationCache
 
-        def _slot(self, ns: str, key: str) -> Slot | None: ...
+        def _slot(self, ns: str, key: str) -> CachedEntry | None: ...
         def _drop(self, ns: str, key: str) -> None: ...
         def _register(self, ns: str, keys: Sequence[str]) -> list[SlotFuture]: ...
         def _spawn(self, coro: Coroutine[Any, Any, None]) -> None: ...
-        @staticmethod
-        def _refreshing(slot: Slot, fut: SlotFuture) -> None: ...
         async def _fetch(
             self,
             ns: str,
@@ -63,7 +61,7 @@ class PushedInvalidation:
         re-read in the background when the key is hot, else dropped."""
         lk = (ns, key)
         slot = self._slot(ns, key)
-        if slot is not None and slot.version == version and not slot.refreshing:
+        if slot is not None and slot.version == version and slot.refresh is None:
             return
         pending = self._pending.get(lk)
         if pending is not None:
@@ -109,7 +107,7 @@ class PushedInvalidation:
         for key, fut in zip(keys, futs, strict=True):
             slot = self._slot(ns, key)
             if slot is not None:
-                self._refreshing(slot, fut)
+                slot.refreshing(fut)
         self.stats.push_refreshes += len(keys)
         self._spawn(self._pulled(ns, keys, futs, now))
 
@@ -122,7 +120,7 @@ class PushedInvalidation:
             for key, fut in zip(keys, futs, strict=True):
                 slot = self._slot(ns, key)
                 if slot is not None and slot.refresh is fut:
-                    slot.fetched = CLOSED
+                    slot.close()
 
     def holds(self, ns: str) -> bool:
         """Whether anything of the namespace is cached, being fetched or being written."""

@@ -1,6 +1,14 @@
-"""One cached key of a `LocationCache` (`Slot`), the writes in flight for a key (`Pending`),
-and the small rules they share: what "no expiration" and "window closed" are, and the expiry
-check of an answer joined late (`live`)."""
+"""One cached key of a `LocationCache` (`CachedEntry`), the writes in flight for a key
+(`Pending`), and the small rules they share: what "window closed" is, and the expiry check of
+an answer joined late (`live`).
+
+Memory is the point of `CachedEntry`'s shape: a location holds millions of them, so each
+cached key is one object. It is the `Entry` a hit hands out (status `HIT`; nothing is built on
+a hit), and it is also the key's node in the cache's LRU ring and its record of when it was
+fetched and last read. What only a few copies need at a time (a refresh in flight and the
+`UPDATING` entry served meanwhile, a `STALE` entry, a closed window) lives in an `Extra`
+hung off it only while needed.
+"""
 
 from __future__ import annotations
 
@@ -16,10 +24,11 @@ __all__ = [
     "NEVER",
     "STALE",
     "UPDATING",
+    "CachedEntry",
+    "Extra",
     "Key",
     "LeaderGone",
     "Pending",
-    "Slot",
     "SlotFuture",
     "live",
 ]
@@ -31,7 +40,7 @@ MISS = "MISS"
 STALE = "STALE"
 UPDATING = "UPDATING"
 
-NEVER = 1 << 62  # "no expiration", so the hot path compares ints without a None test
+NEVER = 1 << 62
 CLOSED = -NEVER  # `fetched` of a copy whose window a change closed (kept for stale-if-error)
 
 Key = tuple[str, str]
@@ -50,53 +59,147 @@ class LeaderGone(Exception):
     """The reader that was fetching a key for everyone was cancelled."""
 
 
-class Slot:
-    """One cached key: its entry (None = known missing), when it was fetched, and the `Entry`
-    objects to hand out, built once so that a hit allocates nothing."""
+class Extra:
+    """The parts of a copy only some copies need, for as long as they need them."""
 
-    __slots__ = (
-        "born",
-        "entry",
-        "expires",
-        "fetched",
-        "hit",
-        "lru_key",
-        "read",
-        "refresh",
-        "refreshing",
-        "size",
-        "stale",
-        "updating",
-        "version",
-    )
+    __slots__ = ("born", "refresh", "stale", "updating")
+
+    def __init__(self) -> None:
+        self.born: int | None = None  # when it was fetched, once its window is closed
+        self.refresh: SlotFuture | None = None  # the fetch refreshing it
+        self.updating: Entry | None = None  # served while `refresh` runs (None: a negative copy)
+        self.stale: Entry | None = None  # served past its window while the centre is down
+
+
+class CachedEntry(Entry):
+    """One cached key: the `Entry` a hit returns (`cache_status` `HIT`), or a known miss
+    (`cache_status` None: never handed out, a hit on it answers `ABSENT_HIT`). Besides the
+    entry: its namespace and key, its neighbours in the LRU ring (`prev` older, `next` newer),
+    the second its `cache_ttl` window starts (`fetched`), the last second a reader asked for
+    it (`read`: hot keys are re-read when they change), and `extra` (None mostly).
+
+    It compares equal to an `Entry` with the same data, as the entries a hit returned before
+    did. Treat it as immutable, like every `Entry` (it is shared by every reader)."""
+
+    __slots__ = ("extra", "fetched", "key", "namespace", "next", "prev", "read")
+
+    prev: CachedEntry
+    next: CachedEntry
 
     def __init__(
-        self, lru_key: Key, entry: Entry | None, fetched: int, size: int, read: int
+        self, namespace: str, key: str, entry: Entry | None, fetched: int, read: int
     ) -> None:
-        self.lru_key = lru_key
-        self.entry = entry
-        self.fetched = fetched  # start of its cache_ttl window (CLOSED once a change closed it)
-        self.born = fetched  # when it was fetched, for stale-if-error
-        self.read = read  # the last second a reader asked for it (hot keys are re-read)
-        self.size = size
-        self.refreshing = False
-        self.refresh: SlotFuture | None = None  # the fetch refreshing it, when `refreshing`
-        self.stale: Entry | None = None
-        self.updating: Entry | None = None  # built when a refresh starts
         if entry is None:
-            self.expires = NEVER
-            self.hit: Entry | None = ABSENT_HIT  # a miss served from cache is a HIT too
-            self.version: str | None = None
+            self.value = b""
+            self.expiration = None
+            self.metadata = None
+            self.cache_status = None
+            self.version = None
         else:
-            exp = entry.expiration
-            self.expires = NEVER if exp is None else exp
+            self.value = entry.value
+            self.expiration = entry.expiration
+            self.metadata = entry.metadata
+            self.cache_status = HIT
             self.version = entry.version
-            self.hit = Entry(entry.value, exp, entry.metadata, HIT, entry.version)
+        self.namespace = namespace
+        self.key = key
+        self.fetched = fetched
+        self.read = read
+        self.extra: Extra | None = None
+        # `prev` and `next` are set when it joins the ring (and deleted when it leaves it).
 
-    def refreshed(self, fut: SlotFuture) -> None:
-        if fut is self.refresh:
-            self.refreshing = False
-            self.refresh = None
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Entry) and other.__class__ in (CachedEntry, Entry):
+            return (self.value, self.expiration, self.metadata, self.cache_status) == (
+                other.value,
+                other.expiration,
+                other.metadata,
+                other.cache_status,
+            )
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as Entry
+
+    @property
+    def hit(self) -> Entry:
+        """What a hit on the copy answers: the copy itself, or `ABSENT_HIT` (a known miss)."""
+        return ABSENT_HIT if self.cache_status is None else self
+
+    def unexpired(self, now: int) -> bool:
+        exp = self.expiration
+        return exp is None or now < exp
+
+    @property
+    def missing(self) -> bool:
+        """A negative copy: the key was known not to exist."""
+        return self.cache_status is None
+
+    def entry_as(self, status: str) -> Entry | None:
+        """The copy as an `Entry` of `status` (None for a negative copy)."""
+        if self.cache_status is None:
+            return None
+        return Entry(self.value, self.expiration, self.metadata, status, self.version)
+
+    # -- the rarely needed parts ---------------------------------------------------------------
+    def _extra(self) -> Extra:
+        extra = self.extra
+        if extra is None:
+            extra = self.extra = Extra()
+        return extra
+
+    def _tidy(self) -> None:
+        extra = self.extra
+        if (
+            extra is not None
+            and extra.refresh is None
+            and extra.born is None
+            and extra.stale is None
+        ):
+            self.extra = None
+
+    @property
+    def born(self) -> int:
+        """When the copy was fetched (stale-if-error counts from here)."""
+        extra = self.extra
+        if extra is None or extra.born is None:
+            return self.fetched
+        return extra.born
+
+    def close(self) -> None:
+        """Close the copy's window: it is no longer fresh, only servable stale (rule 7)."""
+        if self.fetched != CLOSED:
+            self._extra().born = self.fetched
+            self.fetched = CLOSED
+
+    @property
+    def refresh(self) -> SlotFuture | None:
+        """The fetch this copy is served `UPDATING` until, if any."""
+        extra = self.extra
+        return None if extra is None else extra.refresh
+
+    def refreshing(self, fut: SlotFuture) -> Entry | None:
+        """Serve the copy as `UPDATING` until `fut` (a fetch of its key) is done; returns the
+        entry to serve meanwhile."""
+        extra = self._extra()
+        if extra.updating is None:
+            extra.updating = self.entry_as(UPDATING)
+        extra.refresh = fut
+        fut.add_done_callback(self._refreshed)
+        return extra.updating
+
+    def _refreshed(self, fut: SlotFuture) -> None:
+        extra = self.extra
+        if extra is not None and fut is extra.refresh:
+            extra.refresh = None
+            extra.updating = None
+            self._tidy()
+
+    def stale_entry(self) -> Entry | None:
+        """The copy as a `STALE` entry (built once while it is being served so)."""
+        extra = self._extra()
+        if extra.stale is None:
+            extra.stale = self.entry_as(STALE)
+        return extra.stale
 
 
 class Pending:
