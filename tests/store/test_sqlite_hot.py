@@ -17,7 +17,7 @@ import pytest
 
 from edgekv._types import Entry
 from edgekv.store.sqlite import FILENAME, SQLiteStore
-from edgekv.store.sqlite_hot import HotRows
+from edgekv.store.sqlite_hot import DORMANT, WINDOW, HotRows
 
 pytestmark = pytest.mark.skipif(
     "sqlite" not in os.environ.get("EDGEKV_TEST_ENGINES", "sqlite"),
@@ -127,28 +127,68 @@ async def test_a_kept_entry_still_expires_at_its_second(store: SQLiteStore) -> N
     assert await value(store, ns, "k", NOW + 10) is None
 
 
-async def test_rows_are_bounded(tmp_path: Path) -> None:
+def _wal_database(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("CREATE TABLE t (x)")  # the -shm file exists from here on
+    return conn
+
+
+def test_rows_are_bounded(tmp_path: Path) -> None:
     database = tmp_path / "db.sqlite3"
-    conn = sqlite3.connect(database, isolation_level=None)
+    conn = _wal_database(database)
     try:
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("CREATE TABLE t (x)")  # the -shm file exists from here on
         hot = HotRows.open(database, limit=3)
         assert hot is not None
-        hot.check()
         for i in range(3):
+            assert hot.look(("ns", b"%d" % i)) is False
             hot.keep(("ns", b"%d" % i), Entry(b"v"))
-        assert hot.get(("ns", b"2")) == Entry(b"v")
+        assert hot.look(("ns", b"2")) == Entry(b"v")
         hot.keep(("ns", b"3"), None)  # past the limit: starts afresh
-        assert (hot.get(("ns", b"0")), hot.get(("ns", b"3"))) == (False, None)
+        assert (hot.look(("ns", b"0")), hot.look(("ns", b"3"))) == (False, None)
         conn.execute("INSERT INTO t VALUES (1)")
-        hot.check()
-        assert hot.get(("ns", b"3")) is False
+        assert hot.look(("ns", b"3")) is False
         hot.close()
         with pytest.raises(OSError):
-            hot.check()
+            hot.look(("ns", b"3"))
     finally:
         conn.close()
+
+
+def test_cold_reads_put_it_to_sleep_and_it_wakes_again(tmp_path: Path) -> None:
+    """A window of looks that mostly miss costs more than it saves: it stops looking (and
+    keeping) for a while, then tries again."""
+    database = tmp_path / "db.sqlite3"
+    conn = _wal_database(database)
+    try:
+        hot = HotRows.open(database)
+        assert hot is not None
+        hot.look(("ns", b"hot"))
+        hot.keep(("ns", b"hot"), Entry(b"v"))
+        for i in range(WINDOW - 1):  # every other key is read once
+            assert hot.look(("ns", b"cold-%d" % i)) is False
+        assert hot.look(("ns", b"hot")) is False  # dormant: not looked up, nothing kept
+        hot.keep(("ns", b"hot"), Entry(b"v"))
+        for _ in range(DORMANT - 1):
+            assert hot.look(("ns", b"hot")) is False
+        assert hot.look(("ns", b"hot")) is False  # awake: looks again, and keeps again
+        hot.keep(("ns", b"hot"), Entry(b"v"))
+        assert hot.look(("ns", b"hot")) == Entry(b"v")
+        hot.close()
+    finally:
+        conn.close()
+
+
+async def test_a_hot_key_among_cold_reads_stays_correct(store: SQLiteStore) -> None:
+    """Dormant or not, every read answers what is stored now."""
+    ns = await new_ns(store)
+    await store.put_many(ns, [(f"k{i}", Entry(b"%d" % i)) for i in range(WINDOW * 2)])
+    for round_ in range(3):
+        for i in range(WINDOW * 2):
+            assert await value(store, ns, f"k{i}") == b"%d" % i
+        await store.put(ns, "k7", Entry(b"new-%d" % round_))
+        assert await value(store, ns, "k7") == b"new-%d" % round_
+        await store.put(ns, "k7", Entry(b"7"))
 
 
 def test_no_shared_memory_file_keeps_nothing(tmp_path: Path) -> None:

@@ -219,8 +219,7 @@ class SQLiteStore(SQLiteCatalog):
             conn = self._inline_conn()
             hot: HotRows | None = self._local.hot
             if hot is not None:
-                hot.check()  # before the row is read: see sqlite_hot.py
-                kept = hot.get(params)
+                kept = hot.look(params)  # before the row is read: see sqlite_hot.py
                 if kept is not False:
                     return kept
             row: tuple[Any, ...] | None = conn.execute(GET_SMALL, params).fetchone()

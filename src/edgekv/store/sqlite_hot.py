@@ -17,6 +17,11 @@ read (taken as "changed"), never a fault.
 One `HotRows` per reading thread (the store keeps them beside its per-thread connections), so
 the check and the fill never race with another thread's. Bounded: past `limit` rows it starts
 afresh.
+
+A look that finds nothing costs the header read and a fill (~2 µs on a ~9 µs read), a hit saves
+~5.5 µs: keeping rows pays from about one hit in four. So it measures itself: over each
+`WINDOW` looks with fewer hits than that, it goes dormant for `DORMANT` reads (no header read,
+nothing kept), then tries again. A workload of cold reads costs a counter, a hot one gains.
 """
 
 from __future__ import annotations
@@ -27,10 +32,12 @@ from typing import Literal
 
 from edgekv._types import Entry
 
-__all__ = ["HEADER_BYTES", "HotRows"]
+__all__ = ["DORMANT", "HEADER_BYTES", "WINDOW", "HotRows"]
 
 HEADER_BYTES = 48  # one copy of the WAL-index header
 DEFAULT_LIMIT = 4096
+WINDOW = 1024  # looks over which the hit rate is judged
+DORMANT = 8 * WINDOW  # reads made without looking after a window of too few hits
 
 # Absent: the namespace exists and the key does not (cached as such: a hot miss is cheap too).
 Row = Entry | None
@@ -39,13 +46,16 @@ Row = Entry | None
 class HotRows:
     """Rows of one database by (namespace id, key bytes), as of the header bytes in `stamp`."""
 
-    __slots__ = ("_fd", "_limit", "_rows", "_stamp")
+    __slots__ = ("_dormant", "_fd", "_hits", "_limit", "_looks", "_rows", "_stamp")
 
     def __init__(self, fd: int, limit: int = DEFAULT_LIMIT) -> None:
         self._fd = fd
         self._limit = limit
         self._rows: dict[tuple[str, bytes], Row] = {}
         self._stamp = b""
+        self._looks = 0
+        self._hits = 0
+        self._dormant = 0  # reads left before looking again
 
     @classmethod
     def open(cls, database: Path, limit: int = DEFAULT_LIMIT) -> HotRows | None:
@@ -58,20 +68,32 @@ class HotRows:
             return None
         return cls(fd, limit)
 
-    def check(self) -> None:
-        """Read the header: if anything was committed since the last look, forget every row.
-        Call before reading a row that may then be `keep`-ed."""
+    def look(self, key: tuple[str, bytes]) -> Row | Literal[False]:
+        """The row kept for `key` (an Entry, or None for "known absent"), or False: then read
+        it, and `keep` it. Reads the header first: if anything was committed since the last
+        look, every row is forgotten."""
+        if self._dormant:
+            self._dormant -= 1
+            return False
         stamp = os.pread(self._fd, HEADER_BYTES, 0)
+        rows = self._rows
         if stamp != self._stamp or len(stamp) != HEADER_BYTES:
-            self._rows.clear()
+            rows.clear()
             self._stamp = stamp if len(stamp) == HEADER_BYTES else b""
-
-    def get(self, key: tuple[str, bytes]) -> Row | Literal[False]:
-        """The row kept for `key` (an Entry, or None for "known absent"), or False."""
-        return self._rows.get(key, False)
+        row = rows.get(key, False)
+        self._looks += 1
+        if row is not False:
+            self._hits += 1
+        if self._looks >= WINDOW:
+            if self._hits * 4 < self._looks:  # too few hits to pay for looking
+                self._dormant = DORMANT
+                self._stamp = b""  # nothing is kept meanwhile
+                rows.clear()
+            self._looks = self._hits = 0
+        return row
 
     def keep(self, key: tuple[str, bytes], row: Row) -> None:
-        """Keep `row`, read after the last `check` (rows read before it may be stale)."""
+        """Keep `row`, read after the last `look` (rows read before it may be stale)."""
         if not self._stamp:
             return  # no valid header seen: nothing can be trusted to stay current
         rows = self._rows
@@ -80,9 +102,10 @@ class HotRows:
         rows[key] = row
 
     def close(self) -> None:
-        """Forget every row and close the file (a later `check` raises OSError)."""
+        """Forget every row and close the file (a later `look` raises OSError)."""
         fd, self._fd = self._fd, -1
         self._stamp = b""
+        self._dormant = 0
         self._rows.clear()
         if fd >= 0:
             os.close(fd)
