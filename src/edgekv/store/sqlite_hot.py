@@ -80,7 +80,7 @@ class HotRows:
         if stamp != self._stamp or len(stamp) != HEADER_BYTES:
             rows.clear()
             self._stamp = stamp if len(stamp) == HEADER_BYTES else b""
-        row = rows.get(key, False)
+        row: Row | Literal[False] = rows.get(key, False)
         self._looks += 1
         if row is not False:
             self._hits += 1
