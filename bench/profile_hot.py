@@ -1,6 +1,6 @@
 """Where a hot request's time goes, without a server or a network in the way.
 
-    python -m bench.profile_hot [--calls N] [--profile CASE] [--top K]
+    python -m bench.profile_hot [--calls N] [--profile CASE] [--top K] [--write]
 
 Calls each ASGI app directly (a prepared `scope`, a `receive` that ends the body at once, a
 `send` that drops the messages) on one uvloop loop and reports µs per call for:
@@ -16,7 +16,8 @@ Calls each ASGI app directly (a prepared `scope`, a `receive` that ends the body
 The difference `rest - bare` is what edgekv adds to a request on top of what any ASGI app costs;
 the server's own work (parsing, framing, the socket) is the same for both and not included.
 With `--profile NAME` it runs that case under cProfile and prints the `--top` functions by
-internal time.
+internal time. `--write` times every case and profiles `rest`, `worker` and `worker-put`, into
+bench/results/profile-hot.md (the profiles committed beside the benchmarks' results).
 """
 
 from __future__ import annotations
@@ -24,8 +25,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import io
 import logging
+import os
+import platform
 import pstats
+import re
 import sqlite3
 import sys
 import tempfile
@@ -169,6 +174,45 @@ async def _setup(data: Path) -> tuple[App, dict[str, Any], str]:
     return app, _scope(path, secret), ns.id
 
 
+PROFILED = ("rest", "worker", "worker-put")
+ROOT = Path(__file__).resolve().parent.parent
+RESULT = ROOT / "bench" / "results" / "profile-hot.md"
+
+
+async def _profile(run: Callable[[], Awaitable[float]], top: int) -> str:
+    """`run` under cProfile: its `top` functions by internal time."""
+    profiler = cProfile.Profile()
+    profiler.enable()
+    await run()
+    profiler.disable()
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(top)
+    # Paths relative to the project (the report must not name this machine's folders).
+    text = out.getvalue().replace(f"{ROOT}{os.sep}", "")
+    for prefix in {sys.prefix, sys.base_prefix}:
+        text = text.replace(f"{prefix}{os.sep}", "")
+    return re.sub(re.escape(tempfile.gettempdir()) + r"/[^/]+/", "<tmp>/", text)
+
+
+def _write(timings: list[str], profiles: dict[str, str], args: argparse.Namespace) -> None:
+    load = os.getloadavg()[0]
+    parts = [
+        "# Where a hot request's time goes (in-process, no server or network)",
+        "",
+        f"Python {platform.python_version()}, {os.cpu_count()} CPUs, "
+        f"{time.strftime('%Y-%m-%d %H:%M:%S')}, load average {load:.2f}. "
+        f"`python -m bench.profile_hot --write --calls {args.calls}` (see its docstring).",
+        "",
+        "```",
+        *timings,
+        "```",
+    ]
+    for name, text in profiles.items():
+        parts += ["", f"## cProfile of `{name}`, by internal time", "", "```", text.strip(), "```"]
+    RESULT.write_text("\n".join(parts) + "\n")
+    print(f"wrote {RESULT}")
+
+
 async def _main(args: argparse.Namespace) -> None:
     logging.disable(logging.INFO)
     with tempfile.TemporaryDirectory() as tmp:
@@ -186,20 +230,17 @@ async def _main(args: argparse.Namespace) -> None:
                 "worker-put": lambda: _time_puts(worker, _scope("/", ""), args.calls // 5),
             }
             if args.profile:
-                profiler = cProfile.Profile()
-                profiler.enable()
-                await cases[args.profile]()
-                profiler.disable()
-                pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(
-                    args.top
-                )
+                print(await _profile(cases[args.profile], args.top))
                 return
             results = {name: await run() for name, run in cases.items()}
-            for name, us in results.items():
-                print(f"{name:>10}: {us:7.2f} µs per call")
+            lines = [f"{name:>10}: {us:7.2f} µs per call" for name, us in results.items()]
             for name in ("rest", "worker"):
                 added = results[name] - results["bare"]
-                print(f"{name} - bare: {added:.2f} µs added by edgekv")
+                lines.append(f"{name} - bare: {added:.2f} µs added by edgekv")
+            print("\n".join(lines))
+            if args.write:
+                profiles = {name: await _profile(cases[name], args.top) for name in PROFILED}
+                _write(lines, profiles, args)
         finally:
             await app.shutdown()
             await worker.shutdown()  # type: ignore[attr-defined]
@@ -210,6 +251,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=50_000)
     parser.add_argument("--profile", choices=["rest", "bare", "raw", "worker", "worker-put"])
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--write", action="store_true", help="write bench/results/profile-hot.md")
     args = parser.parse_args()
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(_main(args))
