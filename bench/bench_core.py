@@ -184,6 +184,23 @@ async def run(quick: bool) -> Report:
             await ameasure(gets, **timing, items=CONCURRENCY),
         )
 
+        # (a') one key read again and again, nothing committed meanwhile: hot rows ----------
+        g = "get of one hot key (nothing committed between reads)"
+        hot = read_keys[0]
+        raw_hot = (NS, hot.encode())
+        report.add(
+            g,
+            "raw sqlite3 point read of that key",
+            measure(lambda: raw.execute(RAW_GET, raw_hot).fetchone(), **timing),
+            baseline=True,
+        )
+        report.add(
+            g,
+            "binding get (default: inline, hot rows)",
+            await ameasure(lambda: ns.get(hot), **timing),
+            note="answered without a statement (store/sqlite_hot.py)",
+        )
+
         # (b) list pages --------------------------------------------------------------------
         cursor: str | None = None
         for _ in range(DEEP // PAGE):
