@@ -19,6 +19,7 @@ import os
 import sqlite3
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -76,71 +77,53 @@ def _credentials_hint(data_dir: Path | None) -> str:
     return "printed at the first start; `edgekv token create --account-id A` makes another"
 
 
-async def _main(
-    target: str | Path,
-    data_dir: Path | None,
-    host: str,
-    port: int,
-    server: ServerName,
-    access_log: bool,
-    on_credentials: Callable[[Credentials], None],
-    tls: TLSFiles | None,
-    metrics: bool,
-    feed_history: int = DEFAULT_FEED_HISTORY,
-) -> None:
+@dataclass(frozen=True, slots=True)
+class _Options:
+    """What `run` was given, handed down whole to the coroutines that start the server."""
+
+    target: str | Path
+    data_dir: Path | None
+    host: str
+    port: int
+    server: ServerName
+    access_log: bool
+    on_credentials: Callable[[Credentials], None]
+    tls: TLSFiles | None
+    metrics: bool
+    feed_history: int
+
+
+async def _main(options: _Options) -> None:
     async with stop_signals() as stop:
         try:
-            await _start_and_serve(
-                target,
-                data_dir,
-                host,
-                port,
-                server,
-                access_log,
-                on_credentials,
-                tls,
-                metrics,
-                stop,
-                feed_history,
-            )
+            await _start_and_serve(options, stop)
         except Stopped:
             log.info("stopped during startup")
 
 
-async def _start_and_serve(
-    target: str | Path,
-    data_dir: Path | None,
-    host: str,
-    port: int,
-    server: ServerName,
-    access_log: bool,
-    on_credentials: Callable[[Credentials], None],
-    tls: TLSFiles | None,
-    metrics: bool,
-    stop: asyncio.Event,
-    feed_history: int = DEFAULT_FEED_HISTORY,
-) -> None:
+async def _start_and_serve(options: _Options, stop: asyncio.Event) -> None:
+    target, host, port, tls = options.target, options.host, options.port, options.tls
     try:
-        store = await unless_stopped(stop, open_store(target, feed_history=feed_history))
+        store = await unless_stopped(stop, open_store(target, feed_history=options.feed_history))
     except (StoreError, KVError, OSError, sqlite3.Error) as exc:
         raise StartupError(f"cannot open the store {shown(target)}: {_reason(exc)}") from None
     client = Client(store, account_id=os.environ.get("EDGEKV_ACCOUNT_ID") or None)
     try:
         try:
             await unless_stopped(stop, client.connect())
-            credentials = await unless_stopped(stop, bootstrap(client.store, data_dir))
+            credentials = await unless_stopped(stop, bootstrap(client.store, options.data_dir))
         except (StoreError, KVError, OSError, sqlite3.Error) as exc:
             raise StartupError(
                 f"cannot prepare the store {shown(target)}: {_reason(exc)}"
             ) from None
         if credentials is not None:
-            on_credentials(credentials)
+            options.on_credentials(credentials)
         else:
-            log.info("credentials: %s", _credentials_hint(data_dir))
+            log.info("credentials: %s", _credentials_hint(options.data_dir))
         app = create_app(
             client,
-            access_log=AccessLog(sys.stderr, enabled=access_log),
-            metrics=Metrics(enabled=metrics),
+            access_log=AccessLog(sys.stderr, enabled=options.access_log),
+            metrics=Metrics(enabled=options.metrics),
             dashboard=True,
         )
         described = _described(target)
@@ -152,11 +135,13 @@ async def _start_and_serve(
                 host,
                 port,
                 described,
-                server,
+                options.server,
             )
 
         try:
-            await serve_asgi(app, host, port, server=server, ready=ready, stop=stop, tls=tls)
+            await serve_asgi(
+                app, host, port, server=options.server, ready=ready, stop=stop, tls=tls
+            )
         except OSError as exc:  # the port was taken between the first check and now
             raise StartupError(f"cannot listen on {host}:{port}: {_reason(exc)}") from None
         finally:
@@ -201,15 +186,17 @@ def run(
     with asyncio.Runner(loop_factory=runner) as loop_runner:
         loop_runner.run(
             _main(
-                target,
-                data_dir,
-                host,
-                port,
-                server,
-                access_log,
-                on_credentials,
-                tls,
-                metrics,
-                feed_history,
+                _Options(
+                    target,
+                    data_dir,
+                    host,
+                    port,
+                    server,
+                    access_log,
+                    on_credentials,
+                    tls,
+                    metrics,
+                    feed_history,
+                )
             )
         )
