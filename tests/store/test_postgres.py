@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import asyncpg
 import pytest
@@ -30,24 +30,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 NOW = 1_700_000_000
-
-
-@pytest.fixture
-async def dsn(postgres_dsn: str) -> str:
-    """An empty database of the session cluster."""
-    return await pgcluster.fresh_database(postgres_dsn)
-
-
-@pytest.fixture
-async def pair(dsn: str) -> AsyncIterator[tuple[PostgresStore, PostgresStore]]:
-    """Two stores on one database: two central servers."""
-    a = await PostgresStore.open(dsn)
-    b = await PostgresStore.open(dsn)
-    try:
-        yield a, b
-    finally:
-        await a.aclose()
-        await b.aclose()
 
 
 async def wait_until(cond: Callable[[], bool], within: float, what: str) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -17,7 +16,6 @@ from edgekv._models import Change
 from edgekv._types import Condition, Entry, Written
 from edgekv.store import pg_schema
 from edgekv.store.postgres import SCHEMA_VERSION, PostgresStore
-from tests import pgcluster
 
 pytestmark = pytest.mark.skipif(
     "postgres" not in os.environ.get("EDGEKV_TEST_ENGINES", "postgres"),
@@ -27,22 +25,6 @@ pytestmark = pytest.mark.skipif(
 NOW = 1_700_000_000
 ACCOUNT = "a" * 32
 NS = "06779da6940b431db6e566b4846d64db"
-
-
-@pytest.fixture
-async def dsn(postgres_dsn: str) -> str:
-    return await pgcluster.fresh_database(postgres_dsn)
-
-
-@pytest.fixture
-async def pair(dsn: str) -> AsyncIterator[tuple[PostgresStore, PostgresStore]]:
-    a = await PostgresStore.open(dsn)
-    b = await PostgresStore.open(dsn)
-    try:
-        yield a, b
-    finally:
-        await a.aclose()
-        await b.aclose()
 
 
 async def test_a_schema_one_database_migrates(dsn: str) -> None:
