@@ -36,7 +36,7 @@ from bench.loadgen import (
     median_run,
     process,
     require,
-    serve,
+    serve_process,
     wrk,
 )
 
@@ -100,23 +100,35 @@ def bench_server(
     bare = bare_command(bare_port, "application/octet-stream", server)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     data = ["--data", str(tmp / f"data-{server}"), "--server", server]
-    bare_data = ["--data", str(tmp / f"data-{server}-off"), "--server", server, "--no-metrics"]
+    off_data = ["--data", str(tmp / f"data-{server}-off"), "--server", server, "--no-metrics"]
+    # Neither counters nor access log: what the read itself costs (not how anyone should run).
+    bare_data = ["--data", str(tmp / f"data-{server}-bare"), "--server", server]
+    bare_data += ["--no-metrics", "--quiet"]
     auth = bearer(token)
-    # Both servers run at once (each idle while the other is measured) and the rounds
-    # alternate, so a change in the load of this shared machine hits both sides alike.
+    login = {"account": account, "token": token}
+    # The servers run at once (each idle while another is measured) and the rounds
+    # alternate, so a change in the load of this shared machine hits every side alike.
     with (
-        process(bare, f"http://127.0.0.1:{bare_port}/", tmp / f"bare-{server}.log", env=env),
-        serve(data, tmp / f"serve-{server}.log", account=account, token=token) as url,
-        serve(bare_data, tmp / f"off-{server}.log", account=account, token=token) as off_url,
+        process(bare, f"http://127.0.0.1:{bare_port}/", tmp / f"bare-{server}.log", env=env) as b,
+        serve_process(data, tmp / f"serve-{server}.log", **login) as (url, rest),
+        serve_process(off_data, tmp / f"off-{server}.log", **login) as (off_url, off_proc),
+        serve_process(bare_data, tmp / f"quiet-{server}.log", **login) as (quiet_url, quiet_proc),
         httpx.Client(headers=auth, timeout=60) as http,
     ):
         ns_path = hot_namespace(http, url, account)
         off_path = hot_namespace(http, off_url, account)
-        bare_runs, rest_runs, off_runs = [], [], []
+        quiet_path = hot_namespace(http, quiet_url, account)
+        cases = {
+            "bare": (f"http://127.0.0.1:{bare_port}/", b.pid),
+            "off": (f"{off_url}{off_path}/values/hot", off_proc.pid),
+            "quiet": (f"{quiet_url}{quiet_path}/values/hot", quiet_proc.pid),
+            "rest": (f"{url}{ns_path}/values/hot", rest.pid),
+        }
+        runs: dict[str, list[dict[str, float]]] = {name: [] for name in cases}
         for _ in range(rounds):
-            bare_runs.append(wrk(f"http://127.0.0.1:{bare_port}/", seconds, headers=auth))
-            off_runs.append(wrk(f"{off_url}{off_path}/values/hot", seconds, headers=auth))
-            rest_runs.append(wrk(f"{url}{ns_path}/values/hot", seconds, headers=auth))
+            for name, (case_url, pid) in cases.items():
+                runs[name].append(wrk(case_url, seconds, headers=auth, watch=[pid]))
+        bare_runs, rest_runs, off_runs = runs["bare"], runs["rest"], runs["off"]
         report.add(
             get_group,
             f"{server}: bare ASGI app, 100 bytes",
@@ -131,6 +143,13 @@ def bench_server(
             unit="req/s",
             target_ratio=0.8,
             note="auth + store read (hot rows) + access log + request counters",
+        )
+        report.add(
+            get_group,
+            f"{server}: edgekv REST GET value, --no-metrics --quiet",
+            median_run(runs["quiet"]),
+            unit="req/s",
+            note="no counters, no access log: the read alone (auth, owner, store, answer)",
         )
         # The cost of the request counters (edgekv.metrics), in the same run: ≤ 3 %.
         off = median_run(off_runs)
@@ -151,7 +170,14 @@ def bench_server(
         )
         path = f"{ns_path}/values/put-{server}-"
         script = put_script(tmp, path)
-        puts = wrk(url + path, seconds, connections=CONCURRENCY, headers=auth, script=script)
+        puts = wrk(
+            url + path,
+            seconds,
+            connections=CONCURRENCY,
+            headers=auth,
+            script=script,
+            watch=[rest.pid],
+        )
         report.add(
             "64 concurrent PUTs (durable)",
             f"{server}: PUT 100-byte value",

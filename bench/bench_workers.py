@@ -32,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 
@@ -72,13 +72,20 @@ async def on_fetch(request, env, ctx):
 """
 
 
-# -- the three servers (started together, idle while another one is measured) -------------------
-def start_bare(stack: contextlib.ExitStack, tmp: Path) -> dict[str, str]:
+# -- the servers (started together, idle while another one is measured) -------------------------
+class Target(NamedTuple):
+    """A URL to load, and the PIDs whose CPU time its requests cost (wrk's `watch`)."""
+
+    url: str
+    pids: tuple[int, ...]
+
+
+def start_bare(stack: contextlib.ExitStack, tmp: Path) -> dict[str, Target]:
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
     args = bare_command(port, "text/plain;charset=UTF-8")
-    stack.enter_context(process(args, url, tmp / "bare.log"))
-    return {"bare": url}
+    proc = stack.enter_context(process(args, url, tmp / "bare.log"))
+    return {"bare": Target(url, (proc.pid,))}
 
 
 def _project(tmp: Path) -> Path:
@@ -93,25 +100,26 @@ def _project(tmp: Path) -> Path:
     return project
 
 
-def start_worker(stack: contextlib.ExitStack, tmp: Path) -> dict[str, str]:
+def start_worker(stack: contextlib.ExitStack, tmp: Path) -> dict[str, Target]:
     project = _project(tmp)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     args = [sys.executable, "-m", "edgekv", "dev", "--config", str(project / "wrangler.toml")]
     args += ["--port", str(port), "--persist-to", str(tmp / "state"), "--quiet"]
-    stack.enter_context(process(args, f"{base}/healthz", tmp / "dev.log", cwd=project))
+    proc = stack.enter_context(process(args, f"{base}/healthz", tmp / "dev.log", cwd=project))
     httpx.put(f"{base}/hot", content=VALUE).raise_for_status()
-    return {"worker": f"{base}/hot", "worker-no-kv": f"{base}/no-kv"}
+    pids = (proc.pid,)
+    return {"worker": Target(f"{base}/hot", pids), "worker-no-kv": Target(f"{base}/no-kv", pids)}
 
 
-def start_location(stack: contextlib.ExitStack, tmp: Path) -> dict[str, str]:
+def start_location(stack: contextlib.ExitStack, tmp: Path) -> dict[str, Target]:
     """`edgekv serve` (the centre, SQLite) and one `edgekv edge` location running the worker."""
     project = _project(tmp)
     data = tmp / "centre"
     port = free_port()
     centre = f"http://127.0.0.1:{port}"
     args = [sys.executable, "-m", "edgekv", "serve", "--data", str(data), "--port", str(port)]
-    stack.enter_context(process(args, f"{centre}/healthz", tmp / "serve.log"))
+    centre_proc = stack.enter_context(process(args, f"{centre}/healthz", tmp / "serve.log"))
     credentials = data / "credentials.json"
     create = [sys.executable, "-m", "edgekv", "kv", "namespace", "create", "bench"]
     subprocess.run(
@@ -124,9 +132,13 @@ def start_location(stack: contextlib.ExitStack, tmp: Path) -> dict[str, str]:
     args = [sys.executable, "-m", "edgekv", "edge", "--central", centre, "--location", "bench"]
     args += ["--config", str(project / "wrangler.toml"), "--port", str(port), "--quiet"]
     args += ["--credentials", str(credentials)]
-    stack.enter_context(process(args, f"{base}/healthz", tmp / "edge.log", cwd=project))
+    proc = stack.enter_context(process(args, f"{base}/healthz", tmp / "edge.log", cwd=project))
     httpx.put(f"{base}/hot", content=VALUE).raise_for_status()
-    return {"location": f"{base}/hot"}
+    # A hot read costs the location only; a put costs the location and the centre.
+    return {
+        "location": Target(f"{base}/hot", (proc.pid,)),
+        "location-put": Target(f"{base}/", (proc.pid, centre_proc.pid)),
+    }
 
 
 NGINX_CONF = """
@@ -153,7 +165,7 @@ http {{
 """
 
 
-def start_nginx(stack: contextlib.ExitStack, tmp: Path) -> dict[str, str]:
+def start_nginx(stack: contextlib.ExitStack, tmp: Path) -> dict[str, Target]:
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     root = tmp / "nginx"
     (root / "www").mkdir(parents=True)
@@ -166,34 +178,61 @@ def start_nginx(stack: contextlib.ExitStack, tmp: Path) -> dict[str, str]:
     conf.write_text(NGINX_CONF.format(root=root, port=port))
     url = f"http://127.0.0.1:{port}/hot"
     args = [nginx, "-c", str(conf), "-p", str(root), "-g", "daemon off;"]
-    stack.enter_context(process(args, url, root / "stdout.log"))
-    return {"nginx": url}
+    proc = stack.enter_context(process(args, url, root / "stdout.log"))
+    return {"nginx": Target(url, (proc.pid,))}  # the master; its worker is counted below it
 
 
 def measure_rounds(
-    urls: dict[str, str], rounds: int, seconds: float
+    targets: dict[str, Target], rounds: int, seconds: float
 ) -> dict[str, dict[str, float]]:
     """wrk on each URL in turn, `rounds` times over; per case the median of its rounds. Taking
     turns spreads a burst of load from other processes over every case alike."""
-    runs: dict[str, list[dict[str, float]]] = {name: [] for name in urls}
-    for url in urls.values():  # correct answers, and a warm-up
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
+    for url, _ in targets.values():  # correct answers, and a warm-up
         check = httpx.get(url)
         if check.content != VALUE:
             raise RuntimeError(f"{url} answered {check.status_code} {check.content[:80]!r}")
         wrk(url, 1, connections=CONNECTIONS)
     for _ in range(rounds):
-        for name, url in urls.items():
-            runs[name].append(wrk(url, seconds, connections=CONNECTIONS))
+        for name, (url, pids) in targets.items():
+            runs[name].append(wrk(url, seconds, connections=CONNECTIONS, watch=pids))
     return {
         name: {
-            "rate": statistics.median(r["rate"] for r in results),
-            "p50": statistics.median(r["p50"] for r in results),
-            "p99": statistics.median(r["p99"] for r in results),
-            "mean": statistics.median(r["mean"] for r in results),
+            **{k: statistics.median(r[k] for r in results) for k in _MEDIANS},
             "calls": sum(r["calls"] for r in results),
         }
         for name, results in runs.items()
     }
+
+
+_MEDIANS = ("rate", "p50", "p99", "mean", "cpu", "load_cpu")
+
+
+def budget_notes(results: dict[str, dict[str, float]]) -> list[str]:
+    """What the CPU columns say about the targets. Server and wrk share 2 CPUs: a run uses
+    `rate x (server CPU + wrk CPU)` CPU-seconds per second, so once both CPUs are busy a
+    ratio to nginx is set by CPU per request, and a target ratio is a CPU budget."""
+    nginx = results["nginx"]
+    notes = [
+        "CPU columns: user + system time per request of the server's processes (all threads, "
+        "from /proc) and of wrk, medians of the rounds. CPUs busy per case = throughput x "
+        "(server + wrk CPU): "
+        + ", ".join(
+            f"{name} {r['rate'] * (r['cpu'] + r['load_cpu']) / 1e6:.2f}"
+            for name, r in results.items()
+        )
+        + "."
+    ]
+    for name, ratio in (("location", 0.7), ("worker", 0.6)):
+        # At `ratio` x nginx's rate with both CPUs busy: 2 s of CPU per second over the requests.
+        budget = 2e6 / (ratio * nginx["rate"]) - results[name]["load_cpu"]
+        notes.append(
+            f"{ratio:g}x nginx ({ratio * nginx['rate']:,.0f} req/s) leaves the {name} server "
+            f"{budget:.1f} µs of CPU per request beside wrk's {results[name]['load_cpu']:.1f}; "
+            f"it spends {results[name]['cpu']:.1f} (the bare ASGI app on the same server: "
+            f"{results['bare']['cpu']:.1f}, nginx {nginx['cpu']:.1f})."
+        )
+    return notes
 
 
 def measure_reload_check(tmp: Path) -> Any:
@@ -229,21 +268,26 @@ def run(quick: bool) -> Report:
     with tempfile.TemporaryDirectory(prefix="edgekv-bench-workers-") as name:
         tmp = Path(name)
         with contextlib.ExitStack() as stack:
-            urls = {
+            targets = {
                 **start_bare(stack, tmp),
                 **start_worker(stack, tmp),
                 **start_location(stack, tmp),
                 **start_nginx(stack, tmp),
             }
-            results = measure_rounds(urls, rounds, seconds)
+            puts_at = {
+                "worker": targets["worker"]._replace(url=targets["worker"].url[: -len("hot")]),
+                "location": targets.pop("location-put"),
+            }
+            results = measure_rounds(targets, rounds, seconds)
             script = tmp / "put.lua"
             script.write_text(PUT_SCRIPT)
             puts = {
-                name: wrk(urls[name].removesuffix("/hot") + "/", seconds * rounds, script=script)
-                for name in ("worker", "location")
+                name: wrk(url, seconds * rounds, script=script, watch=pids)
+                for name, (url, pids) in puts_at.items()
             }
         reload_check = measure_reload_check(tmp)
 
+    report.notes += budget_notes(results)
     row = functools.partial(report.add, unit="req/s")
     vs_asgi = "GET 100 bytes: worker vs bare ASGI app"
     row(vs_asgi, "bare ASGI app", results["bare"], baseline=True)

@@ -197,6 +197,8 @@ class Row:
     target: str = ""
     ok: bool | None = None
     note: str = ""
+    cpu_us: float | None = None  # the servers' CPU per request (load generator runs only)
+    load_cpu_us: float | None = None  # the load generator's own
 
 
 @dataclass
@@ -221,8 +223,9 @@ class Report:
         note: str = "",
     ) -> Row:
         """Record a case: a `Sample`, or the summary of a load generator's run (`rate`; `p50`,
-        `p99` and `mean` in µs; `calls`; one item a call), as `Sample.summary()` gives. The
-        group's baseline must be added first; targets are minimums."""
+        `p99` and `mean` in µs; `calls`; one item a call; optionally `cpu` and `load_cpu`, µs
+        of CPU per request), as `Sample.summary()` gives. The group's baseline must be added
+        first; targets are minimums."""
         summary = result.summary() if isinstance(result, Sample) else result
         rate = summary["rate"]
         base = next((r for r in self.rows if r.group == group and r.baseline), None)
@@ -249,6 +252,8 @@ class Report:
             target=", ".join(targets),
             ok=all(checks) if checks else None,
             note=note,
+            cpu_us=summary.get("cpu"),
+            load_cpu_us=summary.get("load_cpu"),
         )
         self.rows.append(row)
         print(_line(row), flush=True)
@@ -257,10 +262,13 @@ class Report:
     def markdown(self) -> str:
         out = [f"# {self.title}", "", _environment_line(), ""]
         out += [f"- {n}" for n in self.notes]
+        cpu = any(r.cpu_us is not None for r in self.rows)
+        extra = " server CPU µs/req | wrk CPU µs/req |" if cpu else ""
         out += [
             "",
-            "| group | case | throughput | p50 µs | p99 µs | mean µs | vs baseline | target |",
-            "|---|---|--:|--:|--:|--:|--:|---|",
+            "| group | case | throughput | p50 µs | p99 µs | mean µs | vs baseline | target |"
+            + extra,
+            "|---|---|--:|--:|--:|--:|--:|---|" + ("--:|--:|" if cpu else ""),
         ]
         for r in self.rows:
             case = f"{r.case} (baseline)" if r.baseline else r.case
@@ -271,6 +279,7 @@ class Report:
             out.append(
                 f"| {r.group} | {case} | {r.rate:,.0f} {r.unit} | {r.p50_us:,.1f} "
                 f"| {r.p99_us:,.1f} | {r.mean_us:,.1f} | {ratio} | {target} |"
+                + (f" {_cpu(r.cpu_us)} | {_cpu(r.load_cpu_us)} |" if cpu else "")
             )
         return "\n".join(out) + "\n"
 
@@ -324,12 +333,17 @@ class Report:
         plt.close(fig)
 
 
+def _cpu(us: float | None) -> str:
+    return "" if us is None else f"{us:,.1f}"
+
+
 def _line(r: Row) -> str:
     ratio = "" if r.ratio is None else f"  {r.ratio:.2f}x"
     ok = "" if r.ok is None else ("  ok" if r.ok else "  BELOW TARGET")
+    cpu = "" if r.cpu_us is None else f"  cpu {r.cpu_us:,.1f}us/req (wrk {_cpu(r.load_cpu_us)})"
     return (
         f"{r.group:>16} | {r.case:<48} {r.rate:>12,.0f} {r.unit:<8}"
-        f" p50 {r.p50_us:>9,.1f}us p99 {r.p99_us:>9,.1f}us{ratio}{ok}"
+        f" p50 {r.p50_us:>9,.1f}us p99 {r.p99_us:>9,.1f}us{ratio}{ok}{cpu}"
     )
 
 

@@ -7,7 +7,10 @@ runs read into numbers, and a bare ASGI app to measure servers against.
 
 A run's *summary* (what `wrk` returns, and what `Report.add` takes besides a `Sample`):
 requests/s (`rate`), latencies in µs (`p50`, `p99`, `mean`) and the number of requests
-(`calls`). Every process is stopped by its PID (SIGTERM, then SIGKILL) when its block ends.
+(`calls`); given the servers' PIDs (`watch`), also the CPU time they spent per request (`cpu`,
+µs, every thread and child process) and wrk's own (`load_cpu`): on a 2-CPU machine shared by
+server and load generator, throughput is bounded by these, whatever the latencies. Every
+process is stopped by its PID (SIGTERM, then SIGKILL) when its block ends.
 
 The bare app runs as `python -m bench.loadgen bare PORT CONTENT_TYPE [SERVER]` (see
 `bare_command`).
@@ -18,13 +21,14 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +39,13 @@ __all__ = [
     "VALUE",
     "bare_command",
     "bearer",
+    "cpu_seconds",
     "free_port",
     "median_run",
     "process",
     "require",
     "serve",
+    "serve_process",
     "wait_ready",
     "wrk",
 ]
@@ -102,16 +108,52 @@ def process(
 
 
 @contextlib.contextmanager
-def serve(options: list[str], log: Path, *, account: str, token: str) -> Iterator[str]:
+def serve_process(
+    options: list[str], log: Path, *, account: str, token: str
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """`python -m edgekv serve OPTIONS` on a free loopback port, given `account` and its admin
-    `token` (EDGEKV_ACCOUNT_ID / EDGEKV_API_TOKEN; no other EDGEKV_* variable); yields its URL."""
+    `token` (EDGEKV_ACCOUNT_ID / EDGEKV_API_TOKEN; no other EDGEKV_* variable); yields its URL
+    and its process."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEKV_")}
     env.update(PYTHONUNBUFFERED="1", EDGEKV_ACCOUNT_ID=account, EDGEKV_API_TOKEN=token)
     args = [sys.executable, "-m", "edgekv", "serve", *options, "--port", str(port)]
-    with process(args, f"{url}/healthz", log, env=env):
+    with process(args, f"{url}/healthz", log, env=env) as proc:
+        yield url, proc
+
+
+@contextlib.contextmanager
+def serve(options: list[str], log: Path, *, account: str, token: str) -> Iterator[str]:
+    """`serve_process`, yielding the URL only."""
+    with serve_process(options, log, account=account, token=token) as (url, _):
         yield url
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _descendants(pid: int) -> list[int]:
+    """`pid` and every process below it (nginx's workers, a server's helpers)."""
+    found, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        with contextlib.suppress(OSError):
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    todo += [int(c) for c in f.read().split()]
+    return found
+
+
+def cpu_seconds(pids: Iterable[int]) -> float:
+    """User + system CPU time so far of `pids` and their descendants (all threads), from /proc."""
+    total = 0
+    for pid in {d for p in pids for d in _descendants(p)}:
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15 of stat)
+    return total / _TICK
 
 
 # -- wrk -----------------------------------------------------------------------------------------
@@ -143,10 +185,15 @@ def wrk(
     connections: int = 64,
     headers: Mapping[str, str] | None = None,
     script: Path | None = None,
+    watch: Iterable[int] = (),
 ) -> dict[str, float]:
     """One wrk run on `url`: 1 thread (the server keeps the other core), `connections` open,
-    `seconds` long (whole seconds), with `headers` and a Lua `script`; returns its summary.
+    `seconds` long (whole seconds), with `headers` and a Lua `script`; returns its summary,
+    with the CPU per request of the processes `watch` and of wrk when `watch` is given.
     RuntimeError if any answer was not 2xx or 3xx."""
+    watch = list(watch)
+    before = cpu_seconds(watch) if watch else 0.0
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     args = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency"]
     for name, value in (headers or {}).items():
         args += ["-H", f"{name}: {value}"]
@@ -156,13 +203,19 @@ def wrk(
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if errors:
         raise RuntimeError(f"wrk saw {errors.group(1)} error responses from {url}:\n{out}")
-    return {
+    summary = {
         "rate": float(_find(r"Requests/sec:\s+([\d.]+)", out)),
         "p50": _us(_find(r"^\s+50%\s+(\S+)", out)),
         "p99": _us(_find(r"^\s+99%\s+(\S+)", out)),
         "mean": _us(_find(r"Latency\s+(\S+)", out)),
         "calls": int(_find(r"(\d+) requests in", out)),
     }
+    if watch:
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        load = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
+        summary["cpu"] = (cpu_seconds(watch) - before) * 1e6 / summary["calls"]
+        summary["load_cpu"] = load * 1e6 / summary["calls"]
+    return summary
 
 
 def median_run(runs: list[dict[str, float]]) -> dict[str, float]:
