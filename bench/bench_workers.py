@@ -209,28 +209,29 @@ _MEDIANS = ("rate", "p50", "p99", "mean", "cpu", "load_cpu")
 
 
 def budget_notes(results: dict[str, dict[str, float]]) -> list[str]:
-    """What the CPU columns say about the targets. Server and wrk share 2 CPUs: a run uses
-    `rate x (server CPU + wrk CPU)` CPU-seconds per second, so once both CPUs are busy a
-    ratio to nginx is set by CPU per request, and a target ratio is a CPU budget."""
+    """What the CPU columns say about the targets. A run keeps `rate x (server CPU + wrk CPU)`
+    CPUs busy; at the same CPUs busy, a target ratio to nginx is a CPU budget per request."""
+
+    def busy(r: dict[str, float]) -> float:
+        return r["rate"] * (r["cpu"] + r["load_cpu"]) / 1e6
+
     nginx = results["nginx"]
     notes = [
         "CPU columns: user + system time per request of the server's processes (all threads, "
         "from /proc) and of wrk, medians of the rounds. CPUs busy per case = throughput x "
         "(server + wrk CPU): "
-        + ", ".join(
-            f"{name} {r['rate'] * (r['cpu'] + r['load_cpu']) / 1e6:.2f}"
-            for name, r in results.items()
-        )
+        + ", ".join(f"{name} {busy(r):.2f}" for name, r in results.items())
         + "."
     ]
     for name, ratio in (("location", 0.7), ("worker", 0.6)):
-        # At `ratio` x nginx's rate with both CPUs busy: 2 s of CPU per second over the requests.
-        budget = 2e6 / (ratio * nginx["rate"]) - results[name]["load_cpu"]
+        r = results[name]
+        rate = ratio * nginx["rate"]
+        budget = busy(r) * 1e6 / rate - r["load_cpu"]
         notes.append(
-            f"{ratio:g}x nginx ({ratio * nginx['rate']:,.0f} req/s) leaves the {name} server "
-            f"{budget:.1f} µs of CPU per request beside wrk's {results[name]['load_cpu']:.1f}; "
-            f"it spends {results[name]['cpu']:.1f} (the bare ASGI app on the same server: "
-            f"{results['bare']['cpu']:.1f}, nginx {nginx['cpu']:.1f})."
+            f"{ratio:g}x nginx is {rate:,.0f} req/s: at its {busy(r):.2f} CPUs busy the "
+            f"{name} server may spend {budget:.1f} µs of CPU per request (beside wrk's "
+            f"{r['load_cpu']:.1f}); it spends {r['cpu']:.1f}, the bare ASGI app on the same "
+            f"server {results['bare']['cpu']:.1f}, nginx {nginx['cpu']:.1f}."
         )
     return notes
 

@@ -12,6 +12,9 @@ Calls each ASGI app directly (a prepared `scope`, a `receive` that ends the body
 - `worker`: `edgekv dev`'s app running a worker whose `GET /hot` is `await env.KV.get(key)`
   (embedded SQLite; access log to a file), and `worker-put`: its `PUT /<new key>` (durable,
   so it includes the wait for the group commit: µs per call is latency here, not CPU)
+- `location`: the same worker at a location: its KV is a `LocationCache` (here over the same
+  SQLite store instead of a centre across the network; the hot read is a cache hit either
+  way), so `worker - location` is what the embedded read costs beyond a cached one
 
 The difference `rest - bare` is what edgekv adds to a request on top of what any ASGI app costs;
 the server's own work (parsing, framing, the socket) is the same for both and not included.
@@ -112,20 +115,30 @@ async def _time_puts(app: App, scope: dict[str, Any], calls: int) -> float:
     return (time.perf_counter_ns() - start) / calls / 1000
 
 
-async def _worker_app(data: Path) -> App:
+async def _worker_app(data: Path, *, location: bool = False) -> App:
     from edgekv._client import Client
+    from edgekv.edge.cache import LocationCache
+    from edgekv.store import open_store
     from edgekv.workers.app import WorkerApp
     from edgekv.workers.config import load_config
 
     project = data / "worker"
-    project.mkdir()
-    (project / "worker.py").write_text(WORKER)
-    (project / "wrangler.toml").write_text(
-        'name = "profile"\nmain = "worker.py"\n'
-        'kv_namespaces = [{ binding = "KV", id = "0000000000000000000000000000beef" }]\n'
+    if not project.exists():
+        project.mkdir()
+        (project / "worker.py").write_text(WORKER)
+        (project / "wrangler.toml").write_text(
+            'name = "profile"\nmain = "worker.py"\n'
+            'kv_namespaces = [{ binding = "KV", id = "0000000000000000000000000000beef" }]\n'
+        )
+    name = "location" if location else "worker"
+    log = AccessLog((data / f"{name}-access.log").open("a"))
+    state = data / f"{name}-state"
+    # A location's store: its cache over the central store (here the SQLite store in-process).
+    client = (
+        Client(LocationCache(await open_store(state), location="profile"))
+        if location
+        else Client(state)
     )
-    log = AccessLog((data / "worker-access.log").open("a"))
-    client = Client(data / "worker-state")
     app = WorkerApp(load_config(project / "wrangler.toml"), client, access_log=log)
     await app.startup()
     put = {**_scope("/hot", ""), "method": "PUT"}
@@ -174,7 +187,7 @@ async def _setup(data: Path) -> tuple[App, dict[str, Any], str]:
     return app, _scope(path, secret), ns.id
 
 
-PROFILED = ("rest", "worker", "worker-put")
+PROFILED = ("rest", "worker", "location", "worker-put")
 ROOT = Path(__file__).resolve().parent.parent
 RESULT = ROOT / "bench" / "results" / "profile-hot.md"
 
@@ -219,6 +232,7 @@ async def _main(args: argparse.Namespace) -> None:
         data = Path(tmp)
         app, scope, ns = await _setup(data)
         worker = await _worker_app(data)
+        location = await _worker_app(data, location=True)
         try:
             cases: dict[str, Callable[[], Awaitable[float]]] = {
                 "raw": lambda: asyncio.to_thread(
@@ -228,15 +242,18 @@ async def _main(args: argparse.Namespace) -> None:
                 "rest": lambda: _time_app(app, scope, args.calls),
                 "worker": lambda: _time_app(worker, _scope("/hot", ""), args.calls),
                 "worker-put": lambda: _time_puts(worker, _scope("/", ""), args.calls // 5),
+                "location": lambda: _time_app(location, _scope("/hot", ""), args.calls),
             }
             if args.profile:
                 print(await _profile(cases[args.profile], args.top))
                 return
             results = {name: await run() for name, run in cases.items()}
             lines = [f"{name:>10}: {us:7.2f} µs per call" for name, us in results.items()]
-            for name in ("rest", "worker"):
+            for name in ("rest", "worker", "location"):
                 added = results[name] - results["bare"]
                 lines.append(f"{name} - bare: {added:.2f} µs added by edgekv")
+            embedded = results["worker"] - results["location"]
+            lines.append(f"worker - location: {embedded:.2f} µs (the embedded read's extra)")
             print("\n".join(lines))
             if args.write:
                 profiles = {name: await _profile(cases[name], args.top) for name in PROFILED}
@@ -244,12 +261,15 @@ async def _main(args: argparse.Namespace) -> None:
         finally:
             await app.shutdown()
             await worker.shutdown()  # type: ignore[attr-defined]
+            await location.shutdown()  # type: ignore[attr-defined]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=50_000)
-    parser.add_argument("--profile", choices=["rest", "bare", "raw", "worker", "worker-put"])
+    parser.add_argument(
+        "--profile", choices=["rest", "bare", "raw", "worker", "worker-put", "location"]
+    )
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--write", action="store_true", help="write bench/results/profile-hot.md")
     args = parser.parse_args()
