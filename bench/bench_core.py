@@ -24,6 +24,7 @@ import edgekv
 from bench.harness import RESULTS, Report, ameasure, measure
 from edgekv._types import Entry, Store
 from edgekv.store.sqlite import SQLiteStore
+from edgekv.store.sqlite_schema import HEAD, LOG_PUT, UPSERT_SMALL
 
 KEYS = 100_000
 PAGE = 1000
@@ -63,6 +64,45 @@ def raw_open(path: Path) -> sqlite3.Connection:
 def raw_bulk(conn: sqlite3.Connection, pairs: list[tuple[str, bytes]]) -> None:
     conn.execute("BEGIN")
     conn.executemany(RAW_PUT, [(NS, k.encode(), v) for k, v in pairs])
+    conn.execute("COMMIT")
+
+
+def raw_twin(path: Path, source: Path, namespace_id: str) -> sqlite3.Connection:
+    """A raw connection on a new file with edgekv's own schema (tables, indexes and the stats
+    triggers, copied from `source`) and one namespace: the SQL a `put_many` runs, without
+    edgekv's Python around it."""
+    conn = raw_open(path)
+    conn.execute("PRAGMA recursive_triggers = ON")  # as edgekv's connections
+    with sqlite3.connect(source) as src:
+        rows = src.execute(
+            "SELECT type, sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%'"
+        ).fetchall()
+    order = {"table": 0, "index": 1, "trigger": 2}
+    for _, sql in sorted(rows, key=lambda row: order.get(row[0], 3)):
+        conn.execute(sql)
+    conn.execute(
+        "INSERT INTO namespaces (id, account_id, title) VALUES (?, 'bench', 'bench')",
+        (namespace_id,),
+    )
+    return conn
+
+
+def raw_twin_bulk(
+    conn: sqlite3.Connection, namespace_id: str, pairs: list[tuple[str, bytes]]
+) -> None:
+    """What SQLiteStore.put_many runs: the entries (stats triggers fire), a change row per
+    pair, the namespace's new head; one transaction."""
+    conn.execute("BEGIN IMMEDIATE")
+    head = conn.execute(HEAD, (namespace_id,)).fetchone()[0]
+    seqs = range(head + 1, head + 1 + len(pairs))
+    raws = [k.encode() for k, _ in pairs]
+    none = itertools.repeat(None)
+    ns = itertools.repeat(namespace_id)
+    conn.executemany(
+        UPSERT_SMALL, zip(ns, raws, (v for _, v in pairs), none, none, seqs, strict=False)
+    )
+    conn.executemany(LOG_PUT, zip(ns, seqs, raws, none, none, strict=False))
+    conn.execute("UPDATE namespaces SET head = ? WHERE id = ?", (head + len(pairs), namespace_id))
     conn.execute("COMMIT")
 
 
@@ -222,12 +262,14 @@ async def run(quick: bool) -> Report:
         calls = 6 if quick else 15
         batches = [
             [(f"bulk:{side}:{c:03d}:{i:05d}", value(i)) for i in range(BULK)]
-            for side in ("raw", "kv", "engine")
+            for side in ("raw", "kv", "engine", "twin")
             for c in range(calls + 2)
         ]
         n = calls + 2
         raw_batches, kv_batches = cycler(batches[:n]), cycler(batches[n : 2 * n])
-        entry_batches = cycler([[(k, Entry(v)) for k, v in b] for b in batches[2 * n :]])
+        entry_batches = cycler([[(k, Entry(v)) for k, v in b] for b in batches[2 * n : 3 * n]])
+        twin_batches = cycler(batches[3 * n :])
+        twin = raw_twin(tmp / "twin.sqlite3", tmp / "kv" / "edgekv.sqlite3", NS)
         report.add(
             g,
             "raw executemany, one transaction",
@@ -237,6 +279,20 @@ async def run(quick: bool) -> Report:
             unit="pairs/s",
             baseline=True,
         )
+        report.add(
+            g,
+            "raw executemany of edgekv's writes, one transaction",
+            measure(
+                lambda: raw_twin_bulk(twin, NS, twin_batches()),
+                n=calls,
+                warmup=2,
+                rounds=rounds,
+                items=BULK,
+            ),
+            unit="pairs/s",
+            note="edgekv's schema: stats triggers, a change row per pair, the head",
+        )
+        twin.close()
         report.add(
             g,
             "binding put_many",
