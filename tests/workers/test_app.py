@@ -96,3 +96,23 @@ def test_one_access_line_per_request_through_the_shared_access_log(tmp_path: Pat
         '127.0.0.1 "GET /kv/missing" 404',
     ]
     assert lines[1].endswith(" 1B")
+
+
+def test_the_runtime_answers_its_own_paths_and_every_other_reaches_the_worker(
+    tmp_path: Path,
+) -> None:
+    # The runtime's paths are kept off a worker request's way by one test (a set and a
+    # prefix): each still answers, and near misses (other methods, lookalike paths, other
+    # paths under the prefix) are the worker's.
+    config = load_config(write_project(tmp_path, ON_FETCH_WORKER))
+    app = WorkerApp(config, edgekv.open(), local=True)
+    with served(app, "on") as http:
+        assert http.get("/healthz").text == "ok\n"
+        assert http.head("/healthz").status_code == 200
+        assert http.get("/readyz").text == "ready\n"
+        assert http.get("/__edgekv/stats").headers["content-type"] == "application/json"
+        for path in ("/healthzx", "/healthz/", "/readyz2", "/__edgekv/nothing", "/__edgekvx"):
+            answer = http.get(path)
+            assert (answer.status_code, answer.text) == (404, "no route"), path
+        assert http.post("/healthz").text == "no route"  # only GET and HEAD are the runtime's
+        assert http.get("/metrics").text == "no route"  # `edgekv dev` has no /metrics

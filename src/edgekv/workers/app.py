@@ -47,6 +47,9 @@ _ERROR_BODY = b"Internal Server Error: the worker raised an exception\n"
 _BAD_BODY = b"Bad Request: the request body is incomplete or malformed (chunked framing)\n"
 _TEXT = (b"content-type", b"text/plain;charset=UTF-8")
 _CLOSE = (b"connection", b"close")
+# Every path the runtime answers itself is one of these or starts with the prefix.
+_RUNTIME_PATHS = frozenset({HEALTH_PATH, READY_PATH, METRICS_PATH})
+_RUNTIME_PREFIX = "/__edgekv"
 
 
 async def _send_plain(
@@ -158,33 +161,10 @@ class WorkerApp:
             return
         method = scope["method"]
         path = scope["path"]
-        if path == HEALTH_PATH and method in ("GET", "HEAD"):
-            await _send_plain(send, 200, b"ok\n", method == "HEAD")
-            return
-        if path == READY_PATH and method in ("GET", "HEAD"):
-            # Ready when the store answers: the local store (dev) or the centre (edge).
-            try:
-                await self.client.ping()
-            except KVError as exc:
-                reason = f"store unavailable: {exc.detail}\n".encode()
-                await _send_plain(send, 503, reason, method == "HEAD")
-                return
-            await _send_plain(send, 200, b"ready\n", method == "HEAD")
-            return
-        if self.console is not None and self.console.handles(path):
-            await self.console(scope, receive, send)
-            return
-        if path == METRICS_PATH and method == "GET" and not self.local:
-            await self._send_metrics(send)
-            return
-        if path == STATS_PATH and method == "GET":
-            payload = orjson.dumps(stats_payload(self.client.store))
-            headers = [
-                (b"content-type", b"application/json"),
-                (b"content-length", b"%d" % len(payload)),
-            ]
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
-            await send({"type": "http.response.body", "body": payload})
+        # One test keeps the runtime's own paths off a worker request's way.
+        if (path in _RUNTIME_PATHS or path.startswith(_RUNTIME_PREFIX)) and await self._runtime(
+            scope, receive, send, method, path
+        ):
             return
         if not self._started:  # a server without lifespan support: start on first request
             await self.startup()
@@ -225,6 +205,41 @@ class WorkerApp:
             response_sent(ctx)
             self.metrics.observe("fetch", status, time.perf_counter() - started)
             self.access_log.request(scope, status, started, size)
+
+    async def _runtime(
+        self, scope: Scope, receive: Receive, send: Send, method: str, path: str
+    ) -> bool:
+        """Answer a path of the runtime's own (health, readiness, console, metrics, stats);
+        False when `path` is not one (it goes to the worker)."""
+        if path == HEALTH_PATH and method in ("GET", "HEAD"):
+            await _send_plain(send, 200, b"ok\n", method == "HEAD")
+            return True
+        if path == READY_PATH and method in ("GET", "HEAD"):
+            # Ready when the store answers: the local store (dev) or the centre (edge).
+            try:
+                await self.client.ping()
+            except KVError as exc:
+                reason = f"store unavailable: {exc.detail}\n".encode()
+                await _send_plain(send, 503, reason, method == "HEAD")
+                return True
+            await _send_plain(send, 200, b"ready\n", method == "HEAD")
+            return True
+        if self.console is not None and self.console.handles(path):
+            await self.console(scope, receive, send)
+            return True
+        if path == METRICS_PATH and method == "GET" and not self.local:
+            await self._send_metrics(send)
+            return True
+        if path == STATS_PATH and method == "GET":
+            payload = orjson.dumps(stats_payload(self.client.store))
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"content-length", b"%d" % len(payload)),
+            ]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": payload})
+            return True
+        return False
 
     async def _send_metrics(self, send: Send) -> None:
         body = self.metrics.prometheus().encode()
