@@ -8,6 +8,7 @@ import random
 
 from edgekv._types import Absent, Entry
 from edgekv.edge.cache import ENTRY_OVERHEAD, LocationCache
+from edgekv.edge.slot import CachedEntry
 from edgekv.store.memory import MemoryStore
 
 NOW = 1_700_000_000
@@ -99,3 +100,18 @@ async def test_a_hit_hands_out_one_entry_equal_to_the_data() -> None:
     for expected in ("MISS", "HIT"):  # the centre says missing; then a known miss, cached
         negative = await cache.get(ns, "gone", now=NOW)
         assert isinstance(negative, Absent) and negative.cache_status == expected
+
+
+def test_a_copy_gives_back_its_version_exactly() -> None:
+    # A copy keeps a decimal version as an int (half the memory of the str): `.version` must
+    # still be the very text the centre gave, and any other text is kept as it is.
+    for version in ("0", "7", "1700000000", "123456789012345678901234567890"):
+        copy = CachedEntry("n", "k", Entry(b"v", None, None, None, version), NOW, NOW)
+        assert copy.version == version and type(copy.version) is str
+        assert type(copy._version) is int
+        assert copy.entry_as("STALE") == Entry(b"v", None, None, "STALE", version)
+        assert copy.entry_as("STALE").version == version  # type: ignore[union-attr]
+    for odd in ("007", "", "-1", "+1", "1e3", " 1", "\u0661\u0662", "v1", None):
+        copy = CachedEntry("n", "k", Entry(b"v", None, None, None, odd), NOW, NOW)
+        assert copy.version == odd and copy._version is odd
+    assert CachedEntry("n", "k", None, NOW, NOW).version is None  # a known miss

@@ -23,10 +23,10 @@ __all__ = ["ENTRY_OVERHEAD", "CachedCopies", "copy_size"]
 
 # Counted per copy on top of its bytes: measured resident memory per copy (at 1,000,000 copies
 # of 100-byte values, bench/bench_cache_memory.py) minus those bytes: the `CachedEntry`
-# (128 B), its slot in the namespace's dict, the headers of the key, value and version objects
-# and their allocator rounding. So the budget bounds the memory of a flood of tiny or negative
-# entries too.
-ENTRY_OVERHEAD = 320
+# (128 B), its slot in the namespace's dict, the headers of the key and value objects, the
+# version (an int of 32 B, `slot.compact_version`) and their allocator rounding. So the budget
+# bounds the memory of a flood of tiny or negative entries too.
+ENTRY_OVERHEAD = 288
 
 
 def copy_size(namespace: str, key: str, value: bytes, metadata: str | None) -> int:
