@@ -8,6 +8,7 @@ import random
 
 from edgekv._types import Absent, Entry
 from edgekv.edge.cache import ENTRY_OVERHEAD, LocationCache
+from edgekv.edge.slot import CachedEntry, CachedMiss, Extra
 from edgekv.store.memory import MemoryStore
 
 NOW = 1_700_000_000
@@ -99,3 +100,46 @@ async def test_a_hit_hands_out_one_entry_equal_to_the_data() -> None:
     for expected in ("MISS", "HIT"):  # the centre says missing; then a known miss, cached
         negative = await cache.get(ns, "gone", now=NOW)
         assert isinstance(negative, Absent) and negative.cache_status == expected
+
+
+def test_a_copy_gives_back_its_version_exactly() -> None:
+    # A copy keeps a decimal version as an int (half the memory of the str): `.version` must
+    # still be the very text the centre gave, and any other text is kept as it is.
+    for version in ("0", "7", "1700000000", "123456789012345678901234567890"):
+        copy = CachedEntry(Extra("n"), "k", Entry(b"v", None, None, None, version), NOW, NOW)
+        assert copy.version == version and type(copy.version) is str
+        assert type(copy._version) is int
+        assert copy.entry_as("STALE") == Entry(b"v", None, None, "STALE", version)
+        assert copy.entry_as("STALE").version == version  # type: ignore[union-attr]
+    for odd in ("007", "", "-1", "+1", "1e3", " 1", "\u0661\u0662", "v1", None):
+        copy = CachedEntry(Extra("n"), "k", Entry(b"v", None, None, None, odd), NOW, NOW)
+        assert copy.version == odd and copy._version is odd
+    assert CachedMiss(Extra("n"), "k", NOW, NOW).version is None  # a known miss
+
+
+async def test_copies_share_their_namespaces_extra_until_one_needs_its_own() -> None:
+    store, (a, b) = await centre("a", "b")
+    for ns in (a, b):
+        await store.put_many(ns, [("k0", Entry(b"x")), ("k1", Entry(b"y"))])
+    cache = LocationCache(store, location="ams", push=False)
+    for ns in (a, b):
+        for key in ("k0", "k1"):
+            await cache.get(ns, key, now=NOW)
+    a0, a1, b0 = cache._slot(a, "k0"), cache._slot(a, "k1"), cache._slot(b, "k0")
+    assert a0 is not None and a1 is not None and b0 is not None
+    shared = cache._shared[a]
+    assert a0.extra is a1.extra is shared and b0.extra is cache._shared[b]
+    assert (a0.namespace, b0.namespace) == (a, b)
+    # `read` lives in Entry's cache_status slot: the status a hit hands out stays HIT.
+    assert (a0.read, a0.cache_status) == (NOW, "HIT")
+    updating = await cache.get(a, "k0", now=NOW + 50)  # late in its 60 s window: a refresh
+    assert updating is not None and updating.cache_status == "UPDATING"
+    assert a0.extra is not shared and a0.refresh is not None and a0.namespace == a
+    assert a1.refresh is None and shared.refresh is None and a1.born == NOW  # not shared
+    await cache.settle()
+    assert a0.extra is shared  # refreshed: it shares again
+    fresh = cache._slot(a, "k0")
+    assert fresh is not None and fresh is not a0 and fresh.extra is shared
+    assert (await cache.get(a, "k0", now=NOW + 50)) is fresh
+    cache.drop_namespace(a)
+    assert a not in cache._shared and b in cache._shared  # nothing kept for an empty namespace

@@ -149,6 +149,8 @@ async def test_listing_and_purge_use_the_indexes(store: SQLiteStore, tmp_path: P
         ):
             plan = " ".join(row[3] for row in con.execute(f"EXPLAIN QUERY PLAN {sql}", params))
             assert "USING PRIMARY KEY" in plan and "TEMP B-TREE" not in plan  # a seek, no sort
+            # the page's JSON arrays are built in key order: the aggregate reads a co-routine
+            assert "CO-ROUTINE" in plan
         purge = con.execute(f"EXPLAIN QUERY PLAN {schema.PURGE}", (0, 1))
         assert "entries_expiration" in " ".join(row[3] for row in purge)
     finally:
@@ -373,6 +375,48 @@ async def test_inline_list_pages_match_the_reader_path(tmp_path: Path) -> None:
     finally:
         await threaded.aclose()
         await inline.aclose()
+
+
+async def test_list_pages_return_stored_text_exactly(tmp_path: Path) -> None:
+    """A list page travels as JSON arrays (sqlite_schema.LIST): every key and metadata text
+    comes back exactly as a plain per-row SELECT reads it, in the same order, page by page."""
+    store = await SQLiteStore.open(tmp_path, inline_reads=True)
+    threaded = await SQLiteStore.open(tmp_path, inline_reads=False)
+    try:
+        ns = await new_ns(store)
+        odd = ["a\x00b", "a", "a\x00", "a\x01", '"q"', "back\\slash", "tab\t", "nl\n", "\x7f"]
+        odd += ["\u2028", "\u00e9", "\ud7ff", "\ue000", "\uffff", "\U0001f600", "</script>"]
+        odd += ["k" * 512, "\U0010ffff" * 128, "a\\u0000", "[1]", "null"]
+        metadata = [None, '{"s":"\\u0000\\"x\\\\"}', '"\u00e9\U0001f600\u2028"', "[1, 2]", " 7 "]
+        await store.put_many(
+            ns,
+            [
+                (key, Entry(b"v", NOW + 2**40 + i if i % 2 else None, metadata[i % 5]))
+                for i, key in enumerate(odd)
+            ],
+        )
+        con = raw(tmp_path)
+        expected = con.execute(
+            "SELECT CAST(key AS TEXT), expiration, metadata FROM entries WHERE namespace_id = ?"
+            " ORDER BY key",
+            (ns,),
+        ).fetchall()
+        con.close()
+        assert len(expected) == len(odd)
+        for engine in (store, threaded):
+            for prefix in ("", "a"):
+                whole = await engine.list_keys(ns, prefix=prefix, after=None, limit=1001, now=NOW)
+                assert whole == [row for row in expected if row[0].startswith(prefix)]
+                assert all(type(k) is KeyInfo for k in whole)
+                paged: list[KeyInfo] = []
+                while page := await engine.list_keys(
+                    ns, prefix=prefix, after=paged[-1].name if paged else None, limit=2, now=NOW
+                ):
+                    paged += page
+                assert paged == whole
+    finally:
+        await threaded.aclose()
+        await store.aclose()
 
 
 async def test_listing_returns_limit_live_keys_among_expired(store: SQLiteStore) -> None:

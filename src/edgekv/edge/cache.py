@@ -75,6 +75,7 @@ from edgekv.edge.slot import (
     STALE,
     UPDATING,
     CachedEntry,
+    CachedMiss,
     Key,
     LeaderGone,
     Pending,
@@ -206,13 +207,13 @@ class LocationCache(CachedCopies, CentrePassthrough, PushedInvalidation):
                             self._second = now
                         slot.read = self._second
                     extra = slot.extra
-                    if extra is not None and extra.refresh is not None:
+                    if extra.refresh is not None:
                         self.stats.updating += 1
                         return extra.updating
                     if age >= ttl * self._refresh_after and now >= self._down_until:
                         self.stats.updating += 1
                         return self._refresh(slot, namespace_id, key, now, ttl)
-                    return ABSENT_HIT if slot.cache_status is None else slot
+                    return ABSENT_HIT if slot.__class__ is CachedMiss else slot
         return await self._get_cold(namespace_id, key, now, cache_ttl or DEFAULT_CACHE_TTL)
 
     async def _get_cold(self, ns: str, key: str, now: int, ttl: int) -> Entry | None:
@@ -271,7 +272,7 @@ class LocationCache(CachedCopies, CentrePassthrough, PushedInvalidation):
             self._read_at(slot, now)
             extra = slot.extra
             entry: Entry | None
-            if extra is not None and extra.refresh is not None:
+            if extra.refresh is not None:
                 entry = extra.updating
                 self.stats.updating += 1
             elif now - slot.fetched >= ttl * self._refresh_after and now >= self._down_until:

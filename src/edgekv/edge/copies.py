@@ -16,17 +16,17 @@ size), which saves an int object per copy.
 from __future__ import annotations
 
 from edgekv._types import Entry
-from edgekv.edge.slot import CLOSED, CachedEntry
+from edgekv.edge.slot import CLOSED, CachedEntry, CachedMiss, Extra
 from edgekv.edge.stats import CacheStats
 
 __all__ = ["ENTRY_OVERHEAD", "CachedCopies", "copy_size"]
 
 # Counted per copy on top of its bytes: measured resident memory per copy (at 1,000,000 copies
 # of 100-byte values, bench/bench_cache_memory.py) minus those bytes: the `CachedEntry`
-# (128 B), its slot in the namespace's dict, the headers of the key, value and version objects
-# and their allocator rounding. So the budget bounds the memory of a flood of tiny or negative
-# entries too.
-ENTRY_OVERHEAD = 320
+# (112 B), its slot in the namespace's dict, the headers of the key and value objects, the
+# version (an int of 32 B, `slot.compact_version`) and their allocator rounding. So the budget
+# bounds the memory of a flood of tiny or negative entries too.
+ENTRY_OVERHEAD = 272
 
 
 def copy_size(namespace: str, key: str, value: bytes, metadata: str | None) -> int:
@@ -39,7 +39,7 @@ def copy_size(namespace: str, key: str, value: bytes, metadata: str | None) -> i
 
 
 def _sentinel() -> CachedEntry:
-    ring = CachedEntry("", "", None, CLOSED, CLOSED)
+    ring = CachedMiss(Extra(""), "", CLOSED, CLOSED)
     ring.prev = ring.next = ring
     return ring
 
@@ -53,6 +53,7 @@ class CachedCopies:
 
     def _init_copies(self) -> None:
         self._index: dict[str, dict[str, CachedEntry]] = {}
+        self._shared: dict[str, Extra] = {}  # each namespace in `_index`: its shared Extra
         self._ring = _sentinel()  # ring.next is the oldest copy, ring.prev the newest
         self._bytes = 0
         # Seconds are kept as one int object per second, not one per read that stored it:
@@ -111,10 +112,16 @@ class CachedCopies:
             fetched = second
         if read == second:
             read = second
-        slot = CachedEntry(ns, key, entry, fetched, read)
         table = self._index.get(ns)
         if table is None:
             table = self._index[ns] = {}
+            self._shared[ns] = Extra(ns)
+        shared = self._shared[ns]
+        slot = (
+            CachedMiss(shared, key, fetched, read)
+            if entry is None
+            else CachedEntry(shared, key, entry, fetched, read)
+        )
         table[key] = slot
         ring = self._ring
         newest = ring.prev
@@ -146,6 +153,7 @@ class CachedCopies:
         del table[slot.key]
         if not table:
             del self._index[ns]
+            del self._shared[ns]
         self._bytes -= copy_size(ns, slot.key, slot.value, slot.metadata)
         self.stats.entries -= 1
 
@@ -156,6 +164,7 @@ class CachedCopies:
             del slot.prev, slot.next
             slot = after
         self._index.clear()
+        self._shared.clear()
         self._ring = _sentinel()
         self._bytes = 0
         self.stats.entries = 0

@@ -6,13 +6,15 @@ Memory is the point of `CachedEntry`'s shape: a location holds millions of them,
 cached key is one object. It is the `Entry` a hit hands out (status `HIT`; nothing is built on
 a hit), and it is also the key's node in the cache's LRU ring and its record of when it was
 fetched and last read. What only a few copies need at a time (a refresh in flight and the
-`UPDATING` entry served meanwhile, a `STALE` entry, a closed window) lives in an `Extra`
-hung off it only while needed.
+`UPDATING` entry served meanwhile, a `STALE` entry, a closed window) lives in an `Extra` of
+its own only while needed; otherwise the copy points to its namespace's shared `Extra`,
+which names the namespace.
 """
 
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 from edgekv._types import ABSENT_HIT, Entry
 
@@ -25,11 +27,13 @@ __all__ = [
     "STALE",
     "UPDATING",
     "CachedEntry",
+    "CachedMiss",
     "Extra",
     "Key",
     "LeaderGone",
     "Pending",
     "SlotFuture",
+    "compact_version",
     "live",
 ]
 
@@ -60,56 +64,76 @@ class LeaderGone(Exception):
 
 
 class Extra:
-    """The parts of a copy only some copies need, for as long as they need them."""
+    """The parts of a copy only some copies need, for as long as they need them, and the
+    namespace of the copy. The copies of a namespace that need nothing more all share its one
+    empty `Extra` (`base` None), so naming the namespace costs a copy nothing beyond this
+    pointer; a copy that needs more gets one of its own (`base`: the shared one, which it
+    goes back to once it needs nothing). The shared one is never changed."""
 
-    __slots__ = ("born", "refresh", "stale", "updating")
+    __slots__ = ("base", "born", "namespace", "refresh", "stale", "updating")
 
-    def __init__(self) -> None:
+    def __init__(self, namespace: str, base: Extra | None = None) -> None:
+        self.namespace = namespace
+        self.base = base
         self.born: int | None = None  # when it was fetched, once its window is closed
         self.refresh: SlotFuture | None = None  # the fetch refreshing it
         self.updating: Entry | None = None  # served while `refresh` runs (None: a negative copy)
         self.stale: Entry | None = None  # served past its window while the centre is down
 
 
+def compact_version(version: str | None) -> int | str | None:
+    """A version as a copy keeps it: the seq it is the decimal of (`version_of`) as an int,
+    32 bytes where its str takes 64 (a location holds millions); any other str as it is."""
+    if (
+        version is not None
+        and version.isdigit()
+        and version.isascii()
+        and (version[0] != "0" or version == "0")  # so str() gives the very same text back
+    ):
+        return int(version)
+    return version
+
+
 class CachedEntry(Entry):
-    """One cached key: the `Entry` a hit returns (`cache_status` `HIT`), or a known miss
-    (`cache_status` None: never handed out, a hit on it answers `ABSENT_HIT`). Besides the
-    entry: its namespace and key, its neighbours in the LRU ring (`prev` older, `next` newer),
-    the second its `cache_ttl` window starts (`fetched`), the last second a reader asked for
-    it (`read`: hot keys are re-read when they change), and `extra` (None mostly).
+    """One cached key: the `Entry` a hit returns (`cache_status` `HIT`); a known miss is a
+    `CachedMiss`. Besides the entry: its key, its neighbours in the LRU ring (`prev` older,
+    `next` newer), the second its `cache_ttl` window starts (`fetched`), the last second a
+    reader asked for it (`read`: hot keys are re-read when they change), and `extra` (its
+    namespace's shared `Extra` mostly; `namespace` reads it from there).
+
+    Ten slots (112 B), not twelve: `cache_status` is the class's (`HIT` here, None for a
+    `CachedMiss`), so Entry's slot for it holds `read`; Entry's `version` slot holds the
+    version as `compact_version` made it. Both under their own names, below.
 
     It compares equal to an `Entry` with the same data, as the entries a hit returned before
     did. Treat it as immutable, like every `Entry` (it is shared by every reader)."""
 
-    __slots__ = ("extra", "fetched", "key", "namespace", "next", "prev", "read")
+    __slots__ = ("extra", "fetched", "key", "next", "prev")
 
     prev: CachedEntry
     next: CachedEntry
+    cache_status: str | None = HIT
+    if TYPE_CHECKING:
+        read: int
+        _version: int | str | None
+    else:  # Entry's slots under the names they serve here (see above)
+        read = Entry.__dict__["cache_status"]
+        _version = Entry.__dict__["version"]
 
-    def __init__(
-        self, namespace: str, key: str, entry: Entry | None, fetched: int, read: int
-    ) -> None:
-        if entry is None:
-            self.value = b""
-            self.expiration = None
-            self.metadata = None
-            self.cache_status = None
-            self.version = None
-        else:
-            self.value = entry.value
-            self.expiration = entry.expiration
-            self.metadata = entry.metadata
-            self.cache_status = HIT
-            self.version = entry.version
-        self.namespace = namespace
+    def __init__(self, base: Extra, key: str, entry: Entry, fetched: int, read: int) -> None:
+        """A copy of `entry` in the namespace whose shared `Extra` is `base`."""
+        self.value = entry.value
+        self.expiration = entry.expiration
+        self.metadata = entry.metadata
+        self.version = entry.version
         self.key = key
         self.fetched = fetched
         self.read = read
-        self.extra: Extra | None = None
+        self.extra = base
         # `prev` and `next` are set when it joins the ring (and deleted when it leaves it).
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, Entry) and other.__class__ in (CachedEntry, Entry):
+        if isinstance(other, Entry) and other.__class__ in (CachedEntry, CachedMiss, Entry):
             return (self.value, self.expiration, self.metadata, self.cache_status) == (
                 other.value,
                 other.expiration,
@@ -119,6 +143,19 @@ class CachedEntry(Entry):
         return NotImplemented
 
     __hash__ = None  # type: ignore[assignment]  # mutable, as Entry
+
+    @property
+    def namespace(self) -> str:
+        return self.extra.namespace
+
+    @property
+    def version(self) -> str | None:
+        version = self._version
+        return version if version is None or version.__class__ is str else str(version)
+
+    @version.setter
+    def version(self, version: str | None) -> None:
+        self._version = compact_version(version)
 
     @property
     def hit(self) -> Entry:
@@ -142,28 +179,27 @@ class CachedEntry(Entry):
 
     # -- the rarely needed parts ---------------------------------------------------------------
     def _extra(self) -> Extra:
+        """The copy's own `Extra` (made now if it shares its namespace's)."""
         extra = self.extra
-        if extra is None:
-            extra = self.extra = Extra()
+        if extra.base is None:
+            extra = self.extra = Extra(extra.namespace, extra)
         return extra
 
     def _tidy(self) -> None:
         extra = self.extra
         if (
-            extra is not None
+            extra.base is not None
             and extra.refresh is None
             and extra.born is None
             and extra.stale is None
         ):
-            self.extra = None
+            self.extra = extra.base
 
     @property
     def born(self) -> int:
         """When the copy was fetched (stale-if-error counts from here)."""
-        extra = self.extra
-        if extra is None or extra.born is None:
-            return self.fetched
-        return extra.born
+        born = self.extra.born
+        return self.fetched if born is None else born
 
     def close(self) -> None:
         """Close the copy's window: it is no longer fresh, only servable stale (rule 7)."""
@@ -174,8 +210,7 @@ class CachedEntry(Entry):
     @property
     def refresh(self) -> SlotFuture | None:
         """The fetch this copy is served `UPDATING` until, if any."""
-        extra = self.extra
-        return None if extra is None else extra.refresh
+        return self.extra.refresh
 
     def refreshing(self, fut: SlotFuture) -> Entry | None:
         """Serve the copy as `UPDATING` until `fut` (a fetch of its key) is done; returns the
@@ -189,7 +224,7 @@ class CachedEntry(Entry):
 
     def _refreshed(self, fut: SlotFuture) -> None:
         extra = self.extra
-        if extra is not None and fut is extra.refresh:
+        if fut is extra.refresh:
             extra.refresh = None
             extra.updating = None
             self._tidy()
@@ -200,6 +235,25 @@ class CachedEntry(Entry):
         if extra.stale is None:
             extra.stale = self.entry_as(STALE)
         return extra.stale
+
+
+class CachedMiss(CachedEntry):
+    """A known miss: the key did not exist at the centre. Never handed out (a hit on it
+    answers `ABSENT_HIT`); its value is empty, it has no expiration, metadata or version."""
+
+    __slots__ = ()
+
+    cache_status = None
+
+    def __init__(self, base: Extra, key: str, fetched: int, read: int) -> None:
+        self.value = b""
+        self.expiration = None
+        self.metadata = None
+        self._version = None
+        self.key = key
+        self.fetched = fetched
+        self.read = read
+        self.extra = base
 
 
 class Pending:

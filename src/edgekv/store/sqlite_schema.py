@@ -264,17 +264,23 @@ CHANGES = (
     "SELECT seq, key, deleted, expiration, metadata FROM changes"
     " WHERE namespace_id = ? AND seq > ? ORDER BY seq LIMIT ?"
 )
-# CAST decodes the key in C (Python's sqlite3 makes a str of TEXT), cheaper than bytes.decode.
-LIST = (
-    "SELECT CAST(key AS TEXT), expiration, metadata FROM entries"
-    " WHERE namespace_id = ? AND key >= ? AND key < ? AND (expiration IS NULL OR expiration > ?)"
-    " ORDER BY key LIMIT ?"
+# A list page comes back as ONE row of three JSON arrays (keys, expirations, metadata), which
+# `orjson` parses in C: the sqlite3 module releases and retakes the GIL and builds a tuple for
+# each row it steps, ~3x what SQLite spends finding the rows. The key is CAST to TEXT (its
+# UTF-8 bytes, so it comes back as the same str), metadata is TEXT, so both are JSON strings:
+# the stored text exactly, whatever characters it holds. Order: an aggregate is never
+# flattened into a subquery with a LIMIT, so the subquery is a co-routine that the aggregate
+# reads row by row in its ORDER BY (the plan is pinned by a test). CAST AS BLOB: orjson reads
+# the bytes as they are, no str is decoded first.
+_PAGE = (
+    "SELECT CAST(json_group_array(CAST(key AS TEXT)) AS BLOB),"
+    " CAST(json_group_array(expiration) AS BLOB), CAST(json_group_array(metadata) AS BLOB)"
+    " FROM (SELECT key, expiration, metadata FROM entries"
+    " WHERE namespace_id = ? AND key >= ?{} AND (expiration IS NULL OR expiration > ?)"
+    " ORDER BY key LIMIT ?)"
 )
-LIST_ALL = (  # an empty prefix: no upper bound
-    "SELECT CAST(key AS TEXT), expiration, metadata FROM entries"
-    " WHERE namespace_id = ? AND key >= ? AND (expiration IS NULL OR expiration > ?)"
-    " ORDER BY key LIMIT ?"
-)
+LIST = _PAGE.format(" AND key < ?")
+LIST_ALL = _PAGE.format("")  # an empty prefix: no upper bound
 PURGE = (
     "DELETE FROM entries WHERE (namespace_id, key) IN"
     " (SELECT namespace_id, key FROM entries WHERE expiration <= ? LIMIT ?)"
