@@ -108,6 +108,7 @@ __all__ = [
     "first_error",
     "key_segment",
     "match_route",
+    "match_value",
     "namespace_path",
     "namespaces_path",
     "ok_body",
@@ -197,6 +198,28 @@ _KEYED_RE = re.compile(
     rb"/(" + rb"|".join(_KEYED) + rb")/(.*)",
     re.DOTALL,
 )
+
+
+# The value route alone: the REST server's fast path for the hot read (api/app.py).
+_VALUE_RE = re.compile(
+    _PREFIX
+    + rb"/accounts/([0-9a-zA-Z_-]+)/storage/kv/namespaces/([0-9a-zA-Z_-]+)/"
+    + VALUES.encode()
+    + rb"/(.*)",
+    re.DOTALL,
+)
+
+
+def match_value(raw_path: bytes) -> tuple[str, str, bytes] | None:
+    """(account id, namespace id, raw key) of a value route's raw path (`…/values/{key}`), or
+    None. When it answers, `match_route` answers `Match("value", …)` with the same parts (its
+    first test is the same pattern); None may still be a value route that `match_route` finds
+    by segments (e.g. a percent-encoded id)."""
+    found = _VALUE_RE.fullmatch(raw_path)
+    if found is None:
+        return None
+    account, namespace, key = found.groups()
+    return account.decode(), namespace.decode(), key
 
 
 def match_route(raw_path: bytes) -> Match | None:

@@ -74,3 +74,23 @@ def test_request_lines_come_from_the_asgi_scope() -> None:
     assert lines[1].startswith('- "PUT /plain" 200 ')
     AccessLog(stream, enabled=False).request(scopes[0], 200, started, 3)
     assert len(stream.getvalue().splitlines()) == 2
+
+
+@pytest.mark.parametrize(
+    "now", [1_700_000_000.0, 1_700_000_000.0005, 1_700_000_000.0999, 1_700_000_000.999999]
+)
+@pytest.mark.parametrize("seconds", [0.0, 0.00004999, 0.00005, 0.00015, 0.0123456, 2.5, 1e-12])
+def test_line_text_is_pinned(monkeypatch: pytest.MonkeyPatch, now: float, seconds: float) -> None:
+    # The text the lines always had (logging's asctime, then f"{ms:.1f}"), however it is built.
+    monkeypatch.setattr(time, "time", lambda: now)
+    stream = io.StringIO()
+    log = AccessLog(stream)
+    log.record("1.2.3.4", "GET", "/p", 200, seconds, 10)
+    log.flush()
+    second = int(now)
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
+    expected = (
+        f"{stamp},{int((now - second) * 1000):03d} INFO edgekv.access: "
+        f'1.2.3.4 "GET /p" 200 {seconds * 1000:.1f}ms 10B\n'
+    )
+    assert stream.getvalue() == expected

@@ -15,12 +15,14 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from math import floor
 from pathlib import Path
 from typing import Any
 
+from edgekv import _rules as rules
 from edgekv import wire
 from edgekv._client import SWEEP_INTERVAL, Client
-from edgekv._exceptions import ClientDisconnected, KVError, StoreError
+from edgekv._exceptions import ClientDisconnected, KVError, StoreError, kv_error
 from edgekv._types import Clock, Store, TokenRecord
 from edgekv.api import (
     auth,
@@ -122,6 +124,10 @@ ROUTES: dict[str, dict[str, Route]] = {
 }
 
 
+# The route `_get_value_fast` answers without the route table (its operation names it in
+# error messages, metrics and the log).
+_GET_VALUE = ROUTES["value"]["GET"]
+
 # Every API answer too: it can never be framed, nor run anything if opened as a document.
 _API_HEADERS = [
     (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
@@ -157,6 +163,7 @@ class EdgeKVApp:
         # `edgekv dev`: every request of its own dashboard acts with this token (see dash/)
         self.local_token: TokenRecord | None = None
         self._owns_client = owns_client
+        self._fast_get = True  # `_get_value_fast` first (tests turn it off to compare)
 
     def _token_revision(self) -> int | None:
         store = self.services.client._store
@@ -192,6 +199,12 @@ class EdgeKVApp:
     # -- requests --------------------------------------------------------------------------
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
+        if (
+            scope["method"] == "GET"
+            and self._fast_get
+            and await self._get_value_fast(scope, send, started)
+        ):
+            return
         request = Request(scope, receive)
         match = wire.match_route(request.raw_path)
         try:
@@ -211,6 +224,74 @@ class EdgeKVApp:
             match.namespace_id if match is not None else "",
         )
         self.access_log.request(scope, response.status, started, len(response.body))
+
+    async def _get_value_fast(self, scope: Scope, send: Send, started: float) -> bool:
+        """The hot read, `GET …/values/{key}` with a token and a namespace owner both cached,
+        answered without the general path's layers; True once answered. False, with nothing
+        sent, counted or logged, for anything else: the general path then answers it whole.
+
+        What it skips, and why the answer stays the same:
+        - `Request`, `Match`, `Ctx`, the route table: the read uses only the raw path (the query
+          is not read; a raw path without `raw_path` falls back) and the credential header. A
+          request declaring a body falls back: only the general path knows when to `close`.
+        - `match_route`: `wire.match_value` is its first test, narrowed to the value route.
+        - `_authorize`: a cached token is the first thing it tries, and the token's account,
+          its namespace list and the cached owner are all it checks for a read of entries.
+          Each failed condition falls back, so every refusal (401, 403, 404) is the general
+          path's own, as is any first lookup of a token or an owner.
+        - the binding's `get_entry`: for a plain key (`rules.is_plain_key`: every key check
+          passes) without `cache_ttl` it is this one store read, its `StoreError` becoming
+          `kv_error("GET", …)`, as `KVNamespace.get` inlines it too. Other keys fall back.
+        The rest is the general path's own code: `present`, `value_response`, the 404 of
+        `key_not_found` and `_failure` for any error, then the ending of `_http` (API headers,
+        counters, log line)."""
+        raw = scope.get("raw_path")
+        if raw is None:
+            return False
+        path = raw.split(b"?", 1)[0]
+        parts = wire.match_value(path)
+        if parts is None:
+            return False
+        headers = dict(scope["headers"])
+        if b"content-length" in headers or b"transfer-encoding" in headers:
+            return False
+        account_id, namespace_id, raw_key = parts
+        token = self.auth.cached_token(headers)
+        if (
+            token is None
+            or token.account_id != account_id
+            or not auth.may_use_namespace(token, namespace_id)
+            or not self.services.owned(account_id, namespace_id)
+        ):
+            return False
+        try:
+            key = wire.unquote_key(raw_key)
+        except UnicodeDecodeError:
+            return False  # the general path's 400
+        client = self.services.client
+        store = client._store
+        if store is None or not rules.is_plain_key(key):
+            return False
+        operation = _GET_VALUE.operation
+        try:
+            entry = await store.get(namespace_id, key, now=floor(client.clock()))
+        except StoreError as exc:
+            response = _failure(kv_error("GET", exc), operation, "GET", path)
+        except Exception as exc:
+            response = _failure(exc, operation, "GET", path)
+        else:
+            entry = rv.present(entry)
+            if entry is None:
+                response = _failure(rv.key_not_found(), operation, "GET", path)
+            else:
+                response = rv.value_response(entry)
+        # `_http`'s own ending (an API answer: never a dashboard page)
+        response.headers += _API_HEADERS
+        await response.send(send)
+        status = response.status
+        self.metrics.observe(operation, status, time.perf_counter() - started, namespace_id)
+        self.access_log.request(scope, status, started, len(response.body))
+        return True
 
     async def _dispatch(self, request: Request, match: wire.Match | None) -> tuple[Response, str]:
         """The response and the operation it counts under in the metrics."""
@@ -240,31 +321,8 @@ class EdgeKVApp:
             if match.raw_key is not None:
                 ctx.key = decode_key(match.raw_key)
             return await route.handler(ctx), operation
-        except ApiError as exc:
-            message = exc.message(operation)
-            return error_response(exc.status, exc.code, message, exc.headers), operation
-        except KVError as exc:
-            error = from_kv_error(exc)
-            return error_response(error.status, error.code, error.message(operation)), operation
-        except StoreError as exc:
-            error = from_store_error(exc)
-            return error_response(error.status, error.code, error.message(operation)), operation
-        except ClientDisconnected:
-            # The body ended before it was complete. Either the client went away (nobody reads
-            # this answer; sending it is harmless), or its framing was malformed, e.g. a chunk
-            # size that is not hex: granian reports that as a disconnect too and answers 500
-            # itself when the app sends nothing. The client's fault: a 400.
-            response = error_response(
-                400,
-                wire.BAD_REQUEST,
-                f"{operation}: 'request body incomplete or malformed (bad chunked "
-                "framing, or the connection closed mid-body)'",
-            )
-            response.close = True
-            return response, operation
-        except Exception:
-            log.exception("unexpected error in %s %r", request.method, request.raw_path)
-            return error_response(500, wire.INTERNAL, f"{operation}: 'internal error'"), operation
+        except Exception as exc:
+            return _failure(exc, operation, request.method, request.raw_path), operation
 
     async def _authorize(self, ctx: Ctx, route: Route) -> None:
         # The cached lookups first: a hot request then awaits nothing before its handler.
@@ -281,6 +339,33 @@ class EdgeKVApp:
             auth.check_namespace(token, ctx.namespace_id)
         if route.needs >= ENTRIES and not self.services.owned(ctx.account_id, ctx.namespace_id):
             await self.services.check_owner(ctx.account_id, ctx.namespace_id)
+
+
+def _failure(exc: Exception, operation: str, method: str, raw_path: bytes) -> Response:
+    """The error answer of what a route raised; `operation` prefixes its message."""
+    if isinstance(exc, ApiError):
+        return error_response(exc.status, exc.code, exc.message(operation), exc.headers)
+    if isinstance(exc, KVError):
+        error = from_kv_error(exc)
+        return error_response(error.status, error.code, error.message(operation))
+    if isinstance(exc, StoreError):
+        error = from_store_error(exc)
+        return error_response(error.status, error.code, error.message(operation))
+    if isinstance(exc, ClientDisconnected):
+        # The body ended before it was complete. Either the client went away (nobody reads
+        # this answer; sending it is harmless), or its framing was malformed, e.g. a chunk
+        # size that is not hex: granian reports that as a disconnect too and answers 500
+        # itself when the app sends nothing. The client's fault: a 400.
+        response = error_response(
+            400,
+            wire.BAD_REQUEST,
+            f"{operation}: 'request body incomplete or malformed (bad chunked "
+            "framing, or the connection closed mid-body)'",
+        )
+        response.close = True
+        return response
+    log.error("unexpected error in %s %r", method, raw_path, exc_info=exc)
+    return error_response(500, wire.INTERNAL, f"{operation}: 'internal error'")
 
 
 def _startup_failed(exc: Exception) -> None:

@@ -75,10 +75,9 @@ def _unauthenticated(status: int = 403) -> ApiError:
     return ApiError(status, wire.AUTH, "Authentication error", bare=True)
 
 
-def _credential(request: Request) -> bytes | None:
+def _credential(headers: dict[bytes, bytes]) -> bytes | None:
     """The raw header that carries the token; X-Auth-Key's is marked with a NUL (which no header
     value holds) so that the two headers never share a cache entry."""
-    headers = request.headers
     auth = headers.get(b"authorization")
     if auth is not None:
         return auth
@@ -114,7 +113,11 @@ class Authenticator:
     def cached(self, request: Request) -> TokenRecord | None:
         """The token of a request seen in the last few seconds and not revoked since (no I/O,
         no hashing)."""
-        credential = _credential(request)
+        return self.cached_token(request.headers)
+
+    def cached_token(self, headers: dict[bytes, bytes]) -> TokenRecord | None:
+        """`cached`, given the request's headers (name -> last value)."""
+        credential = _credential(headers)
         if credential is None:
             return None
         cached = self._cache.get(credential)
@@ -123,7 +126,7 @@ class Authenticator:
         return cached[0]
 
     async def authenticate(self, request: Request) -> TokenRecord:
-        credential = _credential(request)
+        credential = _credential(request.headers)
         if credential is None:
             raise _unauthenticated(401)
         cached = self.cached(request)

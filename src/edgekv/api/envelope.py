@@ -29,6 +29,7 @@ __all__ = [
 ]
 
 _JSON = [(b"content-type", b"application/json")]
+_ETAG = wire.ETAG_HEADER.encode()
 
 
 class ApiError(Exception):
@@ -88,7 +89,7 @@ def from_store_error(exc: StoreError) -> ApiError:
 
 def etag(version: str) -> tuple[bytes, bytes]:
     """The `ETag` header of an entry's version (a strong entity tag)."""
-    return (wire.ETAG_HEADER.encode(), wire.entity_tag(version).encode())
+    return (_ETAG, wire.entity_tag(version).encode())
 
 
 def precondition_failed(version: str | None) -> ApiError:

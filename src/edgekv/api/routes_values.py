@@ -31,7 +31,16 @@ from edgekv.api.http import Response
 from edgekv.api.limits import VALUE_BODY_LIMIT, raw_value_too_large, read_body
 from edgekv.api.multipart import boundary_of, read_value_form
 
-__all__ = ["delete_value", "get_metadata", "get_value", "list_keys", "put_value"]
+__all__ = [
+    "delete_value",
+    "get_metadata",
+    "get_value",
+    "key_not_found",
+    "list_keys",
+    "present",
+    "put_value",
+    "value_response",
+]
 
 OCTET_STREAM = (b"content-type", b"application/octet-stream")
 _METADATA = wire.METADATA_HEADER.encode()
@@ -54,14 +63,23 @@ def key_not_found() -> ApiError:
 async def _entry(ctx: Ctx) -> Entry | None:
     # The binding's single-key read (key checks, then the store), keeping the whole entry:
     # the REST answer needs expiration and metadata, not only the decoded value.
-    entry = await ctx.services.namespace(ctx.namespace_id).get_entry(ctx.key)
-    return None if entry.__class__ is Absent else entry  # (a location cache's miss: missing)
+    return present(await ctx.services.namespace(ctx.namespace_id).get_entry(ctx.key))
+
+
+def present(entry: Entry | None) -> Entry | None:
+    """A read's entry, None when missing (a location cache's miss, `Absent`, is missing too)."""
+    return None if entry.__class__ is Absent else entry
 
 
 async def get_value(ctx: Ctx) -> Response:
     entry = await _entry(ctx)
     if entry is None:
         raise key_not_found()
+    return value_response(entry)
+
+
+def value_response(entry: Entry) -> Response:
+    """The answer of a value read that found `entry` (also built by the app's fast path)."""
     headers = [OCTET_STREAM]
     if entry.expiration is not None:
         headers.append((_EXPIRATION, str(entry.expiration).encode()))

@@ -24,6 +24,9 @@ MAX_LINES = 1000
 
 logger = logging.getLogger("edgekv.access")
 
+# ",000" to ",999": a table lookup is a quarter of formatting `:03d` each time.
+_MILLIS = tuple(f",{ms:03d}" for ms in range(1000))
+
 
 class AccessLog:
     def __init__(self, stream: TextIO | None = None, *, enabled: bool = True) -> None:
@@ -41,7 +44,8 @@ class AccessLog:
         if second != self._second:
             self._second = second
             self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
-        return f"{self._stamp},{int((now - second) * 1000):03d}"
+        ms = int((now - second) * 1000)
+        return self._stamp + (_MILLIS[ms] if 0 <= ms < 1000 else f",{ms:03d}")
 
     def request(self, scope: Scope, status: int, started: float, size: int) -> None:
         """The line of one ASGI request: `started` is its `time.perf_counter()` at arrival,
@@ -72,9 +76,10 @@ class AccessLog:
                     '%s "%s %s" %d %.1fms %dB', client, method, path, status, seconds * 1000, size
                 )
             return
+        # "%.1f" % x is the text of f"{x:.1f}", in half the time.
         self._lines.append(
             f'{self._timestamp()} INFO edgekv.access: {client} "{method} {path}" {status} '
-            f"{seconds * 1000:.1f}ms {size}B\n"
+            f"{'%.1f' % (seconds * 1000)}ms {size}B\n"
         )
         if len(self._lines) >= MAX_LINES:
             self.flush()
