@@ -7,7 +7,8 @@ Starts the servers of bench/bench_workers.py (`edgekv dev` running the bench wor
 (1 thread, 64 connections) and meanwhile records every process involved with
 `py-spy record --threads --nonblocking` (sampling, not tracing: the process runs at full speed).
 Cases: the worker's hot `GET /hot` and its durable `PUT /<new key>`, in dev and at the location
-(a put through a location costs the location and the centre: both are recorded).
+(a put through a location costs the location and the centre: both are recorded), and the REST
+API's hot `GET …/values/hot` on `edgekv serve` (access log to a file, counters on).
 
 Per process it reports the CPU time per request (/proc), where the samples fall by thread
 (granian's own threads carry no Python frames: the HTTP server's parsing and I/O), and the
@@ -23,6 +24,7 @@ import collections
 import contextlib
 import os
 import platform
+import secrets
 import shutil
 import subprocess
 import sys
@@ -30,8 +32,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import httpx
+
+from bench.bench_rest import hot_namespace
 from bench.bench_workers import PUT_SCRIPT, Target, start_location, start_worker
-from bench.loadgen import ROOT, cpu_seconds, require, wrk
+from bench.loadgen import ROOT, bearer, cpu_seconds, require, serve_process, wrk
 
 RESULT = ROOT / "bench" / "results" / "profile-live.md"
 _ROOTS = ("Runner.run ", "Thread.run ", "Thread._bootstrap_inner ", "_worker (concurrent")
@@ -108,9 +113,10 @@ def record(
     rate: int,
     script: Path | None,
     top: int,
+    headers: dict[str, str] | None = None,
 ) -> list[str]:
     """wrk on `url` for `seconds` while py-spy records each of `processes` (label -> PID)."""
-    wrk(url, 1, script=script)  # warm-up
+    wrk(url, 1, script=script, headers=headers)  # warm-up
     spies: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
     for label, pid in processes.items():
         out = tmp / f"{len(spies)}-{abs(hash(name))}.txt"
@@ -122,7 +128,7 @@ def record(
         spies[label] = (proc, out)
     time.sleep(0.5)  # py-spy attaches
     before = {label: cpu_seconds([pid]) for label, pid in processes.items()}
-    result = wrk(url, seconds - 1, script=script)
+    result = wrk(url, seconds - 1, script=script, headers=headers)
     spent = {label: cpu_seconds([pid]) - before[label] for label, pid in processes.items()}
     for proc, _ in spies.values():
         proc.wait(seconds + 30)
@@ -187,6 +193,26 @@ def run(seconds: int, rate: int, top: int) -> str:
                 lines += record(
                     case, url, processes, tmp, seconds=seconds, rate=rate, script=lua, top=top
                 )
+            account, token = secrets.token_hex(16), secrets.token_urlsafe(30)
+            served = serve_process(
+                ["--data", str(tmp / "rest")], tmp / "rest.log", account=account, token=token
+            )
+            url, rest = stack.enter_context(served)
+            with httpx.Client(headers=bearer(token)) as http:
+                path = hot_namespace(http, url, account)
+            case = "REST GET …/values/hot (edgekv serve)"
+            print(f"recording: {case}", flush=True)
+            lines += record(
+                case,
+                f"{url}{path}/values/hot",
+                {"edgekv serve": rest.pid},
+                tmp,
+                seconds=seconds,
+                rate=rate,
+                script=None,
+                top=top,
+                headers=bearer(token),
+            )
     return "\n".join(lines)
 
 
