@@ -34,7 +34,7 @@ from pathlib import Path
 import httpx
 
 from bench.harness import Report
-from bench.loadgen import ROOT, VALUE, free_port, process, require, serve, wrk
+from bench.loadgen import ROOT, VALUE, free_port, process, process_tree, require, serve, wrk
 
 CONNECTIONS = 64
 MINIFLARE = "miniflare@4.20260730.0"
@@ -133,18 +133,6 @@ def start_miniflare(stack: contextlib.ExitStack, tmp: Path) -> dict[str, tuple[s
     return {"miniflare": (f"{url}/hot", proc.pid), "miniflare-no-kv": (f"{url}/no-kv", proc.pid)}
 
 
-def _tree(pid: int) -> list[int]:
-    """`pid` and its descendants."""
-    out, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        out.append(current)
-        with contextlib.suppress(OSError):
-            for task in Path(f"/proc/{current}/task").iterdir():
-                todo += [int(c) for c in (task / "children").read_text().split()]
-    return out
-
-
 def _cpu(pids: list[int]) -> dict[str, float]:
     """CPU seconds (user + system) of each process, by command name."""
     out: dict[str, float] = {}
@@ -172,7 +160,7 @@ def measure_rounds(
         wrk(url, 1, connections=CONNECTIONS)
     for _ in range(rounds):
         for name, url in urls.items():
-            pids = _tree(owners[name])
+            pids = process_tree(owners[name])
             before = _cpu(pids)
             result = wrk(url, seconds, connections=CONNECTIONS)
             after = _cpu(pids)

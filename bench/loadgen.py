@@ -43,6 +43,7 @@ __all__ = [
     "free_port",
     "median_run",
     "process",
+    "process_tree",
     "require",
     "serve",
     "serve_process",
@@ -133,7 +134,7 @@ def serve(options: list[str], log: Path, *, account: str, token: str) -> Iterato
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
-def _descendants(pid: int) -> list[int]:
+def process_tree(pid: int) -> list[int]:
     """`pid` and every process below it (nginx's workers, a server's helpers)."""
     found, todo = [], [pid]
     while todo:
@@ -149,7 +150,7 @@ def _descendants(pid: int) -> list[int]:
 def cpu_seconds(pids: Iterable[int]) -> float:
     """User + system CPU time so far of `pids` and their descendants (all threads), from /proc."""
     total = 0
-    for pid in {d for p in pids for d in _descendants(p)}:
+    for pid in {d for p in pids for d in process_tree(p)}:
         with contextlib.suppress(OSError), open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
             total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15 of stat)
