@@ -8,7 +8,8 @@ Calls each ASGI app directly (a prepared `scope`, a `receive` that ends the body
 - `raw`: the SQLite point read the REST GET does, as a raw `sqlite3` loop (same schema, same row)
 - `bare`: the bare ASGI app of bench/loadgen.py (100 bytes)
 - `rest`: `edgekv serve`'s app answering `GET …/values/hot` (auth, owner check, store read,
-  response, counters; access log to a file)
+  response, counters; access log to a file), and `rest-general`: the same with the app's fast
+  path for value reads switched off (`EdgeKVApp._get_value_fast`: what it saves)
 - `worker`: `edgekv dev`'s app running a worker whose `GET /hot` is `await env.KV.get(key)`
   (embedded SQLite; access log to a file), and `worker-put`: its `PUT /<new key>` (durable,
   so it includes the wait for the group commit: µs per call is latency here, not CPU)
@@ -146,6 +147,15 @@ async def _worker_app(data: Path, *, location: bool = False) -> App:
     return app
 
 
+async def _general(app: Any, run: Callable[[], Awaitable[float]]) -> float:
+    """`run` with the REST app's fast path for value reads switched off (the general path)."""
+    app._fast_get = False
+    try:
+        return await run()
+    finally:
+        app._fast_get = True
+
+
 async def _time_app(app: App, scope: dict[str, Any], calls: int) -> float:
     for _ in range(min(calls, 2000)):  # warm caches (token, owner, statements)
         await app(scope, _receive, _send)
@@ -240,6 +250,7 @@ async def _main(args: argparse.Namespace) -> None:
                 ),
                 "bare": lambda: _time_app(_bare, _scope("/", ""), args.calls),
                 "rest": lambda: _time_app(app, scope, args.calls),
+                "rest-general": lambda: _general(app, lambda: _time_app(app, scope, args.calls)),
                 "worker": lambda: _time_app(worker, _scope("/hot", ""), args.calls),
                 "worker-put": lambda: _time_puts(worker, _scope("/", ""), args.calls // 5),
                 "location": lambda: _time_app(location, _scope("/hot", ""), args.calls),
@@ -249,7 +260,7 @@ async def _main(args: argparse.Namespace) -> None:
                 return
             results = {name: await run() for name, run in cases.items()}
             lines = [f"{name:>10}: {us:7.2f} µs per call" for name, us in results.items()]
-            for name in ("rest", "worker", "location"):
+            for name in ("rest", "rest-general", "worker", "location"):
                 added = results[name] - results["bare"]
                 lines.append(f"{name} - bare: {added:.2f} µs added by edgekv")
             embedded = results["worker"] - results["location"]
@@ -268,7 +279,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=50_000)
     parser.add_argument(
-        "--profile", choices=["rest", "bare", "raw", "worker", "worker-put", "location"]
+        "--profile",
+        choices=["rest", "rest-general", "bare", "raw", "worker", "worker-put", "location"],
     )
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--write", action="store_true", help="write bench/results/profile-hot.md")
