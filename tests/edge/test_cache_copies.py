@@ -4,6 +4,8 @@ churn, and the entries a hit hands out."""
 
 from __future__ import annotations
 
+import copy
+import pickle
 import random
 
 from edgekv._types import Absent, Entry
@@ -143,3 +145,14 @@ async def test_copies_share_their_namespaces_extra_until_one_needs_its_own() -> 
     assert (await cache.get(a, "k0", now=NOW + 50)) is fresh
     cache.drop_namespace(a)
     assert a not in cache._shared and b in cache._shared  # nothing kept for an empty namespace
+
+
+def test_copying_or_pickling_a_copy_gives_the_plain_entry_it_stands_for() -> None:
+    # A hit hands out the cache's own record, whose Entry slots serve other names: copy.copy,
+    # deepcopy and pickle must still give back the entry a reader saw, as a plain Entry.
+    hit = CachedEntry(Extra("n"), "k", Entry(b"v", NOW + 600, '{"m":1}', None, "42"), NOW, NOW)
+    expected = Entry(b"v", NOW + 600, '{"m":1}', "HIT", "42")
+    for twin in (copy.copy(hit), copy.deepcopy(hit), pickle.loads(pickle.dumps(hit))):
+        assert twin.__class__ is Entry and twin == expected and twin.version == "42"
+    miss = CachedMiss(Extra("n"), "k", NOW, NOW)
+    assert copy.copy(miss) == Entry(b"", None, None, None, None)
