@@ -19,7 +19,7 @@ from edgekv._exceptions import (
     StoreUnavailable,
     TooManyNamespaces,
 )
-from edgekv.wire import match_route, unquote_key
+from edgekv.wire import match_route, match_value, unquote_key
 
 
 def test_match_route_keeps_encoded_slash_in_one_key() -> None:
@@ -162,3 +162,13 @@ def test_value_form_is_multipart_with_both_fields() -> None:
     assert body.startswith(b"--" + boundary) and body.endswith(b"--" + boundary + b"--\r\n")
     assert b'name="value"' in body and b'name="metadata"' in body
     assert b"\x00v\r\n" in body and b'{"a":1}\r\n' in body
+
+
+def test_match_value_answers_as_match_route_does_for_value_routes_only() -> None:
+    base = "/client/v4/accounts/a1/storage/kv/namespaces/n1"
+    for path in (f"{base}/values/a%2Fb%20c", f"{base}/values/", f"{base}/values/x/y"):
+        m = match_route(path.encode())
+        assert m is not None and m.kind == "value"
+        assert match_value(path.encode()) == (m.account_id, m.namespace_id, m.raw_key)
+    for path in (f"{base}/metadata/k", f"{base}/keys", f"{base}/values", "/healthz"):
+        assert match_value(path.encode()) is None

@@ -200,26 +200,18 @@ _KEYED_RE = re.compile(
 )
 
 
-# The value route alone: the REST server's fast path for the hot read (api/app.py).
-_VALUE_RE = re.compile(
-    _PREFIX
-    + rb"/accounts/([0-9a-zA-Z_-]+)/storage/kv/namespaces/([0-9a-zA-Z_-]+)/"
-    + VALUES.encode()
-    + rb"/(.*)",
-    re.DOTALL,
-)
+_VALUES = VALUES.encode()
 
 
 def match_value(raw_path: bytes) -> tuple[str, str, bytes] | None:
     """(account id, namespace id, raw key) of a value route's raw path (`…/values/{key}`), or
-    None. When it answers, `match_route` answers `Match("value", …)` with the same parts (its
-    first test is the same pattern); None may still be a value route that `match_route` finds
-    by segments (e.g. a percent-encoded id)."""
-    found = _VALUE_RE.fullmatch(raw_path)
-    if found is None:
+    None: `match_route`'s first test, narrowed to the value route (the REST server's fast path
+    for the hot read, api/app.py). None may still be a value route that `match_route` finds by
+    segments (e.g. a percent-encoded id)."""
+    found = _KEYED_RE.fullmatch(raw_path)
+    if found is None or found[3] != _VALUES:
         return None
-    account, namespace, key = found.groups()
-    return account.decode(), namespace.decode(), key
+    return found[1].decode(), found[2].decode(), found[4]
 
 
 def match_route(raw_path: bytes) -> Match | None:
