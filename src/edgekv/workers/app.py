@@ -23,7 +23,7 @@ from edgekv.asgi.accesslog import AccessLog
 from edgekv.asgi.body import Body
 from edgekv.asgi.lifespan import serve_lifespan
 from edgekv.asgi.types import Receive, Scope, Send
-from edgekv.dash.mount import DevConsole
+from edgekv.dash.mount import PREFIX, DevConsole
 from edgekv.edge.stats import cache_metrics, stats_payload
 from edgekv.metrics import Metrics
 from edgekv.workers.asgi import shutdown_lifespans
@@ -39,7 +39,7 @@ log = logging.getLogger("edgekv.workers")
 
 HEALTH_PATH = wire.HEALTH_PATH
 READY_PATH = wire.READY_PATH
-STATS_PATH = "/__edgekv/stats"  # the location cache's counters (JSON), for operators
+STATS_PATH = PREFIX + "/stats"  # the location cache's counters (JSON), for operators
 METRICS_PATH = "/metrics"  # a location's counters in Prometheus text (`edgekv edge` only)
 """Answered by the runtime itself (200 `ok`); a worker never sees requests for it."""
 
@@ -47,9 +47,8 @@ _ERROR_BODY = b"Internal Server Error: the worker raised an exception\n"
 _BAD_BODY = b"Bad Request: the request body is incomplete or malformed (chunked framing)\n"
 _TEXT = (b"content-type", b"text/plain;charset=UTF-8")
 _CLOSE = (b"connection", b"close")
-# Every path the runtime answers itself is one of these or starts with the prefix.
+# Every path the runtime answers itself is one of these or under PREFIX (stats, console).
 _RUNTIME_PATHS = frozenset({HEALTH_PATH, READY_PATH, METRICS_PATH})
-_RUNTIME_PREFIX = "/__edgekv"
 
 
 async def _send_plain(
@@ -162,7 +161,7 @@ class WorkerApp:
         method = scope["method"]
         path = scope["path"]
         # One test keeps the runtime's own paths off a worker request's way.
-        if (path in _RUNTIME_PATHS or path.startswith(_RUNTIME_PREFIX)) and await self._runtime(
+        if (path in _RUNTIME_PATHS or path.startswith(PREFIX)) and await self._runtime(
             scope, receive, send, method, path
         ):
             return
