@@ -44,8 +44,7 @@ class AccessLog:
         if second != self._second:
             self._second = second
             self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
-        ms = int((now - second) * 1000)
-        return self._stamp + (_MILLIS[ms] if 0 <= ms < 1000 else f",{ms:03d}")
+        return self._stamp + _MILLIS[int((now - second) * 1000)]  # 0 <= now - second < 1
 
     def request(self, scope: Scope, status: int, started: float, size: int) -> None:
         """The line of one ASGI request: `started` is its `time.perf_counter()` at arrival,

@@ -144,26 +144,10 @@ class CachedEntry(Entry):
 
     __hash__ = None  # type: ignore[assignment]  # mutable, as Entry
 
-    def as_entry(self) -> Entry:
-        """The plain `Entry` this copy stands for (what copying or pickling it gives: the
-        cache's own parts stay with the cache, and Entry's slots serve other names here)."""
-        return Entry(self.value, self.expiration, self.metadata, self.cache_status, self.version)
-
-    def __copy__(self) -> Entry:
-        return self.as_entry()
-
-    def __deepcopy__(self, memo: dict[int, object]) -> Entry:
-        return self.as_entry()  # its fields are immutable (bytes, int, str, None)
-
     def __reduce__(self) -> tuple[type[Entry], tuple[object, ...]]:
-        entry = self.as_entry()
-        return Entry, (
-            entry.value,
-            entry.expiration,
-            entry.metadata,
-            entry.cache_status,
-            entry.version,
-        )
+        # copy.copy, copy.deepcopy and pickle all give the plain Entry this copy stands for:
+        # the cache's own parts stay with the cache (and Entry's slots serve other names here).
+        return Entry, (self.value, self.expiration, self.metadata, self.cache_status, self.version)
 
     @property
     def namespace(self) -> str:
