@@ -24,6 +24,7 @@ import collections
 import contextlib
 import os
 import platform
+import re
 import secrets
 import shutil
 import subprocess
@@ -119,7 +120,7 @@ def record(
     wrk(url, 1, script=script, headers=headers)  # warm-up
     spies: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
     for label, pid in processes.items():
-        out = tmp / f"{len(spies)}-{abs(hash(name))}.txt"
+        out = tmp / (re.sub(r"[^\w.-]+", "_", f"{name}-{label}") + ".txt")  # names hold "/"
         args = [_py_spy(), "record", "--pid", str(pid), "--threads", "--nonblocking"]
         args += ["--format", "raw", "--rate", str(rate), "--duration", str(seconds)]
         proc = subprocess.Popen(
